@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libarena: hand a large read-only dataset to a pool of worker processes and
+ * get their results back, with zero copies and no server.
+ *
+ *  - An *arena* is a sealed memfd holding a sequence of items (offset table plus
+ *    item bytes).  Every process maps it read-only and reads item i in place.
+ *  - A *pool* forks (or spawns) workers that take index tasks from per-worker
+ *    submission queues in a shared *channel* memfd, write results into the
+ *    channel's result area and post completions carrying the result's offset.
+ *    The busy path is loads and stores; futexes are used only to sleep.
+ *
+ * Conventions: every int-returning function returns >= 0 on success and a
+ * negative errno on failure; errno is never used as a side channel.  Objects
+ * come back through out-parameters.  Unknown flag bits are -EINVAL.
+ * arena_strerror() gives libarena's meaning of an error code.
+ */
+#ifndef ARENA_H
+#define ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library builds with -fvisibility=hidden: what this header declares is
+ * its whole exported interface. */
+#pragma GCC visibility push(default)
+
+#define ARENA_VERSION_MAJOR 1
+#define ARENA_VERSION_MINOR 0
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Codes with a libarena-specific meaning (all are ordinary errno values):
+ *   -EBADMSG          corrupt arena/channel: a header field, table entry,
+ *                     ring index or result offset is out of bounds
+ *   -EPROTONOSUPPORT  magic matches but the format/ABI version is unknown
+ *   -EPERM            an fd lacks the seals that make it immutable
+ *   -ERANGE           item index out of range
+ *   -EMSGSIZE         a task's result does not fit in its worker's result area
+ *   -EOWNERDEAD       a task killed its worker too many times (poison task)
+ *   -ECANCELED        a task was cancelled by arena_pool_stop(ARENA_STOP_CANCEL)
+ *   -EAGAIN           queue full (submit) or empty (reap) with a zero timeout
+ *   -ETIMEDOUT        a wait with a timeout expired
+ */
+const char *arena_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Arena: a sealed, read-only sequence of items in one memfd                 */
+/* ------------------------------------------------------------------------ */
+
+struct arena;
+
+/* arena_create() flags */
+#define ARENA_CREATE_SPARSE (1u << 0) /* do not reserve pages as data grows:
+                                       * holes stay holes (a shortage is then a
+                                       * SIGBUS on first write, not an error) */
+
+struct arena_create_opts {
+	uint32_t flags;     /* ARENA_CREATE_* */
+	uint32_t align;     /* item alignment, power of two, 1..4096; 0 = 8 */
+	const char *name;   /* memfd name for /proc/PID/fd; NULL = "arena" */
+};
+
+/*
+ * Creates an empty arena being built.  opts may be NULL for defaults.
+ * Returns 0 and *out, or -EINVAL (bad opts), -ENOMEM, or memfd errors.
+ */
+int arena_create(struct arena **out, const struct arena_create_opts *opts);
+
+/*
+ * Appends one item (a copy of len bytes; len may be 0).  *index (may be NULL)
+ * gets the item's index.  Pages are reserved with fallocate as the arena
+ * grows, so a memory shortage is -ENOSPC/-ENOMEM here, not a SIGBUS later.
+ * Returns 0, -EROFS when sealed, or the reservation error.
+ */
+int arena_append(struct arena *a, const void *data, size_t len, uint64_t *index);
+
+/* Appends n items at once; *first (may be NULL) gets the first new index. */
+int arena_append_many(struct arena *a, const struct iovec *items, size_t n,
+		      uint64_t *first);
+
+/*
+ * Appends an item of len bytes and returns a writable pointer to it in *data,
+ * valid until the next append or seal, so a dataset is written in place.
+ * Its bytes are zero until written.
+ */
+int arena_append_uninit(struct arena *a, size_t len, uint64_t *index, void **data);
+
+/*
+ * Seals the arena: writes the offset table and header, drops the writable
+ * mapping, applies F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE|F_SEAL_SEAL and maps
+ * it read-only.  No process can change the data afterwards.
+ * Returns 0, -EROFS if already sealed, or a syscall error.
+ */
+int arena_seal(struct arena *a);
+
+/* arena_open_fd() flags */
+#define ARENA_OPEN_UNSEALED (1u << 0) /* accept an fd without the seals (the
+                                       * data may then change under you) */
+
+/*
+ * Opens an arena from an fd received from elsewhere.  The fd is duplicated
+ * (close-on-exec); the caller keeps its own.  Requires F_SEAL_SHRINK,
+ * F_SEAL_GROW and F_SEAL_WRITE unless ARENA_OPEN_UNSEALED, maps read-only and
+ * validates every header field against the real file size and every table
+ * entry against the data area.
+ * Returns 0 and *out; -EBADF (not an fd), -EINVAL (not a regular file/memfd or
+ * bad flags), -EPERM (not sealed), -EBADMSG (corrupt or truncated),
+ * -EPROTONOSUPPORT (unknown version).
+ */
+int arena_open_fd(struct arena **out, int fd, uint32_t flags);
+
+/* Writes the sealed arena's image to a regular file (created or truncated). */
+int arena_save(const struct arena *a, const char *path);
+
+/*
+ * Loads an image saved by arena_save() into a new sealed memfd (so a later
+ * change to the file cannot reach readers) and validates it as
+ * arena_open_fd() does.
+ */
+int arena_open_file(struct arena **out, const char *path);
+
+/* Number of items (those appended so far while building). */
+uint64_t arena_count(const struct arena *a);
+
+/*
+ * Item i, zero copy: *data points into the mapping (NULL when *len is 0 and no
+ * bytes exist), valid until arena_close().  Returns 0 or -ERANGE.
+ */
+int arena_get(const struct arena *a, uint64_t i, const void **data, size_t *len);
+
+/* The memfd (owned by the arena: do not close it). */
+int arena_fd(const struct arena *a);
+
+/* Size of the image in bytes (header, items and table). */
+uint64_t arena_size(const struct arena *a);
+
+/* 1 when sealed (immutable), 0 while building or when opened unsealed. */
+int arena_is_sealed(const struct arena *a);
+
+/* Start of the read-only mapping, for offsets reported by pool results. */
+const void *arena_base(const struct arena *a);
+
+/* Unmaps and closes.  NULL is a no-op. */
+void arena_close(struct arena *a);
+
+/* ------------------------------------------------------------------------ */
+/* Pool: workers, submission and completion queues, results                  */
+/* ------------------------------------------------------------------------ */
+
+struct arena_pool;
+
+/*
+ * What a task function sees.  The worker calls the task with the arena, the
+ * item index and a writable slice of its result area.  The task writes up to
+ * out_cap bytes at out and returns the result length, or a negative errno that
+ * becomes the completion's status.  If it returns -EMSGSIZE while earlier
+ * results still occupy the area, the worker waits for the consumer to release
+ * them and calls the task again with the whole area; -EMSGSIZE then is final.
+ * A task may instead point its result at bytes of the arena itself (zero
+ * copy) with arena_task_result_ref().
+ */
+struct arena_task {
+	const struct arena *arena;
+	uint64_t index;      /* item index submitted */
+	uint64_t user_data;  /* copied from the submission */
+	uint32_t op;         /* opcode from the submission (user-defined) */
+	uint32_t worker;     /* worker id, 0..workers-1 */
+	void *out;           /* result slice (in the shared result area) */
+	size_t out_cap;      /* its size */
+	void *arg;           /* task_arg from the pool options */
+	/* set by arena_task_result_ref(); private */
+	const void *ref;
+	size_t ref_len;
+};
+
+typedef int (*arena_task_fn)(struct arena_task *t);
+
+/*
+ * Makes the task's result the len bytes at data, which must lie inside the
+ * arena (zero copy).  The task then returns 0.  Returns 0 or -EINVAL.
+ */
+int arena_task_result_ref(struct arena_task *t, const void *data, size_t len);
+
+/*
+ * The default task, the seed's get_item: op ARENA_OP_COPY copies item `index`
+ * into the result area; op ARENA_OP_REF points the result at the item itself.
+ */
+#define ARENA_OP_COPY 0u
+#define ARENA_OP_REF  1u
+int arena_task_get_item(struct arena_task *t);
+
+/* Spin policy before a side sleeps (see README "Spinning"). */
+enum arena_spin {
+	ARENA_SPIN_AUTO = 0,  /* spin spin_ns only while spinners < CPUs - 1 */
+	ARENA_SPIN_NEVER = 1, /* sleep at once */
+	ARENA_SPIN_ALWAYS = 2 /* spin spin_ns regardless of CPUs (benchmarks) */
+};
+
+/* pool flags */
+#define ARENA_POOL_ORDERED  (1u << 0) /* reap in submission order */
+#define ARENA_POOL_NO_URING (1u << 1) /* supervise with futex timeouts + pidfd
+                                       * polls instead of io_uring (also when
+                                       * ARENA_NO_URING=1 is in the env) */
+#define ARENA_POOL_NO_RESTART (1u << 2) /* do not replace dead workers: their
+                                         * tasks move to the survivors */
+#define ARENA_POOL_NO_SUPERVISE (1u << 3) /* do not watch workers (benchmarks
+                                           * of the supervision cost only) */
+
+struct arena_pool_opts {
+	uint32_t flags;          /* ARENA_POOL_* */
+	uint32_t workers;        /* number of workers; 0 = 1 */
+	uint32_t depth;          /* tasks in flight (submitted, not reaped);
+	                          * 0 = 10 (the seed's Queue(10)) */
+	uint32_t max_attempts;   /* a task that killed this many workers fails
+	                          * with -EOWNERDEAD; 0 = 3 */
+	uint64_t result_bytes;   /* result area per worker; 0 = 4 MiB */
+	uint64_t task_deadline_ns; /* kill a worker whose task runs longer; 0 = none */
+	arena_task_fn task;      /* NULL = arena_task_get_item */
+	void *task_arg;
+	enum arena_spin spin;    /* spin policy */
+	uint32_t spin_ns;        /* 0 = default (see README) */
+	/*
+	 * Exec'd workers: when worker_path is set, workers are started with
+	 * posix_spawn(worker_path, worker_argv) instead of fork, and the program
+	 * must call arena_worker_main().  worker_argv NULL = { worker_path }.
+	 */
+	const char *worker_path;
+	char *const *worker_argv;
+};
+
+/*
+ * Creates a pool over a sealed arena and starts its workers (forked now, so
+ * create it before starting other threads, as the seed does; see README
+ * "Forking").  The arena must outlive the pool.  opts may be NULL.
+ * Returns 0 and *out, -EINVAL (bad options or unsealed arena), -ENOMEM, or a
+ * syscall error from memfd/fork/spawn.
+ */
+int arena_pool_create(struct arena_pool **out, const struct arena *a,
+		      const struct arena_pool_opts *opts);
+
+struct arena_sqe {
+	uint64_t index;      /* item index (checked against the arena) */
+	uint64_t user_data;  /* returned in the completion */
+	uint32_t op;         /* passed to the task function */
+	uint32_t flags;      /* must be 0 */
+};
+
+/*
+ * Timeouts (all waits): < 0 waits for ever, 0 never waits, > 0 is a bound in
+ * nanoseconds.
+ *
+ * Submits up to n tasks; blocks while `depth` tasks are in flight.  Returns
+ * the number submitted (>= 1 and <= n) as soon as some could be, -EAGAIN with
+ * a zero timeout when full, -ETIMEDOUT, -ERANGE (an index beyond the arena;
+ * nothing from that entry on is submitted), -EPIPE after stop, or -EBADMSG
+ * when the pool failed on a corrupt channel.  Any thread may submit.
+ */
+int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes,
+		      unsigned n, int64_t timeout_ns);
+
+/* One task, blocking: a convenience over arena_pool_submit(). Returns 0. */
+int arena_pool_submit1(struct arena_pool *p, uint64_t index, uint64_t user_data);
+
+struct arena_cqe {
+	uint64_t user_data;  /* from the submission */
+	uint64_t index;      /* item index of the task */
+	uint64_t seq;        /* submission sequence number, from 0 */
+	const void *data;    /* result bytes (validated), NULL if len == 0 */
+	uint64_t len;
+	int32_t status;      /* 0 or negative errno (task error, -EMSGSIZE,
+	                      * -EOWNERDEAD, -ECANCELED) */
+	uint32_t worker;     /* worker that ran it (UINT32_MAX: none) */
+	uint64_t ticket;     /* private: identifies the result space */
+};
+
+/*
+ * Reaps up to max completions (waits for at least one within the timeout).
+ * With ARENA_POOL_ORDERED they come in submission order.  Each result's space
+ * stays valid until arena_pool_release() of that completion; release every
+ * reaped completion, or workers will eventually wait for room.
+ * Returns the number reaped (>= 1), -EAGAIN (zero timeout, none ready),
+ * -ETIMEDOUT, -ENODATA when nothing is in flight and the pool is stopped, or
+ * -EBADMSG when a worker corrupted the channel (the pool then fails).
+ * Any thread may reap; reapers serialize on a process-private lock.
+ */
+int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
+		    int64_t timeout_ns);
+
+/* Gives a reaped completion's result space back to its worker. */
+void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe);
+
+/* arena_pool_stop() flags */
+#define ARENA_STOP_DRAIN  0u        /* run every queued task first */
+#define ARENA_STOP_CANCEL (1u << 0) /* queued tasks complete with -ECANCELED */
+
+/*
+ * Stops the pool: no more submissions (-EPIPE); with DRAIN waits until every
+ * submitted task has completed (someone must keep reaping and releasing), then
+ * tells workers to exit and reaps them (no zombies).  Completions not yet
+ * reaped can still be reaped afterwards.  Returns 0, -ETIMEDOUT, or -EINVAL.
+ */
+int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns);
+
+struct arena_pool_stats {
+	uint64_t submitted, completed, reaped;
+	uint64_t producer_waits, producer_wakes;   /* futex calls, parent */
+	uint64_t consumer_waits, consumer_wakes;
+	uint64_t worker_waits, worker_wakes;       /* summed over workers */
+	uint64_t wakes_skipped;   /* wake decisions that found nobody asleep */
+	uint64_t producer_wait_ns, consumer_wait_ns, worker_wait_ns;
+	uint64_t crashes, tasks_rerun, tasks_failed, workers_restarted, hangs_killed;
+	uint32_t workers, depth;
+	int uring;                /* 1 when supervision uses io_uring */
+	uint32_t _pad;
+	uint64_t tasks_per_worker[64]; /* first 64 workers */
+};
+
+/* Snapshot of the counters.  Returns 0. */
+int arena_pool_stats(const struct arena_pool *p, struct arena_pool_stats *st);
+
+/* Pid of worker i, or -ERANGE / -ESRCH (not running). */
+int arena_pool_worker_pid(const struct arena_pool *p, unsigned i);
+
+/* The channel memfd (owned by the pool). */
+int arena_pool_channel_fd(const struct arena_pool *p);
+
+/* Stops (cancel) if needed, reaps workers, unmaps, closes.  NULL is a no-op. */
+void arena_pool_destroy(struct arena_pool *p);
+
+/* ------------------------------------------------------------------------ */
+/* Passing an arena to other processes                                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Across exec: makes the arena's fd (and the pool's channel fd, when p is not
+ * NULL) inheritable and writes "ARENA_FD=<arena>[,<channel>]" into env_buf
+ * (for the child's environment; also accepted as an argument).  Call between
+ * fork and exec, or use arena_spawn() which does it for one child only.
+ * Returns 0, -ENOSPC (buffer too small).
+ */
+int arena_export_env(const struct arena *a, const struct arena_pool *p,
+		     char *env_buf, size_t env_len);
+
+/*
+ * posix_spawn()s path with argv and envp plus ARENA_FD: only the arena's fd
+ * (and the channel's, when p is not NULL) is inherited; every other libarena
+ * fd stays close-on-exec.  *pid gets the pid.
+ */
+int arena_spawn(pid_t *pid, const char *path, char *const argv[],
+		char *const envp[], const struct arena *a,
+		const struct arena_pool *p);
+
+/*
+ * In the child: attaches from "ARENA_FD=..." (or its value) given in spec, or
+ * from the environment when spec is NULL.  Validates as arena_open_fd() and
+ * closes the inherited fd (the arena keeps its own duplicate).  When the spec
+ * names a channel too, *channel_fd gets it (close-on-exec again) if
+ * channel_fd is not NULL, else it is closed.
+ */
+int arena_attach_env(struct arena **out, int *channel_fd, const char *spec);
+
+/*
+ * Over a connected AF_UNIX socket: sends the arena's fd, and the pool's
+ * channel fd when p is not NULL, with SCM_RIGHTS plus a small header naming
+ * what they are.  Returns 0 or a socket error.
+ */
+int arena_send(int sock, const struct arena *a, const struct arena_pool *p);
+
+/*
+ * Receives what arena_send() sent, within timeout_ns.  Checks the message
+ * (the fd count the header announces, memfds, the seals, header and sizes,
+ * a valid channel header) before mapping; anything else closes every fd
+ * received and returns -EBADMSG (garbage, wrong fd count, not a memfd,
+ * corrupt), -EPERM (unsealed), -ECONNRESET (peer hung up mid-message),
+ * -ETIMEDOUT.  *channel_fd (may be NULL: then a channel is closed) gets the
+ * channel fd or -1.
+ */
+int arena_recv(int sock, struct arena **out, int *channel_fd, int64_t timeout_ns);
+
+/* ------------------------------------------------------------------------ */
+/* Exec'd workers                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * In a program started by a pool with worker_path: attaches to the arena and
+ * channel named in ARENA_FD and runs the worker loop with task (NULL =
+ * arena_task_get_item) until the pool stops.  Returns the process exit code
+ * to use (0 after a clean stop), or a negative errno when the environment or
+ * channel is invalid.
+ */
+int arena_worker_main(arena_task_fn task, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Inspection                                                                */
+/* ------------------------------------------------------------------------ */
+
+struct arena_info {
+	uint64_t count, size, data_size, table_off, data_off;
+	uint32_t version, align, flags, seals;
+};
+
+/* Header fields and seals of an arena.  Returns 0. */
+int arena_info(const struct arena *a, struct arena_info *info);
+
+struct arena_channel_worker_info {
+	int32_t pid;
+	uint32_t state;           /* ARENA_WORKER_* */
+	uint32_t sq_pending;      /* submitted, not yet taken */
+	uint32_t cq_pending;      /* completed, not yet reaped */
+	uint64_t tasks_done, waits, wakes, task_ns;
+	uint64_t result_used;     /* bytes not yet released */
+};
+
+#define ARENA_WORKER_EMPTY   0u
+#define ARENA_WORKER_RUNNING 1u
+#define ARENA_WORKER_SLEEPING 2u
+#define ARENA_WORKER_EXITED  3u
+
+struct arena_channel_info {
+	uint32_t version, workers, sq_depth, cq_depth;
+	uint64_t result_bytes, size;
+	uint32_t stopping, consumer_waiters;
+	struct arena_channel_worker_info w[64];
+};
+
+/*
+ * Reads a channel memfd (e.g. another process's, obtained with pidfd_getfd)
+ * read-only and reports its layout and occupancy, validating the header.
+ * Returns 0, -EBADMSG, -EPROTONOSUPPORT, -EINVAL.
+ */
+int arena_channel_inspect(int fd, struct arena_channel_info *info);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ARENA_H */

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/* Syscall wrappers returning 0/value or -errno (see sys.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+int sys_memfd_create(const char *name, unsigned flags)
+{
+	int fd = memfd_create(name, flags);
+	return fd < 0 ? SYS_ERR() : fd;
+}
+
+int sys_ftruncate(int fd, uint64_t size)
+{
+	return ftruncate(fd, (off_t)size) < 0 ? SYS_ERR() : 0;
+}
+
+int sys_fallocate(int fd, uint64_t off, uint64_t len)
+{
+	int r;
+
+	do
+		r = fallocate(fd, 0, (off_t)off, (off_t)len);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? SYS_ERR() : 0;
+}
+
+int sys_fstat_size(int fd, uint64_t *size, int *is_regular)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return SYS_ERR();
+	*size = (uint64_t)st.st_size;
+	*is_regular = S_ISREG(st.st_mode);
+	return 0;
+}
+
+int sys_get_seals(int fd)
+{
+	int r = fcntl(fd, F_GET_SEALS);
+	return r < 0 ? SYS_ERR() : r;
+}
+
+int sys_add_seals(int fd, int seals)
+{
+	return fcntl(fd, F_ADD_SEALS, seals) < 0 ? SYS_ERR() : 0;
+}
+
+int sys_dup_cloexec(int fd)
+{
+	int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return r < 0 ? SYS_ERR() : r;
+}
+
+int sys_set_cloexec(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0)
+		return SYS_ERR();
+	fl = on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC);
+	return fcntl(fd, F_SETFD, fl) < 0 ? SYS_ERR() : 0;
+}
+
+int sys_mmap(void **out, size_t len, int prot, int flags, int fd, uint64_t off)
+{
+	void *p = mmap(NULL, len, prot, flags, fd, (off_t)off);
+
+	if (p == MAP_FAILED)
+		return SYS_ERR();
+	*out = p;
+	return 0;
+}
+
+int sys_close(int fd)
+{
+	/* Linux releases the fd even when close fails with EINTR: never retry. */
+	return close(fd) < 0 ? SYS_ERR() : 0;
+}
+
+/*
+ * Shared words are never FUTEX_PRIVATE (workers are other processes); words
+ * in process-private memory may be.
+ */
+int sys_futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns, int private_)
+{
+	struct timespec ts, *tp = NULL;
+	int op = FUTEX_WAIT | (private_ ? FUTEX_PRIVATE_FLAG : 0);
+
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tp = &ts;
+	}
+	if (syscall(SYS_futex, word, op, val, tp, NULL, 0) < 0)
+		return SYS_ERR();
+	return 0;
+}
+
+int sys_futex_wake(uint32_t *word, int n, int private_)
+{
+	int op = FUTEX_WAKE | (private_ ? FUTEX_PRIVATE_FLAG : 0);
+	long r = syscall(SYS_futex, word, op, n, NULL, NULL, 0);
+
+	return r < 0 ? SYS_ERR() : (int)r;
+}
+
+int sys_pidfd_open(pid_t pid)
+{
+	long r = syscall(SYS_pidfd_open, pid, 0);
+	return r < 0 ? SYS_ERR() : (int)r;
+}
+
+int sys_pidfd_send_signal(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? SYS_ERR() : 0;
+}
+
+int sys_pidfd_getfd(int pidfd, int fd)
+{
+	long r = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	return r < 0 ? SYS_ERR() : (int)r;
+}
+
+uint64_t sys_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int sys_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return SYS_ERR();
+		if (w == 0)
+			return -EPIPE;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}

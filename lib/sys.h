@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Syscall wrappers: the one place where -1/errno becomes -errno.  Everything
+ * else in the library returns the negative errno these give it.
+ */
+#ifndef ARENA_SYS_H
+#define ARENA_SYS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define ARENA_HIDDEN __attribute__((visibility("hidden")))
+
+/* -errno of the last failed libc call. */
+#define SYS_ERR() (-errno)
+
+ARENA_HIDDEN int sys_memfd_create(const char *name, unsigned flags);
+ARENA_HIDDEN int sys_ftruncate(int fd, uint64_t size);
+ARENA_HIDDEN int sys_fallocate(int fd, uint64_t off, uint64_t len);
+ARENA_HIDDEN int sys_fstat_size(int fd, uint64_t *size, int *is_regular);
+ARENA_HIDDEN int sys_get_seals(int fd);
+ARENA_HIDDEN int sys_add_seals(int fd, int seals);
+ARENA_HIDDEN int sys_dup_cloexec(int fd);
+ARENA_HIDDEN int sys_mmap(void **out, size_t len, int prot, int flags, int fd, uint64_t off);
+ARENA_HIDDEN int sys_close(int fd);
+ARENA_HIDDEN int sys_set_cloexec(int fd, int on);
+
+ARENA_HIDDEN int sys_futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns, int private_);
+ARENA_HIDDEN int sys_futex_wake(uint32_t *word, int n, int private_);
+
+ARENA_HIDDEN int sys_pidfd_open(pid_t pid);
+ARENA_HIDDEN int sys_pidfd_send_signal(int pidfd, int sig);
+ARENA_HIDDEN int sys_pidfd_getfd(int pidfd, int fd);
+
+/* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call). */
+ARENA_HIDDEN uint64_t sys_now_ns(void);
+
+/* Full write/read loops; EINTR retried.  Return 0 or -errno (-EPIPE short). */
+ARENA_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);
+
+#endif
