@@ -94,8 +94,14 @@ $(B)/libarena.pc: lib/libarena.pc.in Makefile
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-# Tools and tests link the static library; tools/ may use lib/ internals only
-# through the public header.
+# Tools and tests link the static library and use only the public header.
+# arena-bench is tools/arena-bench.c plus its modes in tools/bench_*.c.
+BENCH_MODES := $(wildcard tools/bench_*.c)
+$(B)/tools/arena-bench: tools/arena-bench.c $(BENCH_MODES) $(wildcard tools/*.h) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(CFLAGS) -Itools -o $@ tools/arena-bench.c $(BENCH_MODES) $(STATIC) $(LDFLAGS) $(LIBS) -lm
+
 $(B)/tools/%: tools/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
