@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,7 +42,7 @@ const char *arena_strerror(int err)
 	case -EROFS: return "arena is sealed";
 	case -EPIPE: return "pool is stopped";
 	case -ENODATA: return "nothing in flight";
-	default: return err < 0 ? strerror(-err) : "unknown";
+	default: return err < 0 && err != INT_MIN ? strerror(-err) : "unknown";
 	}
 }
 
@@ -144,6 +145,8 @@ int arena_append_uninit(struct arena *a, size_t len, uint64_t *index, void **dat
 		return -EINVAL;
 	if (a->sealed)
 		return -EROFS;
+	if (!a->map)
+		return -EINVAL; /* a failed arena_seal() left no mapping */
 	off = align_up(a->data_size, a->align);
 	if (len > UINT64_MAX / 2 || off + len < off)
 		return -EFBIG;
@@ -165,23 +168,39 @@ int arena_append_uninit(struct arena *a, size_t len, uint64_t *index, void **dat
 	return 0;
 }
 
+/* Offset of p in the building mapping, or UINT64_MAX when outside it. */
+static uint64_t map_offset(const struct arena *a, const void *p)
+{
+	uintptr_t q = (uintptr_t)p, m = (uintptr_t)a->map;
+
+	return a->map && q >= m && q - m < a->map_len ? q - m : UINT64_MAX;
+}
+
 int arena_append(struct arena *a, const void *data, size_t len, uint64_t *index)
 {
+	uint64_t src;
 	void *dst;
 	int r;
 
 	if (len && !data)
 		return -EINVAL;
+	/*
+	 * The bytes may be the arena's own (an item copied with arena_get()
+	 * while building): growing may move the mapping, so remember them as
+	 * an offset.  Only the address is compared, never dereferenced.
+	 */
+	src = a && !a->sealed ? map_offset(a, data) : UINT64_MAX;
 	r = arena_append_uninit(a, len, index, &dst);
 	if (r == 0 && len)
-		memcpy(dst, data, len);
+		memmove(dst, src == UINT64_MAX ? data : a->map + src, len);
 	return r;
 }
 
 int arena_append_many(struct arena *a, const struct iovec *items, size_t n,
 		      uint64_t *first)
 {
-	uint64_t total = 0, start;
+	uint64_t total = 0, start, old_len;
+	uintptr_t old_map;
 	size_t i;
 	int r;
 
@@ -189,11 +208,17 @@ int arena_append_many(struct arena *a, const struct iovec *items, size_t n,
 		return -EINVAL;
 	if (a->sealed)
 		return -EROFS;
+	if (!a->map)
+		return -EINVAL; /* a failed arena_seal() left no mapping */
 	for (i = 0; i < n; i++) {
 		if (items[i].iov_len && !items[i].iov_base)
 			return -EINVAL;
+		if (items[i].iov_len > UINT64_MAX / 4 || total > UINT64_MAX / 4)
+			return -EFBIG;
 		total += align_up(items[i].iov_len, a->align);
 	}
+	old_map = (uintptr_t)a->map;
+	old_len = a->map_len;
 	/* One reservation for the batch, so a shortage fails before any item. */
 	r = grow_file(a, ARENA_DATA_OFF + align_up(a->data_size, a->align) + total);
 	if (r == 0)
@@ -202,7 +227,13 @@ int arena_append_many(struct arena *a, const struct iovec *items, size_t n,
 		return r;
 	start = a->count;
 	for (i = 0; i < n; i++) {
-		r = arena_append(a, items[i].iov_base, items[i].iov_len, NULL);
+		const void *p = items[i].iov_base;
+		uintptr_t q = (uintptr_t)p;
+
+		/* Items taken from this arena moved with the mapping. */
+		if (p && q >= old_map && q - old_map < old_len)
+			p = a->map + (q - old_map);
+		r = arena_append(a, p, items[i].iov_len, NULL);
 		if (r < 0)
 			return r;
 	}
@@ -222,6 +253,8 @@ int arena_seal(struct arena *a)
 		return -EINVAL;
 	if (a->sealed)
 		return -EROFS;
+	if (!a->map)
+		return -EINVAL; /* an earlier failure left no mapping */
 	table_off = align_up(ARENA_DATA_OFF + a->data_size, 8);
 	size = table_off + a->count * sizeof(struct arena_entry);
 	r = grow_file(a, size);
@@ -265,7 +298,12 @@ int arena_seal(struct arena *a)
 	return 0;
 }
 
-int arena_validate(const uint8_t *map, uint64_t size)
+/*
+ * Checks the image and leaves the checked copy of its header in *out: the
+ * caller must use that copy, never the mapping's header, which an unsealed
+ * fd's owner may rewrite after the check.
+ */
+static int validate(const uint8_t *map, uint64_t size, struct arena_hdr *out)
 {
 	struct arena_hdr h;
 	uint64_t i, table_bytes;
@@ -302,13 +340,24 @@ int arena_validate(const uint8_t *map, uint64_t size)
 
 		if (off > h.data_size || len > h.data_size - off)
 			return -EBADMSG;
+		/* Readers may rely on the alignment the header promises. */
+		if (off & (h.align - 1))
+			return -EBADMSG;
 	}
+	*out = h;
 	return 0;
+}
+
+int arena_validate(const uint8_t *map, uint64_t size)
+{
+	struct arena_hdr h;
+
+	return validate(map, size, &h);
 }
 
 static int open_mapped(struct arena *a, uint64_t size)
 {
-	const struct arena_hdr *h;
+	struct arena_hdr h;
 	void *m;
 	int r;
 
@@ -319,20 +368,20 @@ static int open_mapped(struct arena *a, uint64_t size)
 		return r;
 	a->map = m;
 	a->map_len = size;
-	r = arena_validate(a->map, size);
+	r = validate(a->map, size, &h);
 	if (r < 0)
 		return r;
-	h = (const struct arena_hdr *)a->map;
 	/*
-	 * Fields are read again from the mapping here; for a sealed fd they
-	 * cannot have changed since arena_validate().  For an explicitly
-	 * unsealed one, arena_get() bounds-checks every access anyway.
+	 * Only the validated copy is used: the header in an unsealed fd may
+	 * have changed since, and a count or table_off read again from it
+	 * would put table reads outside the mapping.  The table entries
+	 * themselves are checked again by every arena_get().
 	 */
-	a->count = h->count;
-	a->align = h->align;
-	a->data = a->map + h->data_off;
-	a->data_size = h->data_size;
-	a->table = (const struct arena_entry *)(a->map + h->table_off);
+	a->count = h.count;
+	a->align = h.align;
+	a->data = a->map + h.data_off;
+	a->data_size = h.data_size;
+	a->table = (const struct arena_entry *)(a->map + h.table_off);
 	a->size = size;
 	return 0;
 }
@@ -461,6 +510,8 @@ int arena_get(const struct arena *a, uint64_t i, const void **data, size_t *len)
 		return -EINVAL;
 	if (i >= a->count)
 		return -ERANGE;
+	if (!a->map)
+		return -EINVAL; /* a failed arena_seal() left no mapping */
 	t = a->sealed || a->table ? a->table : a->btable;
 	off = t[i].off;
 	ln = t[i].len;
@@ -517,7 +568,8 @@ int arena_info(const struct arena *a, struct arena_info *info)
 	if (a->table) {
 		const struct arena_hdr *h = (const void *)a->map;
 
-		info->table_off = h->table_off;
+		/* where this handle reads the table (the validated offset) */
+		info->table_off = (uint64_t)((const uint8_t *)a->table - a->map);
 		info->flags = h->flags;
 	}
 	info->seals = (uint32_t)(sys_get_seals(a->fd) < 0 ? 0 : sys_get_seals(a->fd));
