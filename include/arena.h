@@ -236,6 +236,9 @@ struct arena_pool_opts {
 	 */
 	const char *worker_path;
 	char *const *worker_argv;
+	uint32_t ring_index_base; /* first ring index; tests start it near the
+	                           * wrap-around point.  0 normally. */
+	uint32_t _reserved;
 };
 
 /*

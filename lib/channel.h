@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The channel: a memfd shared by the parent and its workers, holding one
+ * single-producer/single-consumer SQ/CQ pair, one record and one result area
+ * per worker.  This layout is an ABI between processes; fixed-width fields,
+ * explicit padding, no pointers (offsets from the channel's start).
+ *
+ * Who writes what, and what a reader concludes if the writer died mid-way.
+ * The parent never reads back a word only it writes (it keeps private
+ * copies); it reads worker-written words once, into locals, and bounds-checks
+ * them.  A worker that writes garbage makes the pool fail (-EBADMSG), it
+ * cannot make the parent read or write outside the mapping.
+ *
+ *   chan_hdr          parent, at creation only; read-only afterwards.
+ *   chan_ctl.stop     parent (release); workers read.  0 run, 1 drain, 2 cancel.
+ *   chan_cq_evc.seq   workers bump it (release) to wake the consumer; a dead
+ *                     worker can leave it anywhere: any value is fine.
+ *   chan_cq_waiters   parent consumer; workers read.  Garbage only costs
+ *                     wakes.
+ *   chan_spin.spinners everyone (RMW).  A worker killed while spinning
+ *                     leaves it one too high; the parent resets it to 0 on
+ *                     every death it handles (spinning is only a hint).
+ *   w->prod           parent producer: sq_tail (release: SQ slots before it
+ *                     are written) and wake_seq.  Worker reads.
+ *   w->cons           parent consumer: cq_head (CQ slots before it may be
+ *                     reused), res_head (result bytes before it are free),
+ *                     the retry slot and res_start for a replacement worker.
+ *                     Written only while no worker runs, or released.
+ *   w->hot            the worker: sq_head, cq_tail (release: CQEs before it
+ *                     are complete), wake_waiters, and the task in hand
+ *                     (inhand_*).  Written in the order: inhand, sq_head;
+ *                     result bytes, CQE, cq_tail, inhand_valid = 0.  So
+ *                     after a death the parent decides without guessing: a
+ *                     task in hand whose CQE is not among the published ones
+ *                     is run again; one whose CQE was published is not.
+ *   w->rec            the worker: statistics and state (informational).
+ *   SQ slots          parent; the worker copies a slot out before it moves
+ *                     sq_head past it (the parent may then overwrite it).
+ *   CQ slots          the worker; the parent copies a CQE out once, checks
+ *                     it, then uses only the copy.
+ *   result area       the worker writes results; the parent validates each
+ *                     completion's offset and length against its own account
+ *                     of the area before turning it into a pointer.
+ */
+#ifndef ARENA_CHANNEL_H
+#define ARENA_CHANNEL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sys.h"
+
+#define CACHELINE 64
+#define CHAN_MAGIC 0x4e414843414e4552ull   /* "RENACHAN" little-endian */
+#define CHAN_VERSION 1u
+#define CHAN_MAX_WORKERS 64u
+#define CHAN_STOP_DRAIN 1u
+#define CHAN_STOP_CANCEL 2u
+
+/* Worker exit codes the parent tells apart from crashes. */
+#define CHAN_EXIT_OK 0
+#define CHAN_EXIT_CORRUPT 76    /* the worker found the channel corrupt */
+#define CHAN_EXIT_ORPHAN 75     /* the parent died */
+
+typedef _Atomic uint32_t a32;
+typedef _Atomic uint64_t a64;
+_Static_assert(sizeof(a32) == 4 && sizeof(a64) == 8, "atomics are plain words");
+
+struct chan_sqe {
+	uint64_t index;
+	uint64_t user_data;
+	uint64_t seq;        /* pool-wide submission sequence */
+	uint32_t op;
+	uint32_t attempts;   /* workers this task already killed */
+};
+_Static_assert(sizeof(struct chan_sqe) == 32, "sqe layout");
+
+#define CQE_F_ARENA 1u    /* res_off is an offset into the arena's data */
+
+struct chan_cqe {
+	uint64_t user_data;
+	uint64_t seq;
+	uint64_t index;
+	uint64_t res_off;    /* in the worker's result area, or the arena data */
+	uint64_t res_len;
+	int32_t status;
+	uint32_t flags;      /* CQE_F_* */
+};
+_Static_assert(sizeof(struct chan_cqe) == 48, "cqe layout");
+
+struct chan_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	uint32_t flags;
+	uint32_t workers;
+	uint32_t sq_depth;       /* power of two */
+	uint32_t cq_depth;       /* power of two */
+	uint64_t worker_off;     /* first worker block */
+	uint64_t worker_stride;
+	uint64_t sq_off;         /* within a worker block */
+	uint64_t cq_off;
+	uint64_t res_off;
+	uint64_t res_bytes;      /* result area per worker, multiple of 64 */
+	uint64_t size;           /* whole channel */
+	uint64_t arena_size;     /* size of the arena this channel serves */
+	uint32_t parent_pid;
+	uint32_t index_base;     /* first ring index */
+	uint64_t reserved[3];
+};
+_Static_assert(sizeof(struct chan_hdr) == 128, "channel header layout");
+
+struct chan_ctl {            /* parent */
+	a32 stop;
+	uint32_t spin_ns;        /* worker spin budget */
+	uint32_t spin_policy;
+	uint32_t ncpu;
+	uint8_t pad[CACHELINE - 16];
+};
+
+struct chan_evc_seq {        /* bumped by wakers */
+	a32 seq;
+	uint8_t pad[CACHELINE - 4];
+};
+
+struct chan_evc_waiters {    /* written by the one sleeper side */
+	a32 waiters;
+	uint8_t pad[CACHELINE - 4];
+};
+
+struct chan_spin {           /* everyone */
+	a32 spinners;
+	uint8_t pad[CACHELINE - 4];
+};
+
+struct chan_global {
+	struct chan_hdr hdr;             /* 2 lines */
+	struct chan_ctl ctl;
+	struct chan_evc_seq cq_seq;
+	struct chan_evc_waiters cq_waiters;
+	struct chan_spin spin;
+	uint8_t pad[2 * CACHELINE];
+};
+_Static_assert(sizeof(struct chan_global) == 8 * CACHELINE, "channel globals");
+_Static_assert(offsetof(struct chan_global, ctl) == 2 * CACHELINE, "ctl line");
+_Static_assert(offsetof(struct chan_global, cq_waiters) % CACHELINE == 0, "waiters line");
+
+struct chan_prod {           /* parent producer */
+	a32 sq_tail;
+	a32 wake_seq;
+	uint8_t pad[CACHELINE - 8];
+};
+
+struct chan_cons {           /* parent consumer (and supervisor) */
+	a32 cq_head;
+	a32 retry_valid;         /* 1: run `retry` before the SQ */
+	a64 res_head;            /* result bytes before this are free */
+	uint64_t res_start;      /* allocation start for a (re)started worker */
+	uint8_t pad0[8];
+	struct chan_sqe retry;
+	uint8_t pad[2 * CACHELINE - 64];
+};
+
+struct chan_hot {            /* the worker, per task */
+	a32 sq_head;
+	a32 cq_tail;
+	a32 wake_waiters;
+	a32 inhand_valid;
+	uint32_t inhand_pos;     /* SQ position of the task in hand */
+	uint32_t inhand_retry;   /* 1: it came from the retry slot */
+	a64 task_start_ns;       /* 0 when idle */
+	struct chan_sqe inhand;
+};
+
+struct chan_rec {            /* the worker, statistics */
+	a32 pid;
+	a32 state;               /* ARENA_WORKER_* */
+	a64 tasks_done;
+	a64 task_ns;             /* recent task time (moving average) */
+	a64 waits, wakes, wait_ns;
+	a64 res_alloc;           /* allocation position (informational) */
+	uint8_t pad[8];
+};
+
+struct chan_worker {
+	struct chan_prod prod;
+	struct chan_cons cons;
+	struct chan_hot hot;
+	struct chan_rec rec;
+};
+_Static_assert(sizeof(struct chan_prod) == CACHELINE, "prod line");
+_Static_assert(sizeof(struct chan_cons) == 2 * CACHELINE, "cons lines");
+_Static_assert(sizeof(struct chan_hot) == CACHELINE, "hot line");
+_Static_assert(sizeof(struct chan_rec) == CACHELINE, "rec line");
+_Static_assert(offsetof(struct chan_worker, hot) % CACHELINE == 0, "hot aligned");
+_Static_assert(offsetof(struct chan_worker, rec) % CACHELINE == 0, "rec aligned");
+
+/* A process's view of a mapped channel. */
+struct chan {
+	uint8_t *base;
+	uint64_t size;
+	struct chan_global *g;
+	uint32_t workers, sq_mask, cq_mask;
+	uint64_t worker_off, stride, sq_off, cq_off, res_off, res_bytes;
+};
+
+static inline struct chan_worker *chan_w(const struct chan *c, unsigned i)
+{
+	return (struct chan_worker *)(c->base + c->worker_off + (uint64_t)i * c->stride);
+}
+
+static inline struct chan_sqe *chan_sq(const struct chan *c, unsigned i)
+{
+	return (struct chan_sqe *)((uint8_t *)chan_w(c, i) + c->sq_off);
+}
+
+static inline struct chan_cqe *chan_cq(const struct chan *c, unsigned i)
+{
+	return (struct chan_cqe *)((uint8_t *)chan_w(c, i) + c->cq_off);
+}
+
+static inline uint8_t *chan_res(const struct chan *c, unsigned i)
+{
+	return (uint8_t *)chan_w(c, i) + c->res_off;
+}
+
+struct chan_params {
+	uint32_t workers, depth, index_base;
+	uint64_t res_bytes, arena_size;
+};
+
+/* Creates and maps a channel memfd.  Returns 0 or -errno. */
+ARENA_HIDDEN int chan_create(struct chan *c, int *fd, const struct chan_params *prm);
+/* Maps and validates a channel fd (read-write or read-only). */
+ARENA_HIDDEN int chan_map(struct chan *c, int fd, int writable);
+ARENA_HIDDEN void chan_unmap(struct chan *c);
+
+#endif

@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: MIT */
+/* Pool life cycle: create, start workers (fork or posix_spawn), stop, destroy. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "evc.h"
+#include "pool_internal.h"
+#include "worker.h"
+
+extern char **environ;
+
+static uint32_t pow2_at_least(uint32_t v)
+{
+	uint32_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+void pool_fail(struct arena_pool *p, int err)
+{
+	int zero = 0;
+
+	/* First error wins; every later call reports it. */
+	atomic_compare_exchange_strong(&p->failed, &zero, err);
+}
+
+static int spawn_worker(struct arena_pool *p, unsigned i, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	char fdenv[64], wenv[64];
+	char *argv0[2] = { p->worker_path, NULL };
+	char **envp;
+	size_t n = 0, k;
+	int afd = arena_fd(p->a), r;
+
+	while (environ && environ[n])
+		n++;
+	envp = calloc(n + 3, sizeof(*envp));
+	if (!envp)
+		return -ENOMEM;
+	for (k = 0; k < n; k++)
+		envp[k] = environ[k];
+	snprintf(fdenv, sizeof(fdenv), "ARENA_FD=%d,%d", afd, p->chan_fd);
+	snprintf(wenv, sizeof(wenv), "ARENA_WORKER=%u,%d", i, (int)p->self);
+	envp[n] = fdenv;
+	envp[n + 1] = wenv;
+	r = posix_spawn_file_actions_init(&fa);
+	if (r == 0) {
+		/* dup2 onto itself clears FD_CLOEXEC in the child only: these two
+		 * fds, and no other libarena fd, cross the exec. */
+		r = posix_spawn_file_actions_adddup2(&fa, afd, afd);
+		if (r == 0)
+			r = posix_spawn_file_actions_adddup2(&fa, p->chan_fd, p->chan_fd);
+		if (r == 0)
+			r = posix_spawn(pid, p->worker_path, &fa, NULL,
+					p->o.worker_argv ? p->o.worker_argv : argv0, envp);
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	free(envp);
+	return -r;
+}
+
+int pool_start_worker(struct arena_pool *p, unsigned i)
+{
+	struct pool_worker *pw = &p->w[i];
+	pid_t pid;
+	int pidfd, r;
+
+	if (p->worker_path) {
+		r = spawn_worker(p, i, &pid);
+		if (r < 0)
+			return r;
+	} else {
+		/* Only the thread that created the pool arms PDEATHSIG: the
+		 * signal follows the forking *thread*, and a consumer thread
+		 * that forks a replacement may end before the pool does.  Those
+		 * workers notice the parent's death at their idle check. */
+		int pdeath = (pid_t)syscall(SYS_gettid) == p->creator_tid;
+
+		pid = fork();
+		if (pid < 0)
+			return SYS_ERR();
+		if (pid == 0) {
+			struct worker wk;
+
+			if (worker_guard_parent((uint32_t)p->self, pdeath) < 0)
+				_exit(CHAN_EXIT_ORPHAN);
+			memset(&wk, 0, sizeof(wk));
+			wk.c = &p->c;
+			wk.w = chan_w(&p->c, i);
+			wk.a = p->a;
+			wk.fn = p->o.task ? p->o.task : arena_task_get_item;
+			wk.arg = p->o.task_arg;
+			wk.id = i;
+			wk.parent_pid = (uint32_t)p->self;
+			_exit(worker_run(&wk));
+		}
+	}
+	pidfd = sys_pidfd_open(pid);
+	if (pidfd < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return pidfd;
+	}
+	pw->pid = pid;
+	pw->pidfd = pidfd;
+	pw->gen++;
+	pw->hang_killed = 0;
+	pw->exited_clean = 0;
+	if (p->u.ok)
+		sup_uring_watch_pidfd(&p->u, pidfd, ((uint64_t)(pw->gen & 0xfffff) << 8) | i);
+	return 0;
+}
+
+static int check_opts(const struct arena *a, const struct arena_pool_opts *o)
+{
+	const uint32_t known = ARENA_POOL_ORDERED | ARENA_POOL_NO_URING |
+			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE;
+
+	if (!a || !arena_is_sealed(a))
+		return -EINVAL;
+	if (o->flags & ~known)
+		return -EINVAL;
+	if (o->workers > CHAN_MAX_WORKERS || o->depth > (1u << 20))
+		return -EINVAL;
+	if (o->spin > ARENA_SPIN_ALWAYS)
+		return -EINVAL;
+	return 0;
+}
+
+static void kill_and_reap(struct arena_pool *p, unsigned i)
+{
+	struct pool_worker *pw = &p->w[i];
+
+	if (pw->pidfd < 0)
+		return;
+	sys_pidfd_send_signal(pw->pidfd, SIGKILL);
+	waitpid(pw->pid, NULL, 0);
+	sys_close(pw->pidfd);
+	pw->pidfd = -1;
+}
+
+static void pool_free(struct arena_pool *p)
+{
+	unsigned i;
+
+	if (p->w) {
+		for (i = 0; i < p->nworkers; i++) {
+			kill_and_reap(p, i);
+			free(p->w[i].fifo.end);
+		}
+	}
+	sup_uring_exit(&p->u);
+	if (p->c.base)
+		chan_unmap(&p->c);
+	if (p->chan_fd >= 0)
+		sys_close(p->chan_fd);
+	pthread_mutex_destroy(&p->prod_lock);
+	pthread_mutex_destroy(&p->cons_lock);
+	pthread_mutex_destroy(&p->rel_lock);
+	free(p->worker_path);
+	free(p->cbuf);
+	free(p->w);
+	free(p);
+}
+
+int arena_pool_create(struct arena_pool **out, const struct arena *a,
+		      const struct arena_pool_opts *opts)
+{
+	struct arena_pool_opts o = { 0 };
+	struct chan_params prm;
+	struct arena_pool *p;
+	long ncpu;
+	unsigned i;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	if (opts)
+		o = *opts;
+	r = check_opts(a, &o);
+	if (r < 0)
+		return r;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->chan_fd = -1;
+	pthread_mutex_init(&p->prod_lock, NULL);
+	pthread_mutex_init(&p->cons_lock, NULL);
+	pthread_mutex_init(&p->rel_lock, NULL);
+	p->a = a;
+	p->o = o;
+	p->nworkers = o.workers ? o.workers : 1;
+	p->depth = o.depth ? o.depth : 10;
+	p->max_attempts = o.max_attempts ? o.max_attempts : 3;
+	p->ordered = !!(o.flags & ARENA_POOL_ORDERED);
+	p->self = getpid();
+	p->creator_tid = (pid_t)syscall(SYS_gettid);
+	if (o.worker_path && !(p->worker_path = strdup(o.worker_path))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	p->cmask = pow2_at_least(p->depth) - 1;
+	p->cbuf = calloc((size_t)p->cmask + 1, sizeof(*p->cbuf));
+	p->w = calloc(p->nworkers, sizeof(*p->w));
+	if (!p->cbuf || !p->w) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < p->nworkers; i++) {
+		p->w[i].pidfd = -1;
+		r = pool_fifo_init(&p->w[i].fifo);
+		if (r < 0)
+			goto fail;
+	}
+	prm.workers = p->nworkers;
+	prm.depth = p->depth;
+	prm.res_bytes = o.result_bytes ? o.result_bytes : (4u << 20);
+	prm.arena_size = arena_size(a);
+	prm.index_base = o.ring_index_base;
+	r = chan_create(&p->c, &p->chan_fd, &prm);
+	if (r < 0)
+		goto fail;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	p->c.g->ctl.ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
+	p->c.g->ctl.spin_policy = o.spin;
+	p->c.g->ctl.spin_ns = o.spin_ns ? o.spin_ns : DEFAULT_SPIN_NS;
+	if (o.spin == ARENA_SPIN_NEVER)
+		p->c.g->ctl.spin_ns = 0;
+	for (i = 0; i < p->nworkers; i++) {
+		p->w[i].sq_tail = prm.index_base;
+		p->w[i].cq_head = prm.index_base;
+		p->w[i].alive = 1;
+	}
+	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))
+		sup_uring_init(&p->u, 2 * CHAN_MAX_WORKERS + 8); /* failure: fallback */
+	for (i = 0; i < p->nworkers; i++) {
+		r = pool_start_worker(p, i);
+		if (r < 0)
+			goto fail;
+	}
+	if (p->u.ok)
+		sup_uring_flush(&p->u);
+	p->last_poll_ns = sys_now_ns();
+	*out = p;
+	return 0;
+fail:
+	pool_free(p);
+	return r;
+}
+
+/* Wakes every worker whether or not it announced itself (stop). */
+static void wake_all(struct arena_pool *p)
+{
+	unsigned i;
+
+	for (i = 0; i < p->nworkers; i++) {
+		struct chan_worker *w = chan_w(&p->c, i);
+
+		atomic_fetch_add_explicit(&w->prod.wake_seq, 1, memory_order_release);
+		sys_futex_wake((uint32_t *)&w->prod.wake_seq, 1, 0);
+	}
+}
+
+static int all_gone(struct arena_pool *p)
+{
+	unsigned i;
+
+	for (i = 0; i < p->nworkers; i++)
+		if (p->w[i].pidfd >= 0)
+			return 0;
+	return 1;
+}
+
+int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
+{
+	uint64_t deadline = timeout_ns > 0 ? sys_now_ns() + (uint64_t)timeout_ns : 0;
+	int r = 0;
+
+	if (!p || (flags & ~ARENA_STOP_CANCEL))
+		return -EINVAL;
+	pthread_mutex_lock(&p->prod_lock);
+	p->stopped = 1;
+	pthread_mutex_unlock(&p->prod_lock);
+	pthread_mutex_lock(&p->cons_lock);
+	if (flags & ARENA_STOP_CANCEL)
+		p->stopping_cancel = 1;
+	/* release: every sq_tail published before this store is visible to a
+	 * worker that reads stop with acquire (worker.c stop_state). */
+	if (atomic_load_explicit(&p->c.g->ctl.stop, memory_order_relaxed) != CHAN_STOP_CANCEL)
+		atomic_store_explicit(&p->c.g->ctl.stop,
+				      (flags & ARENA_STOP_CANCEL) ? CHAN_STOP_CANCEL
+								  : CHAN_STOP_DRAIN,
+				      memory_order_release);
+	wake_all(p);
+	for (;;) {
+		struct pollfd pfd[CHAN_MAX_WORKERS];
+		unsigned i, n = 0;
+		int64_t slice = 100 * 1000 * 1000;
+
+		pool_supervise(p, 1);
+		if (all_gone(p))
+			break;
+		for (i = 0; i < p->nworkers; i++)
+			if (p->w[i].pidfd >= 0) {
+				pfd[n].fd = p->w[i].pidfd;
+				pfd[n++].events = POLLIN;
+			}
+		if (timeout_ns == 0 || (deadline && sys_now_ns() >= deadline)) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		if (deadline && (int64_t)(deadline - sys_now_ns()) < slice)
+			slice = (int64_t)(deadline - sys_now_ns());
+		/* Sleep without the lock: reapers must go on releasing space. */
+		pthread_mutex_unlock(&p->cons_lock);
+		poll(pfd, n, (int)(slice / 1000000) + 1);
+		pthread_mutex_lock(&p->cons_lock);
+	}
+	if (r == 0)
+		p->workers_gone = 1;
+	pthread_mutex_unlock(&p->cons_lock);
+	/* A reaper waiting for completions that will never come: wake it. */
+	atomic_fetch_add_explicit(&p->c.g->cq_seq.seq, 1, memory_order_release);
+	sys_futex_wake((uint32_t *)&p->c.g->cq_seq.seq, 1 << 30, 0);
+	atomic_fetch_add_explicit(&p->space_seq, 1, memory_order_release);
+	sys_futex_wake((uint32_t *)&p->space_seq, 1 << 30, 1);
+	return r;
+}
+
+void arena_pool_destroy(struct arena_pool *p)
+{
+	if (!p)
+		return;
+	if (!p->workers_gone && arena_pool_stop(p, ARENA_STOP_CANCEL, 2000000000ll) < 0) {
+		/* A worker stuck in its task: kill what is left. */
+		pthread_mutex_lock(&p->cons_lock);
+		for (unsigned i = 0; i < p->nworkers; i++)
+			kill_and_reap(p, i);
+		pthread_mutex_unlock(&p->cons_lock);
+	}
+	pool_free(p);
+}
+
+int arena_pool_stats(const struct arena_pool *p, struct arena_pool_stats *st)
+{
+	unsigned i;
+
+	if (!p || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+#define LD(f) atomic_load_explicit(&p->f, memory_order_relaxed)
+	st->submitted = LD(st_submitted);
+	st->reaped = LD(st_reaped);
+	st->completed = LD(st_completed);
+	st->producer_waits = LD(st_prod_waits);
+	st->producer_wakes = LD(st_prod_wakes);
+	st->consumer_waits = LD(st_cons_waits);
+	st->consumer_wakes = LD(st_cons_wakes);
+	st->wakes_skipped = LD(st_skipped);
+	st->producer_wait_ns = LD(st_prod_wait_ns);
+	st->consumer_wait_ns = LD(st_cons_wait_ns);
+	st->crashes = LD(st_crashes);
+	st->tasks_rerun = LD(st_rerun);
+	st->tasks_failed = LD(st_failed);
+	st->workers_restarted = LD(st_restarted);
+	st->hangs_killed = LD(st_hangs);
+#undef LD
+	st->workers = p->nworkers;
+	st->depth = p->depth;
+	st->uring = p->u.ok;
+	for (i = 0; i < p->nworkers; i++) {
+		struct chan_worker *w = chan_w(&p->c, i);
+
+		/* Worker-written counters: informational, any value is safe. */
+		st->worker_waits += atomic_load_explicit(&w->rec.waits, memory_order_relaxed);
+		st->worker_wakes += atomic_load_explicit(&w->rec.wakes, memory_order_relaxed);
+		st->worker_wait_ns += atomic_load_explicit(&w->rec.wait_ns, memory_order_relaxed);
+		if (i < 64)
+			st->tasks_per_worker[i] =
+				atomic_load_explicit(&w->rec.tasks_done, memory_order_relaxed);
+	}
+	return 0;
+}
+
+int arena_pool_worker_pid(const struct arena_pool *p, unsigned i)
+{
+	if (!p || i >= p->nworkers)
+		return -ERANGE;
+	return p->w[i].pidfd >= 0 ? p->w[i].pid : -ESRCH;
+}
+
+int arena_pool_channel_fd(const struct arena_pool *p)
+{
+	return p ? p->chan_fd : -EINVAL;
+}
+
+/* ---- exec'd workers ---------------------------------------------------- */
+
+int arena_worker_main(arena_task_fn task, void *arg)
+{
+	const char *fds = getenv("ARENA_FD"), *wid = getenv("ARENA_WORKER");
+	struct arena *a = NULL;
+	struct worker wk;
+	struct chan c;
+	int afd, cfd, ppid, r;
+	unsigned id;
+
+	if (!fds || !wid || sscanf(fds, "%d,%d", &afd, &cfd) != 2 ||
+	    sscanf(wid, "%u,%d", &id, &ppid) != 2)
+		return -EINVAL;
+	r = worker_guard_parent((uint32_t)ppid, 1);
+	if (r < 0)
+		return r;
+	r = arena_open_fd(&a, afd, 0);
+	if (r < 0)
+		return r;
+	memset(&c, 0, sizeof(c));
+	r = chan_map(&c, cfd, 1);
+	if (r == 0 && (id >= c.workers || c.g->hdr.arena_size != arena_size(a)))
+		r = -EBADMSG;
+	if (r < 0) {
+		chan_unmap(&c);
+		arena_close(a);
+		return r;
+	}
+	/* The fds were inherited only for this: the mappings stay. */
+	sys_close(afd);
+	sys_close(cfd);
+	memset(&wk, 0, sizeof(wk));
+	wk.c = &c;
+	wk.w = chan_w(&c, id);
+	wk.a = a;
+	wk.fn = task ? task : arena_task_get_item;
+	wk.arg = arg;
+	wk.id = id;
+	wk.parent_pid = (uint32_t)ppid;
+	r = worker_run(&wk);
+	chan_unmap(&c);
+	arena_close(a);
+	return r;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The parent's private side of a pool.  Three process-private locks (never in
+ * shared memory, so no dead process can hold one):
+ *   prod_lock  the producer side: SQ tails, dispatch state, stop flag.
+ *   cons_lock  the consumer side: CQ heads, completion buffer, supervision.
+ *   rel_lock   result-space accounting (release may come from any thread).
+ * Lock order: cons_lock, then prod_lock, then rel_lock.  No lock is held
+ * while sleeping.
+ */
+#ifndef ARENA_POOL_INTERNAL_H
+#define ARENA_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "arena_internal.h"
+#include "channel.h"
+#include "uring.h"
+
+#define WAKE_COST_NS 30000u     /* what waking a sleeping worker costs */
+#define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
+#define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd poll period */
+#define DEFAULT_SPIN_NS 20000u
+
+/* Result space handed out by one worker, in allocation order. */
+struct res_fifo {
+	uint64_t *end;          /* end position of each allocation; bit 63: released */
+	uint64_t head, tail;    /* absolute allocation numbers */
+	uint64_t cap;           /* power of two */
+};
+
+struct pool_worker {
+	/* consumer side (cons_lock) */
+	pid_t pid;
+	int pidfd;              /* -1 when not running */
+	uint32_t gen;           /* incarnation, for stale uring events */
+	uint32_t cq_head;
+	int last_valid;         /* last_seq is the seq of the last CQE read */
+	uint64_t last_seq;
+	int hang_killed;
+	int exited_clean;
+	/* rel_lock */
+	uint64_t res_end;       /* end of the last allocation read (E) */
+	uint64_t res_head;      /* everything before is released (F) */
+	struct res_fifo fifo;
+	/* prod_lock */
+	uint32_t sq_tail;
+	int alive;              /* takes tasks */
+	uint64_t woken_at;
+};
+
+struct cq_slot {
+	struct arena_cqe cqe;
+	int valid;
+};
+
+struct arena_pool {
+	struct chan c;
+	int chan_fd;
+	const struct arena *a;
+	struct arena_pool_opts o;
+	char *worker_path;
+	uint32_t nworkers, depth, max_attempts, ordered;
+	pid_t self;
+	pid_t creator_tid;
+	_Atomic int failed;     /* 0, or the error every call returns */
+
+	pthread_mutex_t prod_lock, cons_lock, rel_lock;
+	_Atomic int stopped;    /* set under prod_lock: submissions refused */
+	int stopping_cancel;    /* cons_lock */
+	int workers_gone;       /* cons_lock: stop finished */
+	_Atomic uint64_t next_seq;
+
+	/* Tasks in flight: submitted and not yet reaped (the seed's Queue). */
+	_Atomic uint32_t inflight;
+	_Atomic uint32_t space_seq, space_waiters; /* producer sleeps here */
+
+	/* Completions read from the CQs, not yet delivered (cons_lock). */
+	struct cq_slot *cbuf;
+	uint32_t cmask;
+	uint64_t cnext;         /* ordered: next seq to deliver; else FIFO head */
+	uint64_t ctail;         /* unordered FIFO tail */
+	uint32_t rr;            /* harvest start, for fairness */
+
+	struct sup_uring u;
+	int uring_busy;         /* cons_lock: a reaper sleeps in it */
+	uint64_t last_poll_ns;
+
+	struct pool_worker *w;
+
+	/* statistics */
+	_Atomic uint64_t st_submitted, st_reaped, st_prod_waits, st_prod_wakes,
+		st_cons_waits, st_cons_wakes, st_skipped, st_prod_wait_ns,
+		st_cons_wait_ns, st_crashes, st_rerun, st_failed, st_restarted,
+		st_hangs, st_completed;
+};
+
+#define STAT_ADD(p, f, v) atomic_fetch_add_explicit(&(p)->f, (v), memory_order_relaxed)
+
+/* pool.c */
+ARENA_HIDDEN int pool_start_worker(struct arena_pool *p, unsigned i);
+ARENA_HIDDEN void pool_fail(struct arena_pool *p, int err);
+/* reap.c */
+ARENA_HIDDEN int pool_harvest(struct arena_pool *p, unsigned i);
+ARENA_HIDDEN void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *sqe,
+					  int status);
+ARENA_HIDDEN int pool_fifo_init(struct res_fifo *f);
+/* supervise.c */
+ARENA_HIDDEN int pool_supervise(struct arena_pool *p, int force_poll);
+ARENA_HIDDEN int pool_handle_exit(struct arena_pool *p, unsigned i);
+ARENA_HIDDEN int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns,
+				     int use_uring);
+/* submit.c */
+ARENA_HIDDEN int pool_push_locked(struct arena_pool *p, const struct chan_sqe *sqe,
+				  uint64_t *touched);
+ARENA_HIDDEN void pool_publish_locked(struct arena_pool *p, uint64_t touched);
+
+#endif

@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The consumer: read completions from the workers' CQs (each one copied out
+ * once and checked before use), deliver them (in submission order when the
+ * pool is ordered), and give result space back on release.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evc.h"
+#include "pool_internal.h"
+
+#define REL_BIT (1ull << 63)
+
+int pool_fifo_init(struct res_fifo *f)
+{
+	f->cap = 256;
+	f->head = f->tail = 0;
+	f->end = malloc(f->cap * sizeof(*f->end));
+	return f->end ? 0 : -ENOMEM;
+}
+
+static int fifo_push(struct res_fifo *f, uint64_t end, uint64_t *idx)
+{
+	if (f->tail - f->head == f->cap) {
+		uint64_t ncap = f->cap * 2, k, *ne = malloc(ncap * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		for (k = f->head; k < f->tail; k++)
+			ne[k & (ncap - 1)] = f->end[k & (f->cap - 1)];
+		free(f->end);
+		f->end = ne;
+		f->cap = ncap;
+	}
+	f->end[f->tail & (f->cap - 1)] = end;
+	*idx = f->tail++;
+	return 0;
+}
+
+/*
+ * Checks a result's place against our own account of worker i's area: it
+ * must start where the previous one ended (or at 0 when the worker skipped
+ * the area's tail) and must not reach bytes not yet released.  rel_lock held.
+ */
+static int account_result(struct arena_pool *p, unsigned i, uint64_t off, uint64_t len,
+			  uint64_t *ticket)
+{
+	struct pool_worker *pw = &p->w[i];
+	uint64_t R = p->c.res_bytes, E = pw->res_end, m = E % R, la, ne, idx;
+	int r;
+
+	if (len > R)
+		return -EBADMSG;
+	la = (len + 7) & ~7ull;
+	if (off == m && la <= R - m)
+		ne = E + la;
+	else if (off == 0 && m != 0 && la <= R)
+		ne = E + (R - m) + la;
+	else
+		return -EBADMSG;
+	if (ne - pw->res_head > R)
+		return -EBADMSG;
+	r = fifo_push(&pw->fifo, ne, &idx);
+	if (r < 0)
+		return r;
+	pw->res_end = ne;
+	*ticket = ((idx + 1) << 8) | i;
+	return 0;
+}
+
+static int place(struct arena_pool *p, const struct arena_cqe *out)
+{
+	struct cq_slot *s;
+
+	if (p->ordered) {
+		/* In flight <= depth, so an honest seq is inside the window. */
+		if (out->seq - p->cnext > p->cmask)
+			return -EBADMSG;
+		s = &p->cbuf[out->seq & p->cmask];
+		if (s->valid)
+			return -EBADMSG; /* a second completion for one task */
+	} else {
+		if (p->ctail - p->cnext > p->cmask)
+			return -EBADMSG;
+		s = &p->cbuf[p->ctail++ & p->cmask];
+	}
+	s->cqe = *out;
+	s->valid = 1;
+	STAT_ADD(p, st_completed, 1);
+	return 0;
+}
+
+void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *sqe, int status)
+{
+	struct arena_cqe c = {
+		.user_data = sqe->user_data,
+		.index = sqe->index,
+		.seq = sqe->seq,
+		.status = status,
+		.worker = UINT32_MAX,
+	};
+
+	if (place(p, &c) < 0)
+		pool_fail(p, -EBADMSG);
+}
+
+/* Turns one CQE copy into a delivered completion, or says it is corrupt. */
+static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
+		   struct arena_cqe *out)
+{
+	uint64_t next = atomic_load_explicit(&p->next_seq, memory_order_acquire);
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (e->seq >= next || e->index >= arena_count(p->a) || e->status > 0)
+		return -EBADMSG;
+	out->user_data = e->user_data;
+	out->index = e->index;
+	out->seq = e->seq;
+	out->status = e->status;
+	out->worker = i;
+	out->len = e->res_len;
+	if (e->flags == CQE_F_ARENA) {
+		uint64_t asz = arena_size(p->a);
+		const uint8_t *base = arena_base(p->a);
+
+		if (e->res_off > asz || e->res_len > asz - e->res_off ||
+		    !arena_contains(p->a, base + e->res_off, e->res_len))
+			return -EBADMSG;
+		out->data = e->res_len ? base + e->res_off : NULL;
+		return 0;
+	}
+	if (e->flags)
+		return -EBADMSG;
+	if (!e->res_len)
+		return 0;
+	if (e->status < 0)
+		return -EBADMSG; /* an error carries no result */
+	pthread_mutex_lock(&p->rel_lock);
+	r = account_result(p, i, e->res_off, e->res_len, &out->ticket);
+	pthread_mutex_unlock(&p->rel_lock);
+	if (r < 0)
+		return r;
+	out->data = chan_res(&p->c, i) + e->res_off;
+	return 0;
+}
+
+int pool_harvest(struct arena_pool *p, unsigned i)
+{
+	struct chan_worker *w = chan_w(&p->c, i);
+	struct pool_worker *pw = &p->w[i];
+	/* acquire: pairs with the worker's release of cq_tail; the CQEs and
+	 * result bytes before it are complete. */
+	uint32_t tail = atomic_load_explicit(&w->hot.cq_tail, memory_order_acquire);
+	uint32_t n = tail - pw->cq_head;
+
+	if (!n)
+		return 0;
+	if (n > p->c.cq_mask + 1) {
+		pool_fail(p, -EBADMSG);
+		return -EBADMSG;
+	}
+	while (pw->cq_head != tail) {
+		struct chan_cqe e = chan_cq(&p->c, i)[pw->cq_head & p->c.cq_mask];
+		struct arena_cqe out;
+		int r = convert(p, i, &e, &out);
+
+		if (r == 0)
+			r = place(p, &out);
+		if (r < 0) {
+			pool_fail(p, r);
+			return r;
+		}
+		pw->last_valid = 1;
+		pw->last_seq = e.seq;
+		pw->cq_head++;
+	}
+	/* release: our copies are taken before the worker reuses the slots. */
+	atomic_store_explicit(&w->cons.cq_head, pw->cq_head, memory_order_release);
+	return (int)n;
+}
+
+static unsigned deliver(struct arena_pool *p, struct arena_cqe *out, unsigned max)
+{
+	unsigned n = 0;
+
+	while (n < max) {
+		struct cq_slot *s;
+
+		if (p->ordered) {
+			s = &p->cbuf[p->cnext & p->cmask];
+			if (!s->valid)
+				break;
+		} else {
+			if (p->cnext == p->ctail)
+				break;
+			s = &p->cbuf[p->cnext & p->cmask];
+		}
+		out[n++] = s->cqe;
+		s->valid = 0;
+		p->cnext++;
+	}
+	if (n) {
+		/* release: pairs with the producer's acquire load in wait_space. */
+		atomic_fetch_sub_explicit(&p->inflight, n, memory_order_release);
+		STAT_ADD(p, st_reaped, n);
+		if (evc_wake(&p->space_waiters, &p->space_seq, INT_MAX, 1))
+			STAT_ADD(p, st_cons_wakes, 1);
+	}
+	return n;
+}
+
+static int cq_nonempty(struct arena_pool *p)
+{
+	unsigned i;
+
+	for (i = 0; i < p->nworkers; i++)
+		if (atomic_load_explicit(&chan_w(&p->c, i)->hot.cq_tail, memory_order_relaxed) !=
+		    p->w[i].cq_head)
+			return 1;
+	return 0;
+}
+
+static void harvest_all(struct arena_pool *p)
+{
+	unsigned k;
+
+	for (k = 0; k < p->nworkers; k++)
+		if (pool_harvest(p, (p->rr + k) % p->nworkers) < 0)
+			return;
+	p->rr++;
+}
+
+int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
+		    int64_t timeout_ns)
+{
+	uint64_t deadline = timeout_ns > 0 ? sys_now_ns() + (uint64_t)timeout_ns : 0;
+	int r;
+
+	if (!p || !cqes || !max)
+		return -EINVAL;
+	pthread_mutex_lock(&p->cons_lock);
+	for (;;) {
+		unsigned n;
+		int64_t left = -1;
+		uint32_t v;
+		int use_uring;
+
+		r = atomic_load_explicit(&p->failed, memory_order_relaxed);
+		if (r)
+			break;
+		harvest_all(p);
+		pool_supervise(p, 0);
+		n = deliver(p, cqes, max);
+		if (n) {
+			r = (int)n;
+			break;
+		}
+		r = atomic_load_explicit(&p->failed, memory_order_relaxed);
+		if (r)
+			break;
+		/* Nothing more can come: the workers are gone, or nothing is
+		 * in flight and nothing more may be submitted. */
+		if ((p->workers_gone && !cq_nonempty(p)) ||
+		    (atomic_load(&p->stopped) &&
+		     !atomic_load_explicit(&p->inflight, memory_order_acquire))) {
+			r = -ENODATA;
+			break;
+		}
+		if (timeout_ns == 0) {
+			r = -EAGAIN;
+			break;
+		}
+		if (timeout_ns > 0) {
+			uint64_t now = sys_now_ns();
+
+			if (now >= deadline) {
+				r = -ETIMEDOUT;
+				break;
+			}
+			left = (int64_t)(deadline - now);
+		}
+		v = evc_prepare(&p->c.g->cq_waiters.waiters, &p->c.g->cq_seq.seq);
+		if (cq_nonempty(p)) {
+			evc_done(&p->c.g->cq_waiters.waiters);
+			continue;
+		}
+		/* Sleep without the lock (stop and other reapers need it); one
+		 * sleeper at a time owns the io_uring. */
+		use_uring = p->u.ok && !p->uring_busy;
+		p->uring_busy |= use_uring;
+		pthread_mutex_unlock(&p->cons_lock);
+		pool_consumer_sleep(p, v, left, use_uring);
+		pthread_mutex_lock(&p->cons_lock);
+		if (use_uring)
+			p->uring_busy = 0;
+		evc_done(&p->c.g->cq_waiters.waiters);
+	}
+	pthread_mutex_unlock(&p->cons_lock);
+	return r;
+}
+
+void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe)
+{
+	struct pool_worker *pw;
+	struct res_fifo *f;
+	uint64_t idx, newh = 0;
+	unsigned i;
+	int moved = 0;
+
+	if (!p || !cqe || !cqe->ticket)
+		return;
+	i = cqe->ticket & 0xff;
+	idx = (cqe->ticket >> 8) - 1;
+	if (i >= p->nworkers)
+		return;
+	pw = &p->w[i];
+	f = &pw->fifo;
+	pthread_mutex_lock(&p->rel_lock);
+	/* A ticket outside the window, or released twice, is ignored. */
+	if (idx >= f->head && idx < f->tail && !(f->end[idx & (f->cap - 1)] & REL_BIT)) {
+		f->end[idx & (f->cap - 1)] |= REL_BIT;
+		while (f->head != f->tail && (f->end[f->head & (f->cap - 1)] & REL_BIT)) {
+			newh = f->end[f->head & (f->cap - 1)] & ~REL_BIT;
+			f->head++;
+			moved = 1;
+		}
+		if (moved) {
+			pw->res_head = newh;
+			/* release: we are done reading the bytes before newh. */
+			atomic_store_explicit(&chan_w(&p->c, i)->cons.res_head, newh,
+					      memory_order_release);
+		}
+	}
+	pthread_mutex_unlock(&p->rel_lock);
+	if (moved) {
+		struct chan_worker *w = chan_w(&p->c, i);
+
+		/* A worker may be waiting for this space (evc.h). */
+		evc_wake(&w->hot.wake_waiters, &w->prod.wake_seq, 1, 0);
+	}
+}

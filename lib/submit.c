@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The producer: bounded submission (the seed's Queue(depth)) and dispatch of
+ * each task to one worker's SQ.
+ *
+ * Dispatch keeps short tasks on workers that are awake: waking a sleeping
+ * worker costs tens of microseconds, running a tiny task well under one.  A
+ * sleeping worker is woken only when the work already queued on every awake
+ * worker would take longer than a wake-up (queued tasks x the worker's recent
+ * task time > WAKE_COST_NS).  Otherwise the task goes to the awake worker
+ * with the least queued.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+
+#include "evc.h"
+#include "pool_internal.h"
+
+struct disp {
+	uint32_t queued;
+	uint64_t task_ns;
+	int awake;
+};
+
+static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
+{
+	unsigned i;
+
+	for (i = 0; i < p->nworkers; i++) {
+		struct chan_worker *w = chan_w(&p->c, i);
+		struct pool_worker *pw = &p->w[i];
+		/* Worker-written words, read once.  Only a hint for dispatch: a
+		 * garbage head gives a poor choice, never a bad access. */
+		uint32_t head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
+		uint64_t tns = atomic_load_explicit(&w->rec.task_ns, memory_order_relaxed);
+		uint32_t sleeping = atomic_load_explicit(&w->hot.wake_waiters,
+							 memory_order_relaxed);
+
+		d[i].queued = pw->sq_tail - head;
+		if (d[i].queued > p->c.sq_mask + 1)
+			d[i].queued = p->c.sq_mask + 1;
+		d[i].task_ns = tns ? (tns < 1000000000u ? tns : 1000000000u) : 1000;
+		d[i].awake = pw->alive && (!sleeping || now - pw->woken_at < AWAKE_GRACE_NS);
+	}
+}
+
+static int pick(struct arena_pool *p, const struct disp *d)
+{
+	int best_awake = -1, best_asleep = -1, best_any = -1;
+	uint64_t any_cost = UINT64_MAX;
+	unsigned i;
+
+	for (i = 0; i < p->nworkers; i++) {
+		uint64_t cost = (uint64_t)d[i].queued * d[i].task_ns;
+
+		if (!p->w[i].alive || d[i].queued > p->c.sq_mask)
+			continue;
+		if (cost < any_cost)
+			any_cost = cost, best_any = (int)i;
+		if (d[i].awake) {
+			if (cost < WAKE_COST_NS &&
+			    (best_awake < 0 || d[i].queued < d[best_awake].queued))
+				best_awake = (int)i;
+		} else if (best_asleep < 0 || d[i].queued < d[best_asleep].queued) {
+			best_asleep = (int)i;
+		}
+	}
+	if (best_awake >= 0)
+		return best_awake;
+	if (best_asleep >= 0)
+		return best_asleep;
+	return best_any;
+}
+
+/* Writes one SQE into a worker's SQ (not yet published).  prod_lock held. */
+static void push_to(struct arena_pool *p, unsigned i, const struct chan_sqe *sqe)
+{
+	struct pool_worker *pw = &p->w[i];
+
+	chan_sq(&p->c, i)[pw->sq_tail & p->c.sq_mask] = *sqe;
+	pw->sq_tail++;
+}
+
+/* Dispatches one task using (and updating) a snapshot of the workers. */
+static int dispatch(struct arena_pool *p, struct disp *d, const struct chan_sqe *sqe,
+		    uint64_t *touched)
+{
+	int i = pick(p, d);
+
+	if (i < 0)
+		return -ECHILD;
+	push_to(p, (unsigned)i, sqe);
+	d[i].queued++;
+	d[i].awake = 1; /* woken at publish if it sleeps */
+	*touched |= 1ull << i;
+	return 0;
+}
+
+int pool_push_locked(struct arena_pool *p, const struct chan_sqe *sqe, uint64_t *touched)
+{
+	struct disp d[CHAN_MAX_WORKERS];
+
+	snapshot(p, d, sys_now_ns());
+	return dispatch(p, d, sqe, touched);
+}
+
+/* Publishes the SQ tails of the touched workers and wakes those asleep. */
+void pool_publish_locked(struct arena_pool *p, uint64_t touched)
+{
+	uint64_t now = 0;
+	unsigned i;
+
+	for (i = 0; i < p->nworkers; i++)
+		if (touched & (1ull << i))
+			/* release: the SQEs are written before the worker's
+			 * acquire load of sq_tail can see them. */
+			atomic_store_explicit(&chan_w(&p->c, i)->prod.sq_tail, p->w[i].sq_tail,
+					      memory_order_release);
+	/* One full fence for the whole batch (evc.h, W1 -> W2). */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (i = 0; i < p->nworkers; i++) {
+		struct chan_worker *w = chan_w(&p->c, i);
+
+		if (!(touched & (1ull << i)))
+			continue;
+		if (evc_wake_fenced(&w->hot.wake_waiters, &w->prod.wake_seq, 1, 0)) {
+			if (!now)
+				now = sys_now_ns();
+			p->w[i].woken_at = now;
+			STAT_ADD(p, st_prod_wakes, 1);
+		} else {
+			STAT_ADD(p, st_skipped, 1);
+		}
+	}
+}
+
+/* Waits until fewer than depth tasks are in flight.  No lock held. */
+static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_ns)
+{
+	for (;;) {
+		uint32_t v;
+		int64_t left = -1;
+		uint64_t t0;
+
+		if (atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth)
+			return 0;
+		if (atomic_load_explicit(&p->failed, memory_order_relaxed))
+			return atomic_load(&p->failed);
+		if (timeout_ns == 0)
+			return -EAGAIN;
+		if (timeout_ns > 0) {
+			uint64_t now = sys_now_ns();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			left = (int64_t)(deadline - now);
+		}
+		v = evc_prepare(&p->space_waiters, &p->space_seq);
+		if (atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth ||
+		    p->stopped) {
+			evc_done(&p->space_waiters);
+			continue;
+		}
+		t0 = sys_now_ns();
+		evc_sleep(&p->space_seq, v, left, 1);
+		evc_done(&p->space_waiters);
+		STAT_ADD(p, st_prod_waits, 1);
+		STAT_ADD(p, st_prod_wait_ns, sys_now_ns() - t0);
+		if (p->stopped)
+			return -EPIPE;
+	}
+}
+
+int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsigned n,
+		      int64_t timeout_ns)
+{
+	uint64_t deadline = timeout_ns > 0 ? sys_now_ns() + (uint64_t)timeout_ns : 0;
+	struct disp d[CHAN_MAX_WORKERS];
+	uint64_t touched = 0, count;
+	uint32_t room, k, done = 0;
+	int r;
+
+	if (!p || (n && !sqes))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	for (;;) {
+		r = wait_space(p, deadline, timeout_ns);
+		if (r < 0)
+			return r;
+		pthread_mutex_lock(&p->prod_lock);
+		if (p->stopped) {
+			pthread_mutex_unlock(&p->prod_lock);
+			return -EPIPE;
+		}
+		/* Other producers may have taken the room meanwhile. */
+		room = p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire);
+		if (room && room <= p->depth)
+			break;
+		pthread_mutex_unlock(&p->prod_lock);
+	}
+	if (room > n)
+		room = n;
+	count = arena_count(p->a);
+	snapshot(p, d, sys_now_ns());
+	r = 0;
+	for (k = 0; k < room; k++) {
+		struct chan_sqe sqe = {
+			.index = sqes[k].index,
+			.user_data = sqes[k].user_data,
+			.op = sqes[k].op,
+		};
+
+		if (sqes[k].flags) {
+			r = -EINVAL;
+			break;
+		}
+		if (sqes[k].index >= count) {
+			r = -ERANGE;
+			break;
+		}
+		sqe.seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
+		/* Counted in flight before it is visible: a reaper never sees
+		 * more completions than tasks counted. */
+		atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
+		r = dispatch(p, d, &sqe, &touched);
+		if (r < 0) {
+			atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_relaxed);
+			break;
+		}
+		/* release: a reaper validating seq < next_seq sees the SQE's
+		 * counting above. */
+		atomic_store_explicit(&p->next_seq, sqe.seq + 1, memory_order_release);
+		done++;
+	}
+	if (touched)
+		pool_publish_locked(p, touched);
+	pthread_mutex_unlock(&p->prod_lock);
+	STAT_ADD(p, st_submitted, done);
+	return done ? (int)done : r;
+}
+
+int arena_pool_submit1(struct arena_pool *p, uint64_t index, uint64_t user_data)
+{
+	struct arena_sqe sqe = { .index = index, .user_data = user_data };
+	int r = arena_pool_submit(p, &sqe, 1, -1);
+
+	return r < 0 ? r : 0;
+}

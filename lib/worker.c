@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker loop: take tasks from this worker's SQ, run the task function,
+ * publish results and completions, sleep on the wake word only when idle.
+ * Ordering of the writes that make a death decidable: see channel.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "arena_internal.h"
+#include "evc.h"
+#include "worker.h"
+
+#define IDLE_CHECK_NS (250 * 1000 * 1000) /* parent-death check when idle */
+
+int arena_task_result_ref(struct arena_task *t, const void *data, size_t len)
+{
+	if (!t || !arena_contains(t->arena, data, len))
+		return -EINVAL;
+	t->ref = data;
+	t->ref_len = len;
+	return 0;
+}
+
+int arena_task_get_item(struct arena_task *t)
+{
+	const void *p;
+	size_t len;
+	int r = arena_get(t->arena, t->index, &p, &len);
+
+	if (r < 0)
+		return r;
+	if (t->op == ARENA_OP_REF)
+		return arena_task_result_ref(t, p, len);
+	if (t->op != ARENA_OP_COPY)
+		return -EOPNOTSUPP;
+	if (len > t->out_cap)
+		return -EMSGSIZE;
+	if (len)
+		memcpy(t->out, p, len);
+	return (int)(len > INT_MAX ? -EMSGSIZE : (int)len);
+}
+
+int worker_guard_parent(uint32_t parent_pid, int pdeathsig)
+{
+	if (pdeathsig && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		return SYS_ERR();
+	/* The parent may have died before the signal was armed. */
+	if ((uint32_t)getppid() != parent_pid)
+		return -ESRCH;
+	return 0;
+}
+
+static _Noreturn void corrupt(struct worker *wk)
+{
+	atomic_store_explicit(&wk->w->rec.state, ARENA_WORKER_EXITED, memory_order_relaxed);
+	_exit(CHAN_EXIT_CORRUPT);
+}
+
+static uint32_t stop_state(struct worker *wk)
+{
+	/* acquire: pairs with the parent's release store of stop, which
+	 * follows its last sq_tail publication, so a re-read of the tail
+	 * after seeing stop sees every task. */
+	return atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_acquire);
+}
+
+/* Reads cons.res_head once and checks it against our own position. */
+static void refresh_res_head(struct worker *wk)
+{
+	uint64_t h = atomic_load_explicit(&wk->w->cons.res_head, memory_order_acquire);
+
+	/* acquire: the consumer is done with the bytes before h. */
+	if (h > wk->res_pos || wk->res_pos - h > wk->c->res_bytes)
+		corrupt(wk);
+	wk->res_head = h;
+}
+
+/*
+ * Sleeps until the parent bumps our wake word (new tasks, stop, or released
+ * result space) or IDLE_CHECK_NS pass.  `ready` re-checks the condition after
+ * announcing ourselves (evc.h).
+ */
+static void idle_wait(struct worker *wk, int (*ready)(struct worker *))
+{
+	struct chan_worker *w = wk->w;
+	uint64_t t0;
+	uint32_t v;
+	int r;
+
+	v = evc_prepare(&w->hot.wake_waiters, &w->prod.wake_seq);
+	if (ready(wk)) {
+		evc_done(&w->hot.wake_waiters);
+		return;
+	}
+	atomic_store_explicit(&w->rec.state, ARENA_WORKER_SLEEPING, memory_order_relaxed);
+	t0 = sys_now_ns();
+	r = evc_sleep(&w->prod.wake_seq, v, IDLE_CHECK_NS, 0);
+	wk->wait_ns += sys_now_ns() - t0;
+	wk->waits++;
+	evc_done(&w->hot.wake_waiters);
+	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
+	atomic_store_explicit(&w->rec.waits, wk->waits, memory_order_relaxed);
+	atomic_store_explicit(&w->rec.wait_ns, wk->wait_ns, memory_order_relaxed);
+	if (r == -ETIMEDOUT && (uint32_t)getppid() != wk->parent_pid)
+		_exit(CHAN_EXIT_ORPHAN);
+}
+
+static int tasks_ready(struct worker *wk)
+{
+	uint32_t tail = atomic_load_explicit(&wk->w->prod.sq_tail, memory_order_acquire);
+
+	return tail != wk->head || stop_state(wk);
+}
+
+static int space_ready(struct worker *wk)
+{
+	uint64_t old = wk->res_head;
+
+	refresh_res_head(wk);
+	return wk->res_head != old || stop_state(wk) == CHAN_STOP_CANCEL;
+}
+
+/* Spins for the policy's budget while a spinner slot is free. */
+static int spin_for_tasks(struct worker *wk)
+{
+	const struct chan_ctl *ctl = &wk->c->g->ctl;
+	uint64_t end;
+	unsigned i;
+	int found = 0;
+
+	if (!ctl->spin_ns || !spin_enter(&wk->c->g->spin.spinners, ctl->spin_policy, ctl->ncpu))
+		return 0;
+	end = sys_now_ns() + ctl->spin_ns;
+	for (i = 1; !found; i++) {
+		found = tasks_ready(wk);
+		if (!(i & 63) && sys_now_ns() > end)
+			break;
+		cpu_relax();
+	}
+	spin_leave(&wk->c->g->spin.spinners);
+	return found;
+}
+
+struct slice {
+	uint64_t off, cap;
+};
+
+/* The free run of the result area that starts at our position. */
+static struct slice free_slice(struct worker *wk)
+{
+	uint64_t R = wk->c->res_bytes, used = wk->res_pos - wk->res_head;
+	uint64_t off = wk->res_pos % R, tail_room = R - off, free = R - used;
+	struct slice s = { off, free < tail_room ? free : tail_room };
+
+	return s;
+}
+
+/* Runs one task into *cqe; allocates its result space. */
+static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_cqe *cqe)
+{
+	uint64_t R = wk->c->res_bytes, skipped = 0;
+	struct arena_task t;
+	struct slice s;
+	int rc;
+
+	memset(cqe, 0, sizeof(*cqe));
+	cqe->user_data = sqe->user_data;
+	cqe->seq = sqe->seq;
+	cqe->index = sqe->index;
+	if (sqe->index >= arena_count(wk->a)) {
+		cqe->status = -ERANGE;
+		return;
+	}
+	for (;;) {
+		s = free_slice(wk);
+		if (s.cap < R / 2 && s.cap < 4096)
+			refresh_res_head(wk), s = free_slice(wk);
+		memset(&t, 0, sizeof(t));
+		t.arena = wk->a;
+		t.index = sqe->index;
+		t.user_data = sqe->user_data;
+		t.op = sqe->op;
+		t.worker = wk->id;
+		t.arg = wk->arg;
+		t.out = chan_res(wk->c, wk->id) + s.off;
+		t.out_cap = s.cap;
+		rc = wk->fn(&t);
+		if (rc != -EMSGSIZE || t.ref)
+			break;
+		refresh_res_head(wk);
+		{
+			uint64_t used = wk->res_pos - wk->res_head;
+			uint64_t tail_room = R - wk->res_pos % R;
+			uint64_t free = R - used;
+
+			if (tail_room < free && free - tail_room > s.cap) {
+				/* The run at the area's start is larger: skip the tail. */
+				wk->res_pos += tail_room;
+				skipped += tail_room;
+				continue;
+			}
+			if (free_slice(wk).cap > s.cap)
+				continue;
+			if (used == 0)
+				break;  /* the whole area is too small: final */
+		}
+		if (stop_state(wk) == CHAN_STOP_CANCEL)
+			break;
+		/* Earlier results still hold the space: wait for releases. */
+		idle_wait(wk, space_ready);
+	}
+	if (t.ref) {
+		cqe->flags = CQE_F_ARENA;
+		cqe->res_off = (uint64_t)((const uint8_t *)t.ref - (const uint8_t *)arena_base(wk->a));
+		cqe->res_len = t.ref_len;
+	} else if (rc > 0 && (uint64_t)rc <= s.cap) {
+		cqe->res_off = s.off;
+		cqe->res_len = (uint64_t)rc;
+		wk->res_pos += ((uint64_t)rc + 7) & ~7ull;
+		skipped = 0;
+	} else if (rc > 0) {
+		rc = -EOVERFLOW;  /* the task claims more than it was given */
+	}
+	/* Nothing was published in a skipped tail: give it back. */
+	wk->res_pos -= skipped;
+	cqe->status = rc < 0 ? rc : 0;
+}
+
+static void post(struct worker *wk, const struct chan_cqe *cqe)
+{
+	struct chan_worker *w = wk->w;
+	uint32_t mask = wk->c->cq_mask;
+
+	/* The CQ holds at most `depth` entries by construction (tasks in
+	 * flight are bounded); wait politely if a parent bug says otherwise. */
+	while (wk->cq_tail - atomic_load_explicit(&w->cons.cq_head, memory_order_acquire) > mask) {
+		if (stop_state(wk) == CHAN_STOP_CANCEL)
+			return;
+		usleep(100);
+	}
+	chan_cq(wk->c, wk->id)[wk->cq_tail & mask] = *cqe;
+	/* release: the CQE and the result bytes are written before the
+	 * consumer's acquire load of cq_tail can see them. */
+	atomic_store_explicit(&w->hot.cq_tail, ++wk->cq_tail, memory_order_release);
+	/* release: the task in hand is cleared only after its completion is
+	 * published, so a death in between never loses or doubles it. */
+	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_release);
+	atomic_store_explicit(&w->rec.res_alloc, wk->res_pos, memory_order_relaxed);
+	atomic_store_explicit(&w->rec.tasks_done, ++wk->tasks_done, memory_order_relaxed);
+	if (evc_wake(&wk->c->g->cq_waiters.waiters, &wk->c->g->cq_seq.seq, INT_MAX, 0)) {
+		wk->wakes++;
+		atomic_store_explicit(&w->rec.wakes, wk->wakes, memory_order_relaxed);
+	}
+}
+
+static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos, int retry)
+{
+	struct chan_worker *w = wk->w;
+	struct chan_cqe cqe;
+	uint64_t t0 = sys_now_ns(), dt;
+
+	w->hot.inhand = *sqe;
+	w->hot.inhand_pos = pos;
+	w->hot.inhand_retry = (uint32_t)retry;
+	atomic_store_explicit(&w->hot.task_start_ns, t0, memory_order_relaxed);
+	/* release: the copy of the task above is complete before it counts as
+	 * in hand; then sq_head (release) gives its slot back. */
+	atomic_store_explicit(&w->hot.inhand_valid, 1, memory_order_release);
+	if (!retry)
+		atomic_store_explicit(&w->hot.sq_head, ++wk->head, memory_order_release);
+	run_task(wk, sqe, &cqe);
+	dt = sys_now_ns() - t0;
+	wk->task_ns = wk->task_ns ? (wk->task_ns * 7 + dt) / 8 : dt;
+	atomic_store_explicit(&w->rec.task_ns, wk->task_ns, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
+	post(wk, &cqe);
+}
+
+int worker_run(struct worker *wk)
+{
+	struct chan_worker *w = wk->w;
+	uint32_t mask = wk->c->sq_mask;
+
+	/* Start from the state the parent left for us (checked by it). */
+	wk->head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
+	wk->cq_tail = atomic_load_explicit(&w->hot.cq_tail, memory_order_relaxed);
+	wk->res_pos = w->cons.res_start;
+	refresh_res_head(wk);
+	atomic_store_explicit(&w->rec.pid, (uint32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
+	if (atomic_load_explicit(&w->cons.retry_valid, memory_order_acquire)) {
+		struct chan_sqe sqe = w->cons.retry;
+
+		run_one(wk, &sqe, 0, 1);
+	}
+	for (;;) {
+		uint32_t stop = stop_state(wk);
+		uint32_t tail = atomic_load_explicit(&w->prod.sq_tail, memory_order_acquire);
+
+		/* acquire: pairs with the producer's release of sq_tail, so
+		 * the slots before it are written. */
+		if (tail - wk->head > mask + 1)
+			corrupt(wk);
+		if (stop == CHAN_STOP_CANCEL || (stop && tail == wk->head))
+			break;
+		if (tail == wk->head) {
+			if (!spin_for_tasks(wk))
+				idle_wait(wk, tasks_ready);
+			continue;
+		}
+		while (wk->head != tail) {
+			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
+
+			run_one(wk, &sqe, wk->head, 0);
+			if (atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
+			    CHAN_STOP_CANCEL)
+				break;
+		}
+	}
+	atomic_store_explicit(&w->rec.state, ARENA_WORKER_EXITED, memory_order_relaxed);
+	return CHAN_EXIT_OK;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* The worker side of the channel: the loop every worker process runs. */
+#ifndef ARENA_WORKER_H
+#define ARENA_WORKER_H
+
+#include "arena.h"
+#include "channel.h"
+
+struct worker {
+	const struct chan *c;
+	struct chan_worker *w;
+	const struct arena *a;
+	arena_task_fn fn;
+	void *arg;
+	unsigned id;
+	uint32_t parent_pid;
+	/* Private copies of the worker-owned indices: never read back. */
+	uint32_t head, cq_tail;
+	uint64_t res_pos;      /* next free result byte (free-running) */
+	uint64_t res_head;     /* last value of cons.res_head seen */
+	uint64_t tasks_done, waits, wakes, wait_ns, task_ns;
+};
+
+/* Runs until stop; returns the exit code for _exit(). Never returns in the
+ * middle of a task. */
+ARENA_HIDDEN int worker_run(struct worker *wk);
+
+/* Sets up the parent-death signal and checks the parent is still ours. */
+ARENA_HIDDEN int worker_guard_parent(uint32_t parent_pid, int pdeathsig);
+
+#endif
