@@ -172,6 +172,7 @@ struct mode_result {
 	const char *sys_what;
 	/* memory at the end of the mode, before workers exit */
 	unsigned nworkers;
+	uint64_t tasks_per_worker[BENCH_MAX_WORKERS];
 	uint64_t worker_hwm_kb;      /* largest worker peak RSS */
 	uint64_t worker_pss_kb;      /* mean worker PSS */
 	uint64_t helpers_pss_kb;     /* all workers + server PSS */

@@ -446,6 +446,10 @@ out_stop:
 		res->sys_worker = fr->ctr->worker;
 		res->sys_server = fr->ctr->server;
 		res->nworkers = fr->nw;
+		/* Round-robin: the first ntasks % nw workers get one more. */
+		for (unsigned i = 0; i < fr->nw; i++)
+			res->tasks_per_worker[i] = run->ntasks / fr->nw +
+						   (i < run->ntasks % fr->nw);
 		r = run_finish(run, res);
 	}
 out_gate:

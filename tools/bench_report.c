@@ -207,6 +207,9 @@ int report_json(const char *path, const struct bench_report *r)
 			x->checksum, x->expected);
 		for (unsigned i = 0; i < x->reps; i++)
 			fprintf(f, "%s%.6f", i ? ", " : "", (double)x->rep_total_ns[i] / 1e9);
+		fputs("], \"tasks_per_worker\": [", f);
+		for (unsigned i = 0; i < x->nworkers; i++)
+			fprintf(f, "%s%" PRIu64, i ? ", " : "", x->tasks_per_worker[i]);
 		fputs("]}", f);
 	}
 	fputs("\n  ]\n}\n", f);
@@ -252,9 +255,9 @@ int report_csv(const char *path, const struct bench_report *r)
 
 /* ---- SVG ---------------------------------------------------------------- */
 
-#define SVG_W 980
-#define SVG_H 420
-#define PANEL_W 440
+#define SVG_W 1080
+#define SVG_H 440
+#define PANEL_W 480
 #define PANEL_H 260
 #define PANEL_Y 80
 
@@ -306,12 +309,12 @@ static void svg_panel(FILE *f, const struct bench_report *r, int x0, const char 
 		fprintf(f, "<text x=\"%d\" y=\"%.1f\" class=\"a\">%s</text>\n", ax - 6, y + 4,
 			fmt(buf, sizeof(buf), pow(10, d)));
 	}
-	int slot = aw / nm, bw = (slot - 20) / ns;
+	int slot = aw / nm, bw = (slot - 12) / ns;
 
 	for (int m = 0; m < MODE_COUNT; m++) {
 		if (!good(r, m))
 			continue;
-		int sx = ax + col++ * slot + 10;
+		int sx = ax + col++ * slot + 6;
 
 		for (int k = 0; k < ns; k++) {
 			double v = s[k].v[m];
@@ -326,7 +329,7 @@ static void svg_panel(FILE *f, const struct bench_report *r, int x0, const char 
 				bx + bw / 2, y - 4, fmt(buf, sizeof(buf), v));
 		}
 		fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"m\">%s</text>\n",
-			sx + (slot - 20) / 2, base + 18, mode_name(m));
+			sx + (slot - 12) / 2, base + 18, mode_name(m));
 	}
 #undef YPOS
 	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"x\"/>\n",
@@ -340,7 +343,12 @@ static void svg_panel(FILE *f, const struct bench_report *r, int x0, const char 
 }
 
 static const char *svg_dur(char *b, size_t n, double ns) { return fmt_dur(b, n, ns); }
-static const char *svg_kb(char *b, size_t n, double kb) { return fmt_kb(b, n, (uint64_t)kb); }
+/* Memory in MiB, so that the decades read 0.1, 1, 10, 100 MiB. */
+static const char *svg_mib(char *b, size_t n, double mib)
+{
+	snprintf(b, n, mib < 10 ? "%.2g MiB" : "%.0f MiB", mib);
+	return b;
+}
 
 int report_svg(const char *path, const struct bench_report *r)
 {
@@ -355,21 +363,26 @@ int report_svg(const char *path, const struct bench_report *r)
 		const struct mode_result *x = &r->res[m];
 
 		t.v[m] = x->tasks ? (double)x->total_ns / (double)x->tasks : 0;
-		mem[0].v[m] = (double)x->worker_hwm_kb;
-		mem[1].v[m] = (double)x->worker_pss_kb;
+		mem[0].v[m] = (double)x->worker_hwm_kb / 1024;
+		mem[1].v[m] = (double)x->worker_pss_kb / 1024;
 	}
 	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 		"viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
 		SVG_W, SVG_H, SVG_W, SVG_H);
 	fputs("<style>.h{font-size:15px;font-weight:bold}.a{text-anchor:end;fill:#555}"
-	      ".v{text-anchor:middle;font-size:11px}.m{text-anchor:middle}"
+	      ".v{text-anchor:middle;font-size:10px}.m{text-anchor:middle}"
 	      ".g{stroke:#ddd}.x{stroke:#333}</style>\n"
 	      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n", f);
 	fprintf(f, "<text x=\"20\" y=\"24\" class=\"h\">arena-bench: %" PRIu64
 		" items of %zu B, %u workers, depth %u (log scales)</text>\n",
 		r->wl->count, r->wl->max_item, r->opt->workers, r->opt->depth);
 	svg_panel(f, r, 20, "Time per task (total / tasks)", svg_dur, &t, 1);
-	svg_panel(f, r, 20 + PANEL_W + 60, "Memory of one worker", svg_kb, mem, 2);
+	svg_panel(f, r, 20 + PANEL_W + 60, "Memory of one worker (largest peak RSS, mean PSS)",
+		  svg_mib, mem, 2);
+	fprintf(f, "<text x=\"20\" y=\"%d\" fill=\"#555\">tasks: copy %" PRIu64
+		", proxy/pipe/arena %" PRIu64 "; %s of %u rep(s)</text>\n", SVG_H - 12,
+		r->opt->copy_tasks, r->opt->tasks, r->opt->reps > 1 ? "median" : "result",
+		r->opt->reps);
 	fputs("</svg>\n", f);
 	return close_report(f);
 }
