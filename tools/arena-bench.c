@@ -131,7 +131,10 @@ static int parse_modes(const char *arg, unsigned *modes)
 		for (m = 0; m < MODE_COUNT && strcmp(t, mode_name(m)) != 0; m++)
 			;
 		if (m == MODE_COUNT) {
-			r = bad_option("--modes", arg, "modes are copy, proxy, pipe, arena, all");
+			char why[96];
+
+			snprintf(why, sizeof(why), "unknown mode '%.40s' (copy, proxy, pipe, arena, all)", t);
+			r = bad_option("--modes", arg, why);
 			break;
 		}
 		*modes |= 1u << m;
