@@ -173,6 +173,7 @@ struct mode_result {
 	/* memory at the end of the mode, before workers exit */
 	unsigned nworkers;
 	uint64_t tasks_per_worker[BENCH_MAX_WORKERS];
+	uint64_t crashes, tasks_rerun;   /* arena: workers lost and tasks run again */
 	uint64_t worker_hwm_kb;      /* largest worker peak RSS */
 	uint64_t worker_pss_kb;      /* mean worker PSS */
 	uint64_t helpers_pss_kb;     /* all workers + server PSS */

@@ -238,6 +238,8 @@ int bench_arena(struct bench_run *run, struct mode_result *res)
 	res->sys_worker = st.worker_waits + st.worker_wakes;
 	res->sys_server = 0;
 	res->nworkers = run->opt->workers;
+	res->crashes = st.crashes;
+	res->tasks_rerun = st.tasks_rerun;
 	for (unsigned i = 0; i < res->nworkers && i < 64; i++)
 		res->tasks_per_worker[i] = st.tasks_per_worker[i];
 	return run_finish(run, res);

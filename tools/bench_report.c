@@ -82,10 +82,12 @@ void report_table(FILE *f, const struct bench_report *r)
 	char b[12][32];
 
 	fprintf(f, "arena-bench: %" PRIu64 " items of %zu B (%s sequence), %u workers, "
-		"depth %u; %s of %u rep%s (by total time)\n\n",
-		r->wl->count, r->wl->max_item, fmt_kb(b[0], 32, r->wl->blob_len / 1024),
-		o->workers, o->depth, o->reps > 1 ? "median" : "result", o->reps,
-		o->reps > 1 ? "s" : "");
+		"depth %u; ", r->wl->count, r->wl->max_item,
+		fmt_kb(b[0], 32, r->wl->blob_len / 1024), o->workers, o->depth);
+	if (o->reps > 1)
+		fprintf(f, "the median of %u runs by total time\n\n", o->reps);
+	else
+		fprintf(f, "one run per mode\n\n");
 	fprintf(f, "%-6s %7s %9s %9s %9s %9s %10s %8s %8s %8s %9s %9s %9s  %s\n",
 		"mode", "tasks", "total", "per task", "p50", "p99", "tasks/s",
 		"vs copy", "vs proxy", "sys/task", "w.peakRSS", "w.PSS", "all PSS",
@@ -207,7 +209,8 @@ int report_json(const char *path, const struct bench_report *r)
 			x->checksum, x->expected);
 		for (unsigned i = 0; i < x->reps; i++)
 			fprintf(f, "%s%.6f", i ? ", " : "", (double)x->rep_total_ns[i] / 1e9);
-		fputs("], \"tasks_per_worker\": [", f);
+		fprintf(f, "], \"worker_crashes\": %" PRIu64 ", \"tasks_rerun\": %" PRIu64
+			", \"tasks_per_worker\": [", x->crashes, x->tasks_rerun);
 		for (unsigned i = 0; i < x->nworkers; i++)
 			fprintf(f, "%s%" PRIu64, i ? ", " : "", x->tasks_per_worker[i]);
 		fputs("]}", f);
