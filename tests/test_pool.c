@@ -37,6 +37,9 @@
 
 static uint64_t g_seed;
 static struct arena *g_arena;
+/* The pool of the running test: a failed assert skips the test's own
+ * destroy, so the teardown destroys it (no workers leak into later tests). */
+static struct arena_pool *g_pool;
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
@@ -120,6 +123,32 @@ static void leak_begin(struct leak *l)
 	assert_int_equal(count_children(), 0);
 }
 
+/* Creates a pool that the teardown destroys if the test fails. */
+static void pool_new(struct arena_pool **p, const struct arena_pool_opts *o)
+{
+	int r = arena_pool_create(p, g_arena, o);
+
+	if (r < 0)
+		fail_msg("arena_pool_create: %d (%s)", r, arena_strerror(r));
+	g_pool = *p;
+}
+
+static void pool_del(struct arena_pool *p)
+{
+	arena_pool_destroy(p);
+	g_pool = NULL;
+}
+
+static int test_teardown(void **state)
+{
+	(void)state;
+	if (g_pool) {
+		arena_pool_destroy(g_pool);
+		g_pool = NULL;
+	}
+	return 0;
+}
+
 static void leak_end(const struct leak *l)
 {
 	assert_int_equal(count_children(), 0);
@@ -132,9 +161,30 @@ static uint64_t idx_of(uint64_t k)
 	return (k * 7919u + 13u) % NITEMS;
 }
 
+static int item_empty(uint64_t i)
+{
+	const void *d;
+	size_t len;
+
+	return arena_get(g_arena, i, &d, &len) < 0 || len == 0;
+}
+
+/* The k-th non-empty item. */
+static uint64_t nonempty(uint64_t k)
+{
+	uint64_t i;
+
+	for (i = 0; i < NITEMS; i++)
+		if (!item_empty(i) && k-- == 0)
+			return i;
+	return 1;
+}
+
+/* REF only on non-empty items: a REF of an empty item is the known bug
+ * test_default_task_ref_empty shows, kept out of the big runs. */
 static uint32_t op_of(uint64_t k)
 {
-	return k % 3 == 0 ? ARENA_OP_REF : ARENA_OP_COPY;
+	return k % 3 == 0 && !item_empty(idx_of(k)) ? ARENA_OP_REF : ARENA_OP_COPY;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -516,14 +566,14 @@ static void test_exactly_once(void **state)
 			uint64_t t0 = now_ns();
 
 			leak_begin(&l);
-			assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+			pool_new(&p, &o);
 			run_exactly_once(p, n, 64, 0, 0, 1);
 			/* Workers publish tasks_done after the completion: stop
 			 * first, then the per-worker counts are final. */
 			assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
 			assert_int_equal(count_children(), 0);
 			check_stats(p, n, workers[wi]);
-			arena_pool_destroy(p);
+			pool_del(p);
 			leak_end(&l);
 			total += n;
 			print_message("  exactly once: %u workers depth %4u: %6" PRIu64
@@ -547,7 +597,7 @@ static void test_no_lost_wakeup(void **state)
 		struct leak l;
 
 		leak_begin(&l);
-		assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+		pool_new(&p, &o);
 		run_exactly_once(p, n, 1, 1, 0, 1);
 		assert_int_equal(arena_pool_stats(p, &st), 0);
 		print_message("  depth 1, %u worker(s): %" PRIu64 " rounds %.2f s; wakes: producer "
@@ -558,7 +608,7 @@ static void test_no_lost_wakeup(void **state)
 		assert_true(st.wakes_skipped > 0);
 		assert_int_equal(st.submitted, n);
 		assert_int_equal(st.reaped, n);
-		arena_pool_destroy(p);
+		pool_del(p);
 		leak_end(&l);
 	}
 }
@@ -575,7 +625,7 @@ static void test_backpressure(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	/* Empty pool: a reap that never waits, and one that times out. */
 	assert_int_equal(arena_pool_reap(p, cq, 8, 0), -EAGAIN);
 	t0 = now_ns();
@@ -609,7 +659,7 @@ static void test_backpressure(void **state)
 	assert_int_equal(arena_pool_reap(p, NULL, 1, 0), -EINVAL);
 	assert_int_equal(arena_pool_reap(p, cq, 0, 0), -EINVAL);
 	assert_int_equal(arena_pool_stop(p, 0x80, 0), -EINVAL);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -639,7 +689,7 @@ static void test_msgsize(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	/* Larger than the whole area: final -EMSGSIZE, no data. */
 	submit_op(p, 0, 100, 8192);
 	reap1(p, &a, 5000000000ll);
@@ -671,7 +721,7 @@ static void test_msgsize(void **state)
 	reap1(p, &c, 5000000000ll);
 	assert_int_equal(check_pattern(&c, 3000), 0);
 	arena_pool_release(p, &c);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -693,7 +743,7 @@ static void test_msgsize_whole_area(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	submit_op(p, 0, 1, 2048);
 	reap1(p, &a, 5000000000ll);
 	assert_int_equal(check_pattern(&a, 2048), 0);
@@ -706,7 +756,7 @@ static void test_msgsize_whole_area(void **state)
 			      a.status, arena_strerror(a.status));
 	assert_int_equal(check_pattern(&a, 3000), 0);
 	arena_pool_release(p, &a);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -736,7 +786,7 @@ static void test_result_wrap(void **state)
 	for (i = 0; i < n; i++)
 		want[i] = (uint32_t)(rnd(&rng, 8) == 0 ? rnd(&rng, 1300) : rnd(&rng, 300));
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	while (got < n) {
 		/* Submit what fits without waiting. */
 		while (sub < n) {
@@ -801,7 +851,7 @@ static void test_result_wrap(void **state)
 	}
 	for (i = 0; i < n; i++)
 		assert_int_equal(seen[i], 1);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 	free(want);
 	free(seen);
@@ -819,7 +869,7 @@ static void test_task_error(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	for (k = 0; k < n || got < n;) {
 		if (k < n) {
 			struct arena_sqe s = { .index = k % NITEMS, .user_data = k };
@@ -855,7 +905,7 @@ static void test_task_error(void **state)
 		}
 		got += (unsigned)r;
 	}
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -871,7 +921,7 @@ static void test_erange(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	assert_int_equal(arena_pool_submit1(p, NITEMS, 0), -ERANGE);
 	assert_int_equal(arena_pool_submit1(p, UINT64_MAX, 0), -ERANGE);
 	/* In a batch: the entries before the bad one go in, none after. */
@@ -896,7 +946,7 @@ static void test_erange(void **state)
 	assert_int_equal(arena_pool_reap(p, cq, 8, 0), -EAGAIN);
 	assert_int_equal(arena_pool_stats(p, &st), 0);
 	assert_int_equal(st.submitted, 5);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -909,9 +959,9 @@ static void test_ordered(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	run_exactly_once(p, scaled(10000, 5), 16, 1, 1, 1);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -927,7 +977,7 @@ static void test_batches(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	for (i = 0; i < 64; i++)
 		sq[i] = (struct arena_sqe){ .index = (uint64_t)i, .user_data = (uint64_t)i };
 	assert_int_equal(arena_pool_submit(p, sq, 64, 0), 64);
@@ -956,7 +1006,7 @@ static void test_batches(void **state)
 	assert_int_equal(r, 28);
 	for (i = 0; i < r; i++)
 		arena_pool_release(p, &cq[i]);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -974,7 +1024,7 @@ static void stop_busy(uint32_t how)
 	int r;
 
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	while (k < n) {
 		unsigned m = n - k < 64 ? n - k : 64;
 
@@ -985,6 +1035,8 @@ static void stop_busy(uint32_t how)
 		assert_int_equal(r, (int)m);
 		k += m;
 	}
+	/* Let some run (1000 tasks of 0-50 us on 2 workers take > 10 ms). */
+	usleep(3000);
 	assert_int_equal(arena_pool_stop(p, how, 10000000000ll), 0);
 	assert_int_equal(count_children(), 0);
 	assert_int_equal(arena_pool_submit(p, sq, 1, 0), -EPIPE);
@@ -1032,7 +1084,7 @@ static void stop_busy(uint32_t how)
 	assert_int_equal(st.reaped, n);
 	/* A second stop is harmless. */
 	assert_int_equal(arena_pool_stop(p, how, 1000000000ll), 0);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -1063,11 +1115,11 @@ static void test_index_wrap(void **state)
 		uint64_t n = scaled(30000, 10);
 
 		leak_begin(&l);
-		assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+		pool_new(&p, &o);
 		run_exactly_once(p, n, 64, 0, 0, 1);
 		assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
 		check_stats(p, n, o.workers);
-		arena_pool_destroy(p);
+		pool_del(p);
 		leak_end(&l);
 	}
 }
@@ -1094,27 +1146,21 @@ static void settle(struct arena_pool *p, unsigned k, uint32_t op)
 	unsigned i;
 
 	for (i = 0; i < k; i++) {
-		submit_op(p, i, i, op);
+		submit_op(p, nonempty(i), i, op);
 		reap1(p, &e, 5000000000ll);
 		assert_int_equal(e.status, 0);
 		arena_pool_release(p, &e);
 	}
 }
 
-/* After a failure, every call reports -EBADMSG and destroy cleans up. */
+/* After a failure, every reap reports -EBADMSG (destroy then cleans up). */
 static void expect_failed(struct arena_pool *p)
 {
 	struct arena_cqe e;
-	int r;
 
 	assert_int_equal(arena_pool_reap(p, &e, 1, 0), -EBADMSG);
 	assert_int_equal(arena_pool_reap(p, &e, 1, 100000000ll), -EBADMSG);
-	/* arena.h: submit returns -EBADMSG "when the pool failed on a corrupt
-	 * channel". */
-	r = arena_pool_submit1(p, 0, 0);
-	if (r != -EBADMSG)
-		print_message("  submit after -EBADMSG: %d (%s)\n", r, arena_strerror(r));
-	assert_int_equal(r, -EBADMSG);
+	assert_int_equal(arena_pool_reap(p, &e, 1, -1), -EBADMSG);
 }
 
 /* (a) garbage cq_tail written by someone else while the worker is idle. */
@@ -1130,7 +1176,7 @@ static void test_corrupt_cq_tail(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	settle(p, 5, ARENA_OP_COPY);
 	base = map_channel(p, &size);
 	w = worker_block(base, 1);
@@ -1138,7 +1184,42 @@ static void test_corrupt_cq_tail(void **state)
 	assert_int_equal(arena_pool_reap(p, &e, 1, 1000000000ll), -EBADMSG);
 	expect_failed(p);
 	munmap(base, size);
-	arena_pool_destroy(p);
+	pool_del(p);
+	leak_end(&l);
+}
+
+/*
+ * KNOWN LIBRARY BUG (lib/submit.c arena_pool_submit/wait_space): arena.h
+ * says submit returns -EBADMSG "when the pool failed on a corrupt channel",
+ * but p->failed is checked only in wait_space() after the room check, so a
+ * failed pool with room accepts tasks (returns 1) that will never be reaped.
+ */
+static void test_submit_after_failure(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 8 };
+	struct arena_sqe s = { .index = 1, .user_data = 1 };
+	struct arena_pool *p;
+	struct arena_cqe e;
+	struct chan_worker *w;
+	uint64_t size;
+	uint8_t *base;
+	struct leak l;
+	int r;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	base = map_channel(p, &size);
+	w = worker_block(base, 0);
+	atomic_fetch_add(&w->hot.cq_tail, 1000);
+	assert_int_equal(arena_pool_reap(p, &e, 1, 1000000000ll), -EBADMSG);
+	munmap(base, size);
+	r = arena_pool_submit(p, &s, 1, 0);
+	if (r != -EBADMSG)
+		print_message("  submit on a failed pool: %d (%s)\n", r, arena_strerror(r));
+	assert_int_equal(r, -EBADMSG);
+	assert_int_equal(arena_pool_submit1(p, 1, 2), -EBADMSG);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -1168,7 +1249,7 @@ static void corrupt_cqe(enum fake kind)
 	int r;
 
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	/* REF results: a copy of an old CQE stays valid as far as offsets go. */
 	settle(p, 5, kind == FAKE_DUP ? ARENA_OP_REF : ARENA_OP_COPY);
 	base = map_channel(p, &size);
@@ -1220,7 +1301,7 @@ static void corrupt_cqe(enum fake kind)
 	assert_int_equal(r, -EBADMSG);
 	expect_failed(p);
 	munmap(base, size);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -1259,7 +1340,7 @@ static void test_worker_corrupts_cq_tail(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	for (k = 0; k <= CORRUPT_UD; k++) {
 		assert_int_equal(arena_pool_submit1(p, k, k), 0);
 		r = arena_pool_reap(p, &e, 1, 5000000000ll);
@@ -1271,11 +1352,17 @@ static void test_worker_corrupts_cq_tail(void **state)
 	}
 	assert_int_equal(r, -EBADMSG);
 	expect_failed(p);
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
 /*
+ * KNOWN LIBRARY BUG (lib/submit.c snapshot()/pick()/dispatch()): a worker
+ * that writes a bogus sq_head makes snapshot() clamp its queue to full and
+ * pick() skip it for ever; with one worker every later submit returns
+ * -ECHILD, which arena.h does not document for submit, and the pool is
+ * wedged although it never failed.
+ *
  * The worker writes a bogus sq_head (100000 ahead) while running task 7.
  * The parent reads sq_head only as a dispatch hint, so either outcome is
  * acceptable: the pool goes on working (every task once, right bytes), or
@@ -1294,7 +1381,7 @@ static void test_worker_corrupts_sq_head(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	for (k = 0; k < 30 && !failed; k++) {
 		struct arena_sqe s = { .index = k, .user_data = k };
 		const void *d;
@@ -1327,7 +1414,7 @@ static void test_worker_corrupts_sq_head(void **state)
 		expect_failed(p);
 	print_message("  bogus sq_head: %s\n", failed ? "pool failed with -EBADMSG"
 						     : "pool kept working");
-	arena_pool_destroy(p);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -1344,9 +1431,10 @@ static void test_default_task(void **state)
 
 	(void)state;
 	leak_begin(&l);
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	pool_new(&p, &o);
 	for (i = 0; i < 64; i++)
-		sq[i] = (struct arena_sqe){ .index = (uint64_t)i * 15, .user_data = (uint64_t)i,
+		sq[i] = (struct arena_sqe){ .index = nonempty((uint64_t)i * 13),
+					    .user_data = (uint64_t)i,
 					    .op = i % 2 ? 99u : ARENA_OP_REF };
 	assert_int_equal(arena_pool_submit(p, sq, 64, 0), 64);
 	while (got < 64) {
@@ -1357,7 +1445,7 @@ static void test_default_task(void **state)
 			const void *d;
 			size_t len;
 
-			assert_int_equal(e->index, e->user_data * 15);
+			assert_int_equal(e->index, nonempty(e->user_data * 13));
 			if (e->user_data % 2) {
 				assert_int_equal(e->status, -EOPNOTSUPP);
 				assert_int_equal(e->len, 0);
@@ -1378,7 +1466,37 @@ static void test_default_task(void **state)
 		}
 		got += r;
 	}
-	arena_pool_destroy(p);
+	pool_del(p);
+	leak_end(&l);
+}
+
+/*
+ * KNOWN LIBRARY BUG (lib/worker.c arena_task_get_item -> arena_task_result_ref,
+ * with lib/arena.c arena_contains): op ARENA_OP_REF on an empty item gets
+ * data == NULL from arena_get(), and arena_contains(a, NULL, 0) is false
+ * (NULL < the data start), so the completion carries -EINVAL instead of
+ * status 0 with len 0.
+ */
+static void test_default_task_ref_empty(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 4 };
+	struct arena_pool *p;
+	struct arena_cqe e;
+	struct leak l;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	submit_op(p, 13, 1, ARENA_OP_REF); /* item 13 is empty */
+	reap1(p, &e, 5000000000ll);
+	if (e.status)
+		print_message("  REF of an empty item: status %d (%s)\n", e.status,
+			      arena_strerror(e.status));
+	assert_int_equal(e.status, 0);
+	assert_int_equal(e.len, 0);
+	assert_null(e.data);
+	arena_pool_release(p, &e);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -1411,26 +1529,28 @@ static void test_bad_opts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_opts),
-		cmocka_unit_test(test_backpressure),
-		cmocka_unit_test(test_erange),
-		cmocka_unit_test(test_batches),
-		cmocka_unit_test(test_default_task),
-		cmocka_unit_test(test_task_error),
-		cmocka_unit_test(test_msgsize),
-		cmocka_unit_test(test_msgsize_whole_area),
-		cmocka_unit_test(test_result_wrap),
-		cmocka_unit_test(test_ordered),
-		cmocka_unit_test(test_stop_cancel),
-		cmocka_unit_test(test_stop_drain),
-		cmocka_unit_test(test_corrupt_cq_tail),
-		cmocka_unit_test(test_corrupt_cqe),
-		cmocka_unit_test(test_corrupt_cqe_dup),
-		cmocka_unit_test(test_worker_corrupts_cq_tail),
-		cmocka_unit_test(test_worker_corrupts_sq_head),
-		cmocka_unit_test(test_no_lost_wakeup),
-		cmocka_unit_test(test_index_wrap),
-		cmocka_unit_test(test_exactly_once),
+		cmocka_unit_test_teardown(test_bad_opts, test_teardown),
+		cmocka_unit_test_teardown(test_backpressure, test_teardown),
+		cmocka_unit_test_teardown(test_erange, test_teardown),
+		cmocka_unit_test_teardown(test_batches, test_teardown),
+		cmocka_unit_test_teardown(test_default_task, test_teardown),
+		cmocka_unit_test_teardown(test_default_task_ref_empty, test_teardown),
+		cmocka_unit_test_teardown(test_task_error, test_teardown),
+		cmocka_unit_test_teardown(test_msgsize, test_teardown),
+		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
+		cmocka_unit_test_teardown(test_result_wrap, test_teardown),
+		cmocka_unit_test_teardown(test_ordered, test_teardown),
+		cmocka_unit_test_teardown(test_stop_cancel, test_teardown),
+		cmocka_unit_test_teardown(test_stop_drain, test_teardown),
+		cmocka_unit_test_teardown(test_corrupt_cq_tail, test_teardown),
+		cmocka_unit_test_teardown(test_corrupt_cqe, test_teardown),
+		cmocka_unit_test_teardown(test_submit_after_failure, test_teardown),
+		cmocka_unit_test_teardown(test_corrupt_cqe_dup, test_teardown),
+		cmocka_unit_test_teardown(test_worker_corrupts_cq_tail, test_teardown),
+		cmocka_unit_test_teardown(test_worker_corrupts_sq_head, test_teardown),
+		cmocka_unit_test_teardown(test_no_lost_wakeup, test_teardown),
+		cmocka_unit_test_teardown(test_index_wrap, test_teardown),
+		cmocka_unit_test_teardown(test_exactly_once, test_teardown),
 	};
 	const char *s = getenv("ARENA_TEST_SEED"), *only = getenv("ARENA_TEST_FILTER");
 
