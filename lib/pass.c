@@ -465,6 +465,19 @@ static int is_memfd(int fd)
 	return n >= 7 && !memcmp(name, "/memfd:", 7);
 }
 
+/*
+ * Whether an unsealed fd at least starts like an arena, to tell "unsealed
+ * arena" (-EPERM) from "not an arena" (-EBADMSG).  pread, never mmap: its
+ * owner may shrink an unsealed file, and a mapping would then SIGBUS.
+ */
+static int has_arena_magic(int fd)
+{
+	uint64_t magic = 0;
+
+	return pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+	       magic == ARENA_MAGIC;
+}
+
 int arena_recv(int sock, struct arena **out, int *channel_fd, int64_t timeout_ns)
 {
 	uint64_t deadline = timeout_ns > 0 ? sys_now_ns() + (uint64_t)timeout_ns : 0;
@@ -500,6 +513,8 @@ int arena_recv(int sock, struct arena **out, int *channel_fd, int64_t timeout_ns
 		r = arena_open_fd(&a, st.fds[0], 0);
 		if (r == -EINVAL || r == -EBADF)
 			r = -EBADMSG;
+		if (r == -EPERM && !has_arena_magic(st.fds[0]))
+			r = -EBADMSG; /* not an arena at all (a channel, say) */
 	}
 	if (r == 0 && arena_size(a) != h.arena_size)
 		r = -EBADMSG;
