@@ -142,6 +142,19 @@ int arena_spawn(pid_t *pid, const char *path, char *const argv[],
 	return -r;
 }
 
+/*
+ * Whether an unsealed fd at least starts like an arena, to tell "unsealed
+ * arena" (-EPERM) from "not an arena" (-EBADMSG).  pread, never mmap: its
+ * owner may shrink an unsealed file, and a mapping would then SIGBUS.
+ */
+static int has_arena_magic(int fd)
+{
+	uint64_t magic = 0;
+
+	return pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+	       magic == ARENA_MAGIC;
+}
+
 /* A non-negative decimal int, digits only; *s moves past it. */
 static int parse_fd(const char **s, int *fd)
 {
@@ -217,6 +230,8 @@ int arena_attach_env(struct arena **out, int *channel_fd, const char *spec)
 	 * named in the spec are left alone, since they may not be ours.
 	 */
 	r = arena_open_fd(&a, afd, 0);
+	if (r == -EPERM && !has_arena_magic(afd))
+		r = -EBADMSG; /* not an arena at all (a channel, say) */
 	if (r < 0)
 		return r;
 	if (cfd >= 0) {
@@ -463,19 +478,6 @@ static int is_memfd(int fd)
 	if (n < 0)
 		return errno == ENOENT ? 1 : 0;
 	return n >= 7 && !memcmp(name, "/memfd:", 7);
-}
-
-/*
- * Whether an unsealed fd at least starts like an arena, to tell "unsealed
- * arena" (-EPERM) from "not an arena" (-EBADMSG).  pread, never mmap: its
- * owner may shrink an unsealed file, and a mapping would then SIGBUS.
- */
-static int has_arena_magic(int fd)
-{
-	uint64_t magic = 0;
-
-	return pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
-	       magic == ARENA_MAGIC;
 }
 
 int arena_recv(int sock, struct arena **out, int *channel_fd, int64_t timeout_ns)

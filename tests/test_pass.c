@@ -437,6 +437,14 @@ static void test_attach_env_parse(void **state)
 		assert_true(fcntl(d, F_GETFD) < 0 && fcntl(d2, F_GETFD) < 0);
 		arena_close(b);
 
+		/* a channel where the arena should be: not an arena (-EBADMSG,
+		 * not -EPERM though it lacks the arena's seals) */
+		d2 = dup(arena_pool_channel_fd(p));
+		snprintf(spec, sizeof(spec), "%d", d2);
+		assert_int_equal(arena_attach_env(&b, NULL, spec), -EBADMSG);
+		assert_true(fcntl(d2, F_GETFD) >= 0);
+		close(d2);
+
 		/* a channel that serves another arena is refused */
 		{
 			struct arena *other;
