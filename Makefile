@@ -141,7 +141,9 @@ install: lib
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libarena.so.$(VERSION)
 	ln -sf libarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libarena.so.$(SOMAJOR)
 	ln -sf libarena.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libarena.so
-	install -m 644 $(B)/libarena.pc $(DESTDIR)$(PCDIR)/libarena.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		lib/libarena.pc.in > $(DESTDIR)$(PCDIR)/libarena.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/arena.h $(DESTDIR)$(LIBDIR)/libarena.a \

@@ -223,7 +223,8 @@ struct arena_pool_opts {
 	                          * 0 = 10 (the seed's Queue(10)) */
 	uint32_t max_attempts;   /* a task that killed this many workers fails
 	                          * with -EOWNERDEAD; 0 = 3 */
-	uint64_t result_bytes;   /* result area per worker; 0 = 4 MiB */
+	uint64_t result_bytes;   /* result area per worker; 0 = 1 MiB (sparse:
+	                          * only pages written cost memory) */
 	uint64_t task_deadline_ns; /* kill a worker whose task runs longer; 0 = none */
 	arena_task_fn task;      /* NULL = arena_task_get_item */
 	void *task_arg;
@@ -281,7 +282,9 @@ struct arena_cqe {
 	const void *data;    /* result bytes (validated), NULL if len == 0 */
 	uint64_t len;
 	int32_t status;      /* 0 or negative errno (task error, -EMSGSIZE,
-	                      * -EOWNERDEAD, -ECANCELED) */
+	                      * -EOWNERDEAD, -ETIMEDOUT after the task
+	                      * deadline killed it max_attempts times,
+	                      * -ECANCELED, -ECHILD when no worker is left) */
 	uint32_t worker;     /* worker that ran it (UINT32_MAX: none) */
 	uint64_t ticket;     /* private: identifies the result space */
 };

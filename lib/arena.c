@@ -556,6 +556,8 @@ int arena_contains(const struct arena *a, const void *p, uint64_t len)
 
 int arena_info(const struct arena *a, struct arena_info *info)
 {
+	int seals;
+
 	if (!a || !info)
 		return -EINVAL;
 	memset(info, 0, sizeof(*info));
@@ -572,7 +574,8 @@ int arena_info(const struct arena *a, struct arena_info *info)
 		info->table_off = (uint64_t)((const uint8_t *)a->table - a->map);
 		info->flags = h->flags;
 	}
-	info->seals = (uint32_t)(sys_get_seals(a->fd) < 0 ? 0 : sys_get_seals(a->fd));
+	seals = sys_get_seals(a->fd);
+	info->seals = seals < 0 ? 0 : (uint32_t)seals;
 	return 0;
 }
 

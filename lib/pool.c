@@ -42,7 +42,7 @@ static int spawn_worker(struct arena_pool *p, unsigned i, pid_t *pid)
 	char fdenv[64], wenv[64];
 	char *argv0[2] = { p->worker_path, NULL };
 	char **envp;
-	size_t n = 0, k;
+	size_t n = 0, k, j;
 	int afd = arena_fd(p->a), r;
 
 	while (environ && environ[n])
@@ -50,12 +50,15 @@ static int spawn_worker(struct arena_pool *p, unsigned i, pid_t *pid)
 	envp = calloc(n + 3, sizeof(*envp));
 	if (!envp)
 		return -ENOMEM;
-	for (k = 0; k < n; k++)
-		envp[k] = environ[k];
+	/* Drop inherited ARENA_FD/ARENA_WORKER (this process may have been
+	 * spawned with them): getenv() in the worker returns the first one. */
+	for (k = 0, j = 0; k < n; k++)
+		if (strncmp(environ[k], "ARENA_FD=", 9) && strncmp(environ[k], "ARENA_WORKER=", 13))
+			envp[j++] = environ[k];
 	snprintf(fdenv, sizeof(fdenv), "ARENA_FD=%d,%d", afd, p->chan_fd);
 	snprintf(wenv, sizeof(wenv), "ARENA_WORKER=%u,%d", i, (int)p->self);
-	envp[n] = fdenv;
-	envp[n + 1] = wenv;
+	envp[j] = fdenv;
+	envp[j + 1] = wenv;
 	r = posix_spawn_file_actions_init(&fa);
 	if (r == 0) {
 		/* dup2 onto itself clears FD_CLOEXEC in the child only: these two
@@ -94,6 +97,19 @@ int pool_start_worker(struct arena_pool *p, unsigned i)
 			return SYS_ERR();
 		if (pid == 0) {
 			struct worker wk;
+			struct sigaction sa;
+			sigset_t none;
+			int sig;
+
+			/* Start as clean as after exec: the parent's handlers
+			 * (a test framework's longjmp, say) must not run here. */
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = SIG_DFL;
+			for (sig = 1; sig < NSIG; sig++)
+				if (sig != SIGKILL && sig != SIGSTOP)
+					sigaction(sig, &sa, NULL);
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
 
 			if (worker_guard_parent((uint32_t)p->self, pdeath) < 0)
 				_exit(CHAN_EXIT_ORPHAN);
@@ -119,6 +135,7 @@ int pool_start_worker(struct arena_pool *p, unsigned i)
 	pw->gen++;
 	pw->hang_killed = 0;
 	pw->exited_clean = 0;
+	pw->gen_done = 0;
 	if (p->u.ok)
 		sup_uring_watch_pidfd(&p->u, pidfd, ((uint64_t)(pw->gen & 0xfffff) << 8) | i);
 	return 0;
@@ -227,7 +244,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	}
 	prm.workers = p->nworkers;
 	prm.depth = p->depth;
-	prm.res_bytes = o.result_bytes ? o.result_bytes : (4u << 20);
+	prm.res_bytes = o.result_bytes ? o.result_bytes : (1u << 20);
 	prm.arena_size = arena_size(a);
 	prm.index_base = o.ring_index_base;
 	r = chan_create(&p->c, &p->chan_fd, &prm);

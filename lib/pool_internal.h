@@ -23,6 +23,7 @@
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd poll period */
 #define DEFAULT_SPIN_NS 20000u
+#define MAX_START_FAILS 5       /* then the worker slot is given up */
 
 /* Result space handed out by one worker, in allocation order. */
 struct res_fifo {
@@ -40,6 +41,10 @@ struct pool_worker {
 	int last_valid;         /* last_seq is the seq of the last CQE read */
 	uint64_t last_seq;
 	int hang_killed;
+	uint64_t gen_done;      /* completions from this incarnation */
+	struct chan_sqe retry;  /* our copy of the task handed to it to re-run */
+	int retry_pending;      /* ... not yet seen completed */
+	uint32_t start_fails;   /* incarnations in a row that failed at start */
 	int exited_clean;
 	/* rel_lock */
 	uint64_t res_end;       /* end of the last allocation read (E) */
@@ -82,6 +87,7 @@ struct arena_pool {
 	uint32_t cmask;
 	uint64_t cnext;         /* ordered: next seq to deliver; else FIFO head */
 	uint64_t ctail;         /* unordered FIFO tail */
+	uint64_t ncompleted;    /* completions accepted, real or synthetic */
 	uint32_t rr;            /* harvest start, for fairness */
 
 	struct sup_uring u;

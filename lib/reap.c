@@ -56,12 +56,21 @@ static int account_result(struct arena_pool *p, unsigned i, uint64_t off, uint64
 	if (len > R)
 		return -EBADMSG;
 	la = (len + 7) & ~7ull;
-	if (off == m && la <= R - m)
+	if (off == m && la <= R - m) {
 		ne = E + la;
-	else if (off == 0 && m != 0 && la <= R)
+	} else if (off == 0 && m != 0 && la <= R) {
+		if (pw->res_head == E) {
+			/* Nothing held: the worker restarted at the area's start
+			 * (worker.c reset_if_empty); the skipped tail is free. */
+			pw->res_head = E + (R - m);
+			/* release: pairs with the worker's acquire in refresh. */
+			atomic_store_explicit(&chan_w(&p->c, i)->cons.res_head, pw->res_head,
+					      memory_order_release);
+		}
 		ne = E + (R - m) + la;
-	else
+	} else {
 		return -EBADMSG;
+	}
 	if (ne - pw->res_head > R)
 		return -EBADMSG;
 	r = fifo_push(&pw->fifo, ne, &idx);
@@ -90,6 +99,7 @@ static int place(struct arena_pool *p, const struct arena_cqe *out)
 	}
 	s->cqe = *out;
 	s->valid = 1;
+	p->ncompleted++;
 	STAT_ADD(p, st_completed, 1);
 	return 0;
 }
@@ -118,6 +128,10 @@ static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
 	memset(out, 0, sizeof(*out));
 	if (e->seq >= next || e->index >= arena_count(p->a) || e->status > 0)
 		return -EBADMSG;
+	/* A worker that posts a completion twice would make more completions
+	 * than tasks: refuse it before the in-flight count can wrap. */
+	if (p->ncompleted >= next)
+		return -EBADMSG;
 	out->user_data = e->user_data;
 	out->index = e->index;
 	out->seq = e->seq;
@@ -128,6 +142,8 @@ static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
 		uint64_t asz = arena_size(p->a);
 		const uint8_t *base = arena_base(p->a);
 
+		if (!e->res_len)
+			return 0; /* an empty item: no bytes to point at */
 		if (e->res_off > asz || e->res_len > asz - e->res_off ||
 		    !arena_contains(p->a, base + e->res_off, e->res_len))
 			return -EBADMSG;
@@ -177,6 +193,9 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 		}
 		pw->last_valid = 1;
 		pw->last_seq = e.seq;
+		if (pw->retry_pending && e.seq == pw->retry.seq)
+			pw->retry_pending = 0;
+		pw->gen_done++;
 		pw->cq_head++;
 	}
 	/* release: our copies are taken before the worker reuses the slots. */

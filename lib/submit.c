@@ -38,8 +38,11 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 							 memory_order_relaxed);
 
 		d[i].queued = pw->sq_tail - head;
-		if (d[i].queued > p->c.sq_mask + 1)
+		if (d[i].queued > p->c.sq_mask + 1) {
+			/* Only a misbehaving worker moves its head past our tail. */
+			pool_fail(p, -EBADMSG);
 			d[i].queued = p->c.sq_mask + 1;
+		}
 		d[i].task_ns = tns ? (tns < 1000000000u ? tns : 1000000000u) : 1000;
 		d[i].awake = pw->alive && (!sleeping || now - pw->woken_at < AWAKE_GRACE_NS);
 	}
@@ -143,10 +146,10 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		int64_t left = -1;
 		uint64_t t0;
 
-		if (atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth)
-			return 0;
 		if (atomic_load_explicit(&p->failed, memory_order_relaxed))
 			return atomic_load(&p->failed);
+		if (atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth)
+			return 0;
 		if (timeout_ns == 0)
 			return -EAGAIN;
 		if (timeout_ns > 0) {
@@ -190,9 +193,10 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 		if (r < 0)
 			return r;
 		pthread_mutex_lock(&p->prod_lock);
-		if (p->stopped) {
+		r = atomic_load_explicit(&p->failed, memory_order_relaxed);
+		if (p->stopped || r) {
 			pthread_mutex_unlock(&p->prod_lock);
-			return -EPIPE;
+			return r ? r : -EPIPE;
 		}
 		/* Other producers may have taken the room meanwhile. */
 		room = p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire);
@@ -204,7 +208,11 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 		room = n;
 	count = arena_count(p->a);
 	snapshot(p, d, sys_now_ns());
-	r = 0;
+	r = atomic_load_explicit(&p->failed, memory_order_relaxed);
+	if (r) {
+		pthread_mutex_unlock(&p->prod_lock);
+		return r;
+	}
 	for (k = 0; k < room; k++) {
 		struct chan_sqe sqe = {
 			.index = sqes[k].index,

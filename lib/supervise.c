@@ -85,7 +85,15 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 		    sqe.index < arena_count(p->a) &&
 		    sqe.seq < atomic_load_explicit(&p->next_seq, memory_order_relaxed))
 			lost = &sqe;
+	} else if (pw->retry_pending) {
+		/* Killed before it even took the task it was started to re-run:
+		 * that task did not kill it, so it costs no attempt. */
+		sqe = pw->retry;
+		if (sqe.attempts)
+			sqe.attempts--;
+		lost = &sqe;
 	}
+	pw->retry_pending = 0;
 	if (!clean)
 		STAT_ADD(p, st_crashes, 1);
 	if (lost) {
@@ -105,18 +113,29 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 	/* A spinner killed mid-spin leaves the hint one too high. */
 	if (atomic_load_explicit(&w->rec.state, memory_order_relaxed) != ARENA_WORKER_SLEEPING)
 		atomic_store_explicit(&p->c.g->spin.spinners, 0, memory_order_relaxed);
-	if (!clean && !p->stopping_cancel && !(p->o.flags & ARENA_POOL_NO_RESTART)) {
+	/* A worker that exits with an error before completing anything (an
+	 * exec'd program that cannot attach, say) is not restarted for ever. */
+	if (si.si_code == CLD_EXITED && si.si_status != 0 && !pw->gen_done && !lost)
+		pw->start_fails++;
+	else
+		pw->start_fails = 0;
+	if (!clean && !p->stopping_cancel && !(p->o.flags & ARENA_POOL_NO_RESTART) &&
+	    pw->start_fails < MAX_START_FAILS) {
 		/* The replacement starts from state we checked, not the dead
 		 * worker's words. */
 		atomic_store_explicit(&w->hot.sq_head, head, memory_order_relaxed);
 		atomic_store_explicit(&w->hot.cq_tail, pw->cq_head, memory_order_relaxed);
 		atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
+		atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
 		atomic_store_explicit(&w->hot.wake_waiters, 0, memory_order_relaxed);
 		pthread_mutex_lock(&p->rel_lock);
 		w->cons.res_start = pw->res_end;
 		pthread_mutex_unlock(&p->rel_lock);
-		if (lost)
+		if (lost) {
 			w->cons.retry = *lost;
+			pw->retry = *lost;
+			pw->retry_pending = 1;
+		}
 		/* release: the retry slot is written before the worker that
 		 * reads retry_valid with acquire exists at all; the ordering
 		 * matters only for the documentation of intent (fork orders). */

@@ -20,8 +20,10 @@
 
 int arena_task_result_ref(struct arena_task *t, const void *data, size_t len)
 {
-	if (!t || !arena_contains(t->arena, data, len))
+	if (!t || (len && !arena_contains(t->arena, data, len)))
 		return -EINVAL;
+	if (!len)
+		data = arena_base(t->arena); /* an empty result needs no bytes */
 	t->ref = data;
 	t->ref_len = len;
 	return 0;
@@ -70,15 +72,37 @@ static uint32_t stop_state(struct worker *wk)
 	return atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_acquire);
 }
 
-/* Reads cons.res_head once and checks it against our own position. */
+/* Reads cons.res_head once and checks it against our own position.  Our
+ * view only moves forward: after a reset (below) it is ahead of what the
+ * consumer has published until the consumer sees that allocation. */
 static void refresh_res_head(struct worker *wk)
 {
 	uint64_t h = atomic_load_explicit(&wk->w->cons.res_head, memory_order_acquire);
 
 	/* acquire: the consumer is done with the bytes before h. */
-	if (h > wk->res_pos || wk->res_pos - h > wk->c->res_bytes)
+	if (h > wk->res_pos)
 		corrupt(wk);
-	wk->res_head = h;
+	if (h > wk->res_head)
+		wk->res_head = h;
+	if (wk->res_pos - wk->res_head > wk->c->res_bytes)
+		corrupt(wk);
+}
+
+/*
+ * When every result was released, start again at the area's first byte: the
+ * results stay in a few hot pages instead of cycling through the area, and a
+ * result as large as the area fits.  The consumer sees an allocation at
+ * offset 0 while it holds nothing and moves its head the same way
+ * (reap.c account_result).
+ */
+static void reset_if_empty(struct worker *wk)
+{
+	uint64_t R = wk->c->res_bytes, off = wk->res_pos % R;
+
+	if (off && wk->res_pos == wk->res_head) {
+		wk->res_pos += R - off;
+		wk->res_head = wk->res_pos;
+	}
 }
 
 /*
@@ -164,7 +188,8 @@ static struct slice free_slice(struct worker *wk)
 /* Runs one task into *cqe; allocates its result space. */
 static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_cqe *cqe)
 {
-	uint64_t R = wk->c->res_bytes, skipped = 0;
+	uint64_t R = wk->c->res_bytes;
+	uint64_t pos0 = wk->res_pos, head0 = wk->res_head;
 	struct arena_task t;
 	struct slice s;
 	int rc;
@@ -199,10 +224,13 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 			uint64_t tail_room = R - wk->res_pos % R;
 			uint64_t free = R - used;
 
+			if (used == 0 && tail_room < R) {
+				reset_if_empty(wk);
+				continue;
+			}
 			if (tail_room < free && free - tail_room > s.cap) {
 				/* The run at the area's start is larger: skip the tail. */
 				wk->res_pos += tail_room;
-				skipped += tail_room;
 				continue;
 			}
 			if (free_slice(wk).cap > s.cap)
@@ -223,12 +251,15 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 		cqe->res_off = s.off;
 		cqe->res_len = (uint64_t)rc;
 		wk->res_pos += ((uint64_t)rc + 7) & ~7ull;
-		skipped = 0;
+		cqe->status = 0;
+		return;
 	} else if (rc > 0) {
 		rc = -EOVERFLOW;  /* the task claims more than it was given */
 	}
-	/* Nothing was published in a skipped tail: give it back. */
-	wk->res_pos -= skipped;
+	/* No bytes were published: a skip or reset made for this task is
+	 * undone, so our account matches the consumer's. */
+	wk->res_pos = pos0;
+	wk->res_head = head0;
 	cqe->status = rc < 0 ? rc : 0;
 }
 
@@ -314,6 +345,8 @@ int worker_run(struct worker *wk)
 				idle_wait(wk, tasks_ready);
 			continue;
 		}
+		refresh_res_head(wk);
+		reset_if_empty(wk);
 		while (wk->head != tail) {
 			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
 

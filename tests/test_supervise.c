@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Supervision: workers killed at random while tasks run, poison tasks, hung
+ * tasks, a killed parent.  Every scenario runs with io_uring and with the
+ * fallback (futex timeouts + pidfd polls).
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/prctl.h>
+
+#include "arena.h"
+
+#define REAP_BOUND_NS (20ll * 1000 * 1000 * 1000) /* no wait may be longer */
+
+static struct arena *A;
+static uint64_t NITEMS = 5000;
+
+static int setup(void **state)
+{
+	char buf[64];
+	uint64_t i;
+
+	assert_int_equal(arena_create(&A, NULL), 0);
+	for (i = 0; i < NITEMS; i++) {
+		int n = snprintf(buf, sizeof(buf), "item-%llu", (unsigned long long)i);
+
+		assert_int_equal(arena_append(A, buf, (size_t)n, NULL), 0);
+	}
+	assert_int_equal(arena_seal(A), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	arena_close(A);
+	return 0;
+}
+
+/* ---- chaos ---------------------------------------------------------------- */
+
+struct chaos {
+	struct arena_pool *p;
+	unsigned workers;
+	atomic_int stop;
+	atomic_uint kills;
+};
+
+static void *killer(void *arg)
+{
+	struct chaos *c = arg;
+	unsigned seed = 12345;
+
+	while (!atomic_load(&c->stop)) {
+		int pid = arena_pool_worker_pid(c->p, rand_r(&seed) % c->workers);
+
+		if (pid > 0 && kill(pid, SIGKILL) == 0)
+			atomic_fetch_add(&c->kills, 1);
+		usleep(2000 + rand_r(&seed) % 3000);
+	}
+	return NULL;
+}
+
+/* A few microseconds of work, so that kills land inside tasks. */
+static int busy_task(struct arena_task *t)
+{
+	uint64_t end = now_ns() + 3000;
+
+	while (now_ns() < end)
+		;
+	return arena_task_get_item(t);
+}
+
+static void run_chaos(uint32_t flags, uint64_t ntasks)
+{
+	struct arena_pool_opts o = { .flags = flags, .workers = 4, .depth = 64,
+				     .max_attempts = 50, .task = busy_task };
+	uint8_t *seen = calloc(ntasks, 1);
+	struct arena_pool_stats st;
+	struct arena_cqe c[64];
+	struct chaos ch = { 0 };
+	uint64_t sub = 0, got = 0, next_seq = 0;
+	int fds = count_fds();
+	pthread_t th;
+
+	assert_non_null(seen);
+	assert_int_equal(arena_pool_create(&ch.p, A, &o), 0);
+	ch.workers = o.workers;
+	assert_int_equal(pthread_create(&th, NULL, killer, &ch), 0);
+	/* One thread both submits and reaps: the consumer never blocks for
+	 * longer than REAP_BOUND_NS or the test fails. */
+	while (got < ntasks) {
+		int n;
+
+		while (sub < ntasks) {
+			struct arena_sqe s = { .index = sub % NITEMS, .user_data = sub };
+
+			n = arena_pool_submit(ch.p, &s, 1, 0);
+			if (n == -EAGAIN)
+				break;
+			assert_int_equal(n, 1);
+			sub++;
+		}
+		n = arena_pool_reap(ch.p, c, 64, REAP_BOUND_NS);
+		if (n <= 0)
+			print_message("reap: %d %s after %llu\n", n, arena_strerror(n),
+				      (unsigned long long)got);
+		assert_true(n > 0);
+		for (int k = 0; k < n; k++) {
+			char want[64];
+			int wl = snprintf(want, sizeof(want), "item-%llu",
+					  (unsigned long long)(c[k].user_data % NITEMS));
+
+			assert_true(c[k].user_data < ntasks);
+			assert_int_equal(seen[c[k].user_data], 0); /* exactly once */
+			seen[c[k].user_data] = 1;
+			assert_int_equal(c[k].status, 0);
+			assert_int_equal(c[k].len, wl);
+			assert_memory_equal(c[k].data, want, (size_t)wl);
+			if (flags & ARENA_POOL_ORDERED)
+				assert_int_equal(c[k].seq, next_seq++);
+			arena_pool_release(ch.p, &c[k]);
+		}
+		got += (uint64_t)n;
+	}
+	atomic_store(&ch.stop, 1);
+	pthread_join(th, NULL);
+	assert_int_equal(arena_pool_stats(ch.p, &st), 0);
+	assert_int_equal(st.reaped, ntasks);
+	assert_int_equal(arena_pool_stop(ch.p, ARENA_STOP_DRAIN, 10ll * 1000 * 1000 * 1000), 0);
+	assert_int_equal(count_children(), 0);
+	arena_pool_destroy(ch.p);
+	assert_int_equal(count_fds(), fds);
+	print_message("chaos flags=%u: %llu tasks, %u kills, %llu crashes seen, %llu re-run, "
+		      "%llu restarts, uring=%d\n", flags, (unsigned long long)ntasks,
+		      atomic_load(&ch.kills), (unsigned long long)st.crashes,
+		      (unsigned long long)st.tasks_rerun,
+		      (unsigned long long)st.workers_restarted, st.uring);
+	assert_true(st.crashes > 0);
+	assert_true(st.workers_restarted >= st.crashes);
+	free(seen);
+}
+
+static uint64_t chaos_tasks(void)
+{
+	return under_sanitizer() ? 30000 : 200000;
+}
+
+static void test_chaos_uring(void **state)
+{
+	run_chaos(0, chaos_tasks());
+}
+
+static void test_chaos_fallback(void **state)
+{
+	run_chaos(ARENA_POOL_NO_URING, chaos_tasks());
+}
+
+static void test_chaos_ordered(void **state)
+{
+	run_chaos(ARENA_POOL_ORDERED, chaos_tasks() / 4);
+}
+
+static void test_chaos_ordered_fallback(void **state)
+{
+	run_chaos(ARENA_POOL_ORDERED | ARENA_POOL_NO_URING, chaos_tasks() / 4);
+}
+
+/* ---- poison and hang ------------------------------------------------------ */
+
+static int poison_task(struct arena_task *t)
+{
+	if (t->index == 13 && t->op != 7)
+		raise(SIGSEGV);
+	if (t->index == 5 && t->op == 7)
+		for (;;)
+			pause();
+	t->op = ARENA_OP_COPY;
+	return arena_task_get_item(t);
+}
+
+static void run_poison(uint32_t flags, int hang)
+{
+	struct arena_pool_opts o = { .flags = flags, .workers = 2, .depth = 16,
+				     .task = poison_task, .max_attempts = 3,
+				     .task_deadline_ns = hang ? 200 * 1000 * 1000 : 0 };
+	struct arena_pool *p;
+	struct arena_pool_stats st;
+	struct arena_cqe c[16];
+	uint64_t got = 0, n_tasks = 40;
+	int fds = count_fds(), bad = 0;
+	uint64_t t0 = now_ns();
+
+	assert_int_equal(arena_pool_create(&p, A, &o), 0);
+	for (uint64_t i = 0; i < n_tasks; i++) {
+		struct arena_sqe s = { .index = i, .user_data = i, .op = hang ? 7 : 0 };
+
+		while (arena_pool_submit(p, &s, 1, 0) == -EAGAIN) {
+			int n = arena_pool_reap(p, c, 16, REAP_BOUND_NS);
+
+			if (n <= 0)
+				print_message("reap: %d %s\n", n, arena_strerror(n));
+			assert_true(n > 0);
+			for (int k = 0; k < n; k++) {
+				bad += c[k].status != 0;
+				arena_pool_release(p, &c[k]);
+			}
+			got += (uint64_t)n;
+		}
+	}
+	while (got < n_tasks) {
+		int n = arena_pool_reap(p, c, 16, REAP_BOUND_NS);
+
+		if (n <= 0)
+			print_message("reap: %d %s after %llu\n", n, arena_strerror(n),
+				      (unsigned long long)got);
+		assert_true(n > 0);
+		for (int k = 0; k < n; k++) {
+			if (c[k].status) {
+				bad++;
+				if (c[k].index != (hang ? 5u : 13u))
+					print_message("bad: index %llu status %d\n", (unsigned long long)c[k].index, c[k].status);
+				assert_int_equal(c[k].index, hang ? 5 : 13);
+				assert_int_equal(c[k].status, hang ? -ETIMEDOUT : -EOWNERDEAD);
+				assert_null(c[k].data);
+			}
+			arena_pool_release(p, &c[k]);
+		}
+		got += (uint64_t)n;
+	}
+	assert_int_equal(bad, 1);
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	assert_int_equal(st.tasks_failed, 1);
+	assert_int_equal(st.crashes, 3);
+	assert_int_equal(st.tasks_rerun, 2);
+	assert_int_equal(st.hangs_killed, hang ? 3 : 0);
+	arena_pool_destroy(p);
+	assert_int_equal(count_children(), 0);
+	assert_int_equal(count_fds(), fds);
+	print_message("%s flags=%u: %.1f ms\n", hang ? "hang" : "poison", flags,
+		      (now_ns() - t0) / 1e6);
+}
+
+static void test_poison_uring(void **state) { run_poison(0, 0); }
+static void test_poison_fallback(void **state) { run_poison(ARENA_POOL_NO_URING, 0); }
+static void test_hang_uring(void **state) { run_poison(0, 1); }
+static void test_hang_fallback(void **state) { run_poison(ARENA_POOL_NO_URING, 1); }
+
+/* ---- no restart: tasks move to the survivors ------------------------------ */
+
+static void run_no_restart(uint32_t flags)
+{
+	struct arena_pool_opts o = { .flags = flags | ARENA_POOL_NO_RESTART,
+				     .workers = 3, .depth = 32 };
+	struct arena_pool *p;
+	struct arena_pool_stats st;
+	struct arena_cqe c[32];
+	uint64_t got = 0, n_tasks = 20000;
+	uint8_t *seen = calloc(n_tasks, 1);
+	int fds = count_fds();
+
+	assert_int_equal(arena_pool_create(&p, A, &o), 0);
+	for (uint64_t i = 0; got < n_tasks;) {
+		if (i < n_tasks) {
+			struct arena_sqe s = { .index = i % NITEMS, .user_data = i };
+
+			if (arena_pool_submit(p, &s, 1, 0) == 1) {
+				if (++i == n_tasks / 2)
+					kill(arena_pool_worker_pid(p, 1), SIGKILL);
+				continue;
+			}
+		}
+		int n = arena_pool_reap(p, c, 32, REAP_BOUND_NS);
+
+		assert_true(n > 0);
+		for (int k = 0; k < n; k++) {
+			assert_int_equal(seen[c[k].user_data], 0);
+			seen[c[k].user_data] = 1;
+			assert_int_equal(c[k].status, 0);
+			arena_pool_release(p, &c[k]);
+		}
+		got += (uint64_t)n;
+	}
+	/* The killed worker may have held nothing: wait until it is noticed. */
+	for (int k = 0; k < 2000 && arena_pool_worker_pid(p, 1) != -ESRCH; k++) {
+		assert_int_equal(arena_pool_reap(p, c, 32, 0), -EAGAIN);
+		usleep(1000);
+	}
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	assert_int_equal(st.workers_restarted, 0);
+	assert_int_equal(st.crashes, 1);
+	assert_int_equal(arena_pool_worker_pid(p, 1), -ESRCH);
+	arena_pool_destroy(p);
+	assert_int_equal(count_children(), 0);
+	assert_int_equal(count_fds(), fds);
+	free(seen);
+}
+
+static void test_no_restart_uring(void **state) { run_no_restart(0); }
+static void test_no_restart_fallback(void **state) { run_no_restart(ARENA_POOL_NO_URING); }
+
+/* ---- the parent dies: its workers follow ---------------------------------- */
+
+static int gone(pid_t pid)
+{
+	int st;
+
+	/* We are the subreaper: orphaned workers become our children. */
+	return waitpid(pid, &st, WNOHANG) == pid || (kill(pid, 0) < 0 && errno == ESRCH);
+}
+
+static void run_parent_death(uint32_t flags)
+{
+	int fd[2];
+	pid_t mid, wp[4];
+
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	assert_int_equal(pipe(fd), 0);
+	mid = fork();
+	assert_true(mid >= 0);
+	if (mid == 0) {
+		struct arena_pool_opts o = { .flags = flags, .workers = 4, .depth = 8 };
+		struct arena_pool *p;
+
+		close(fd[0]);
+		if (arena_pool_create(&p, A, &o) < 0)
+			_exit(1);
+		for (unsigned i = 0; i < 4; i++) {
+			pid_t w = arena_pool_worker_pid(p, i);
+
+			if (write(fd[1], &w, sizeof(w)) != sizeof(w))
+				_exit(2);
+		}
+		/* Keep the workers busy, then wait to be killed. */
+		for (uint64_t i = 0;; i++) {
+			struct arena_sqe s = { .index = i % NITEMS };
+			struct arena_cqe c[8];
+			int n;
+
+			if (arena_pool_submit(p, &s, 1, 0) != 1) {
+				n = arena_pool_reap(p, c, 8, -1);
+				for (int k = 0; k < n; k++)
+					arena_pool_release(p, &c[k]);
+			}
+		}
+	}
+	close(fd[1]);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(read(fd[0], &wp[i], sizeof(wp[i])), sizeof(wp[i]));
+	close(fd[0]);
+	usleep(50000);
+	kill(mid, SIGKILL);
+	assert_int_equal(wait_code(mid), 128 + SIGKILL);
+	uint64_t t0 = now_ns();
+	for (unsigned i = 0; i < 4; i++) {
+		while (!gone(wp[i])) {
+			assert_true(now_ns() - t0 < 3000000000ull);
+			usleep(1000);
+		}
+	}
+	print_message("workers gone %.1f ms after the parent's death\n", (now_ns() - t0) / 1e6);
+	if (count_children())
+		system("ps -o pid,ppid,stat,comm --ppid $PPID >&2");
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	assert_int_equal(count_children(), 0);
+}
+
+static void test_parent_death(void **state) { run_parent_death(0); }
+static void test_parent_death_fallback(void **state) { run_parent_death(ARENA_POOL_NO_URING); }
+
+/* ---- io_uring really is used where it exists ------------------------------ */
+
+static void test_uring_probe(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1 };
+	struct arena_pool_stats st;
+	struct arena_pool *p;
+	const char *env = getenv("ARENA_NO_URING");
+
+	assert_int_equal(arena_pool_create(&p, A, &o), 0);
+	arena_pool_stats(p, &st);
+	arena_pool_destroy(p);
+	if (env && *env && strcmp(env, "0")) {
+		assert_int_equal(st.uring, 0);
+		return;
+	}
+	if (!st.uring)
+		skip(); /* io_uring disabled on this machine: fallback covered */
+	o.flags = ARENA_POOL_NO_URING;
+	assert_int_equal(arena_pool_create(&p, A, &o), 0);
+	arena_pool_stats(p, &st);
+	arena_pool_destroy(p);
+	assert_int_equal(st.uring, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uring_probe),
+		cmocka_unit_test(test_poison_uring),
+		cmocka_unit_test(test_poison_fallback),
+		cmocka_unit_test(test_hang_uring),
+		cmocka_unit_test(test_hang_fallback),
+		cmocka_unit_test(test_no_restart_uring),
+		cmocka_unit_test(test_no_restart_fallback),
+		cmocka_unit_test(test_parent_death),
+		cmocka_unit_test(test_parent_death_fallback),
+		cmocka_unit_test(test_chaos_uring),
+		cmocka_unit_test(test_chaos_fallback),
+		cmocka_unit_test(test_chaos_ordered),
+		cmocka_unit_test(test_chaos_ordered_fallback),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
