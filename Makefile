@@ -17,6 +17,7 @@ PCDIR    ?= $(LIBDIR)/pkgconfig
 DESTDIR  ?=
 
 CC       ?= cc
+LD       ?= ld
 CFLAGS   ?= -O2 -g
 LDFLAGS  ?=
 override CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
@@ -77,9 +78,13 @@ $(B)/pic/%.o: %.c
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) -Ilib -fvisibility=hidden -fPIC -c -o $@ $<
 
+# One relocatable object with the hidden symbols made local: the static
+# library exports arena_* only, like the shared one.
 $(STATIC): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)$(LD) -r -o $(B)/libarena-all.o $^
+	$(Q)objcopy --localize-hidden $(B)/libarena-all.o
+	$(Q)rm -f $@ && ar rcs $@ $(B)/libarena-all.o
 
 $(SHARED): $(PIC_OBJ) lib/libarena.map
 	@$(if $(Q),echo "  LD      $@")
