@@ -222,6 +222,8 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->nworkers = o.workers ? o.workers : 1;
 	p->depth = o.depth ? o.depth : 10;
 	p->max_attempts = o.max_attempts ? o.max_attempts : 3;
+	/* Deep queues refill in batches: one producer wake per depth/4. */
+	p->space_need = p->depth >= 64 ? p->depth / 4 : 1;
 	p->ordered = !!(o.flags & ARENA_POOL_ORDERED);
 	p->self = getpid();
 	p->creator_tid = (pid_t)syscall(SYS_gettid);
@@ -414,9 +416,18 @@ int arena_pool_stats(const struct arena_pool *p, struct arena_pool_stats *st)
 
 int arena_pool_worker_pid(const struct arena_pool *p, unsigned i)
 {
+	pthread_mutex_t *lock;
+	int r;
+
 	if (!p || i >= p->nworkers)
 		return -ERANGE;
-	return p->w[i].pidfd >= 0 ? p->w[i].pid : -ESRCH;
+	/* The supervisor changes pid and pidfd under cons_lock (never held
+	 * while sleeping); the lock is private state, not the pool's value. */
+	lock = (pthread_mutex_t *)&p->cons_lock;
+	pthread_mutex_lock(lock);
+	r = p->w[i].pidfd >= 0 ? p->w[i].pid : -ESRCH;
+	pthread_mutex_unlock(lock);
+	return r;
 }
 
 int arena_pool_channel_fd(const struct arena_pool *p)

@@ -81,6 +81,7 @@ struct arena_pool {
 	/* Tasks in flight: submitted and not yet reaped (the seed's Queue). */
 	_Atomic uint32_t inflight;
 	_Atomic uint32_t space_seq, space_waiters; /* producer sleeps here */
+	uint32_t space_need;    /* free slots that wake a sleeping producer */
 
 	/* Completions read from the CQs, not yet delivered (cons_lock). */
 	struct cq_slot *cbuf;

@@ -118,7 +118,8 @@ void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *sqe, i
 		pool_fail(p, -EBADMSG);
 }
 
-/* Turns one CQE copy into a delivered completion, or says it is corrupt. */
+/* Turns one CQE copy into a delivered completion, or says it is corrupt.
+ * rel_lock held. */
 static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
 		   struct arena_cqe *out)
 {
@@ -156,9 +157,7 @@ static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
 		return 0;
 	if (e->status < 0)
 		return -EBADMSG; /* an error carries no result */
-	pthread_mutex_lock(&p->rel_lock);
 	r = account_result(p, i, e->res_off, e->res_len, &out->ticket);
-	pthread_mutex_unlock(&p->rel_lock);
 	if (r < 0)
 		return r;
 	out->data = chan_res(&p->c, i) + e->res_off;
@@ -180,6 +179,7 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 		pool_fail(p, -EBADMSG);
 		return -EBADMSG;
 	}
+	pthread_mutex_lock(&p->rel_lock);
 	while (pw->cq_head != tail) {
 		struct chan_cqe e = chan_cq(&p->c, i)[pw->cq_head & p->c.cq_mask];
 		struct arena_cqe out;
@@ -188,6 +188,7 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 		if (r == 0)
 			r = place(p, &out);
 		if (r < 0) {
+			pthread_mutex_unlock(&p->rel_lock);
 			pool_fail(p, r);
 			return r;
 		}
@@ -198,6 +199,7 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 		pw->gen_done++;
 		pw->cq_head++;
 	}
+	pthread_mutex_unlock(&p->rel_lock);
 	/* release: our copies are taken before the worker reuses the slots. */
 	atomic_store_explicit(&w->cons.cq_head, pw->cq_head, memory_order_release);
 	return (int)n;
@@ -225,9 +227,15 @@ static unsigned deliver(struct arena_pool *p, struct arena_cqe *out, unsigned ma
 	}
 	if (n) {
 		/* release: pairs with the producer's acquire load in wait_space. */
-		atomic_fetch_sub_explicit(&p->inflight, n, memory_order_release);
+		uint32_t left = atomic_fetch_sub_explicit(&p->inflight, n,
+							  memory_order_release) - n;
+
 		STAT_ADD(p, st_reaped, n);
-		if (evc_wake(&p->space_waiters, &p->space_seq, INT_MAX, 1))
+		/* A sleeping producer waits for space_need free slots (submit.c);
+		 * smaller gaps are not worth its wake-up.  Every delivery makes
+		 * this check, so the one that opens the gap wakes it. */
+		if (p->depth - left >= p->space_need &&
+		    evc_wake(&p->space_waiters, &p->space_seq, INT_MAX, 1))
 			STAT_ADD(p, st_cons_wakes, 1);
 	}
 	return n;

@@ -160,8 +160,8 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 			left = (int64_t)(deadline - now);
 		}
 		v = evc_prepare(&p->space_waiters, &p->space_seq);
-		if (atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth ||
-		    p->stopped) {
+		if (p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire) >=
+		    p->space_need || p->stopped) {
 			evc_done(&p->space_waiters);
 			continue;
 		}

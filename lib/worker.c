@@ -17,6 +17,10 @@
 #include "worker.h"
 
 #define IDLE_CHECK_NS (250 * 1000 * 1000) /* parent-death check when idle */
+#define SIGNAL_BATCH 16       /* tiny tasks: wake the consumer once per 16 */
+#define SIGNAL_SLOW_NS 5000   /* tasks slower than this: after each one */
+
+static void signal_consumer(struct worker *wk);
 
 int arena_task_result_ref(struct arena_task *t, const void *data, size_t len)
 {
@@ -117,6 +121,8 @@ static void idle_wait(struct worker *wk, int (*ready)(struct worker *))
 	uint32_t v;
 	int r;
 
+	if (wk->unsignaled)
+		signal_consumer(wk);
 	v = evc_prepare(&w->hot.wake_waiters, &w->prod.wake_seq);
 	if (ready(wk)) {
 		evc_done(&w->hot.wake_waiters);
@@ -284,17 +290,33 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_release);
 	atomic_store_explicit(&w->rec.res_alloc, wk->res_pos, memory_order_relaxed);
 	atomic_store_explicit(&w->rec.tasks_done, ++wk->tasks_done, memory_order_relaxed);
+	wk->unsignaled++;
+}
+
+/*
+ * Wakes the consumer if it sleeps.  Called once per run of tiny tasks (at
+ * most SIGNAL_BATCH completions late), after every slow task, and always
+ * before this worker itself waits: a consumer is never left asleep with
+ * completions it was not told about while we sleep.
+ */
+static void signal_consumer(struct worker *wk)
+{
+	wk->unsignaled = 0;
 	if (evc_wake(&wk->c->g->cq_waiters.waiters, &wk->c->g->cq_seq.seq, INT_MAX, 0)) {
 		wk->wakes++;
-		atomic_store_explicit(&w->rec.wakes, wk->wakes, memory_order_relaxed);
+		atomic_store_explicit(&wk->w->rec.wakes, wk->wakes, memory_order_relaxed);
 	}
 }
 
+/*
+ * One clock read per task: a task's start is the previous one's end while a
+ * run of tasks lasts (wk->t_last), so the moving average costs nothing more.
+ */
 static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos, int retry)
 {
 	struct chan_worker *w = wk->w;
 	struct chan_cqe cqe;
-	uint64_t t0 = sys_now_ns(), dt;
+	uint64_t t0 = wk->t_last ? wk->t_last : sys_now_ns(), dt;
 
 	w->hot.inhand = *sqe;
 	w->hot.inhand_pos = pos;
@@ -306,7 +328,8 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 	if (!retry)
 		atomic_store_explicit(&w->hot.sq_head, ++wk->head, memory_order_release);
 	run_task(wk, sqe, &cqe);
-	dt = sys_now_ns() - t0;
+	wk->t_last = sys_now_ns();
+	dt = wk->t_last - t0;
 	wk->task_ns = wk->task_ns ? (wk->task_ns * 7 + dt) / 8 : dt;
 	atomic_store_explicit(&w->rec.task_ns, wk->task_ns, memory_order_relaxed);
 	atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
@@ -329,6 +352,7 @@ int worker_run(struct worker *wk)
 		struct chan_sqe sqe = w->cons.retry;
 
 		run_one(wk, &sqe, 0, 1);
+		signal_consumer(wk);
 	}
 	for (;;) {
 		uint32_t stop = stop_state(wk);
@@ -347,15 +371,21 @@ int worker_run(struct worker *wk)
 		}
 		refresh_res_head(wk);
 		reset_if_empty(wk);
+		wk->t_last = 0;
 		while (wk->head != tail) {
 			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
 
 			run_one(wk, &sqe, wk->head, 0);
+			if (wk->head == tail || wk->unsignaled >= SIGNAL_BATCH ||
+			    wk->task_ns > SIGNAL_SLOW_NS)
+				signal_consumer(wk);
 			if (atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
 			    CHAN_STOP_CANCEL)
 				break;
 		}
 	}
+	if (wk->unsignaled)
+		signal_consumer(wk);
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_EXITED, memory_order_relaxed);
 	return CHAN_EXIT_OK;
 }

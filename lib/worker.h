@@ -19,6 +19,8 @@ struct worker {
 	uint64_t res_pos;      /* next free result byte (free-running) */
 	uint64_t res_head;     /* last value of cons.res_head seen */
 	uint64_t tasks_done, waits, wakes, wait_ns, task_ns;
+	uint32_t unsignaled;
+	uint64_t t_last;       /* end of the previous task of this run, or 0 */   /* completions posted since the last wake check */
 };
 
 /* Runs until stop; returns the exit code for _exit(). Never returns in the
