@@ -136,17 +136,26 @@ static int table_reserve(struct arena *a, uint64_t n)
 	return 0;
 }
 
-int arena_append_uninit(struct arena *a, size_t len, uint64_t *index, void **data)
+/* 0 while items may be appended; -EROFS once sealed. */
+static int check_building(const struct arena *a)
 {
-	uint64_t off, end;
-	int r;
-
 	if (!a)
 		return -EINVAL;
 	if (a->sealed)
 		return -EROFS;
 	if (!a->map)
 		return -EINVAL; /* a failed arena_seal() left no mapping */
+	return 0;
+}
+
+int arena_append_uninit(struct arena *a, size_t len, uint64_t *index, void **data)
+{
+	uint64_t off, end;
+	int r;
+
+	r = check_building(a);
+	if (r < 0)
+		return r;
 	off = align_up(a->data_size, a->align);
 	if (len > UINT64_MAX / 2 || off + len < off)
 		return -EFBIG;
@@ -249,12 +258,9 @@ int arena_seal(struct arena *a)
 	void *m;
 	int r;
 
-	if (!a)
-		return -EINVAL;
-	if (a->sealed)
-		return -EROFS;
-	if (!a->map)
-		return -EINVAL; /* an earlier failure left no mapping */
+	r = check_building(a);
+	if (r < 0)
+		return r;
 	table_off = align_up(ARENA_DATA_OFF + a->data_size, 8);
 	size = table_off + a->count * sizeof(struct arena_entry);
 	r = grow_file(a, size);
