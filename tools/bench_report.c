@@ -24,10 +24,16 @@ static bool good(const struct bench_report *r, enum bench_mode m)
 double report_speedup(const struct bench_report *r, enum bench_mode m,
 		      enum bench_mode base)
 {
-	if (!good(r, m) || !good(r, base) || r->res[m].mean_ns <= 0)
+	double mine, theirs;
+
+	if (!good(r, m) || !good(r, base) || !r->res[m].tasks || !r->res[base].tasks ||
+	    !r->res[m].total_ns)
 		return 0;
-	/* Per task, because copy runs far fewer tasks than the others. */
-	return r->res[base].mean_ns / r->res[m].mean_ns;
+	/* Per task (total / tasks, the "per task" column), because copy runs
+	 * far fewer tasks than the others. */
+	mine = (double)r->res[m].total_ns / (double)r->res[m].tasks;
+	theirs = (double)r->res[base].total_ns / (double)r->res[base].tasks;
+	return theirs / mine;
 }
 
 static double tasks_per_s(const struct mode_result *m)
