@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -33,7 +34,14 @@ void pool_fail(struct arena_pool *p, int err)
 	int zero = 0;
 
 	/* First error wins; every later call reports it. */
-	atomic_compare_exchange_strong(&p->failed, &zero, err);
+	if (!atomic_compare_exchange_strong(&p->failed, &zero, err))
+		return;
+	/* A producer or reaper asleep now would wait for space or completions
+	 * that a failed pool never makes: wake them to see the error. */
+	atomic_fetch_add_explicit(&p->space_seq, 1, memory_order_release);
+	sys_futex_wake((uint32_t *)&p->space_seq, INT_MAX, 1);
+	atomic_fetch_add_explicit(&p->c.g->cq_seq.seq, 1, memory_order_release);
+	sys_futex_wake((uint32_t *)&p->c.g->cq_seq.seq, INT_MAX, 0);
 }
 
 static int spawn_worker(struct arena_pool *p, unsigned i, pid_t *pid)

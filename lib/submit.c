@@ -148,6 +148,8 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 
 		if (atomic_load_explicit(&p->failed, memory_order_relaxed))
 			return atomic_load(&p->failed);
+		if (atomic_load(&p->stopped))
+			return -EPIPE;
 		if (atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth)
 			return 0;
 		if (timeout_ns == 0)
@@ -161,7 +163,8 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		}
 		v = evc_prepare(&p->space_waiters, &p->space_seq);
 		if (p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire) >=
-		    p->space_need || p->stopped) {
+		    p->space_need || atomic_load(&p->stopped) ||
+		    atomic_load_explicit(&p->failed, memory_order_relaxed)) {
 			evc_done(&p->space_waiters);
 			continue;
 		}
@@ -170,8 +173,6 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		evc_done(&p->space_waiters);
 		STAT_ADD(p, st_prod_waits, 1);
 		STAT_ADD(p, st_prod_wait_ns, sys_now_ns() - t0);
-		if (p->stopped)
-			return -EPIPE;
 	}
 }
 
