@@ -19,7 +19,16 @@
 #define P_PIDFD 3
 #endif
 
-/* Moves a dead worker's queued tasks to survivors, or completes them. */
+/* Gives one task of a worker that is gone to a survivor, or completes it. */
+static void requeue_one(struct arena_pool *p, const struct chan_sqe *sqe, uint64_t *touched)
+{
+	if (p->stopping_cancel)
+		pool_complete_synthetic(p, sqe, -ECANCELED);
+	else if (pool_push_locked(p, sqe, touched) < 0)
+		pool_complete_synthetic(p, sqe, -ECHILD);
+}
+
+/* Moves a dead worker's lost and queued tasks to survivors. */
 static void requeue(struct arena_pool *p, unsigned dead, const struct chan_sqe *lost,
 		    uint32_t head)
 {
@@ -28,23 +37,11 @@ static void requeue(struct arena_pool *p, unsigned dead, const struct chan_sqe *
 	uint32_t k;
 
 	pw->alive = 0;
-	for (k = head; ; k++) {
-		struct chan_sqe sqe;
-
-		if (lost) {
-			sqe = *lost;
-			lost = NULL;
-			k--;
-		} else if (k == pw->sq_tail) {
-			break;
-		} else {
-			sqe = chan_sq(&p->c, dead)[k & p->c.sq_mask];
-		}
-		if (p->stopping_cancel)
-			pool_complete_synthetic(p, &sqe, -ECANCELED);
-		else if (pool_push_locked(p, &sqe, &touched) < 0)
-			pool_complete_synthetic(p, &sqe, -ECHILD);
-	}
+	if (lost)
+		requeue_one(p, lost, &touched);
+	/* The SQ slots are ours (the parent wrote them); no worker reads them. */
+	for (k = head; k != pw->sq_tail; k++)
+		requeue_one(p, &chan_sq(&p->c, dead)[k & p->c.sq_mask], &touched);
 	pw->sq_tail = head;
 	if (touched)
 		pool_publish_locked(p, touched);

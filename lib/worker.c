@@ -191,6 +191,36 @@ static struct slice free_slice(struct worker *wk)
 	return s;
 }
 
+enum { ROOM_NONE, ROOM_RETRY, ROOM_WAIT };
+
+/*
+ * A task wanted more than the `cap` bytes it was given.  Returns ROOM_RETRY
+ * when a larger free run is available now (restarting at the area's start
+ * when nothing is held, or skipping the tail when the run at the start is
+ * larger), ROOM_WAIT when earlier results still hold the space, ROOM_NONE
+ * when the whole area was offered: -EMSGSIZE is then final.
+ */
+static int more_room(struct worker *wk, uint64_t cap)
+{
+	uint64_t R = wk->c->res_bytes, used, tail_room, free;
+
+	refresh_res_head(wk);
+	used = wk->res_pos - wk->res_head;
+	tail_room = R - wk->res_pos % R;
+	free = R - used;
+	if (used == 0 && tail_room < R) {
+		reset_if_empty(wk);
+		return ROOM_RETRY;
+	}
+	if (tail_room < free && free - tail_room > cap) {
+		wk->res_pos += tail_room;
+		return ROOM_RETRY;
+	}
+	if (free_slice(wk).cap > cap)
+		return ROOM_RETRY;
+	return used == 0 ? ROOM_NONE : ROOM_WAIT;
+}
+
 /* Runs one task into *cqe; allocates its result space. */
 static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_cqe *cqe)
 {
@@ -198,7 +228,7 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 	uint64_t pos0 = wk->res_pos, head0 = wk->res_head;
 	struct arena_task t;
 	struct slice s;
-	int rc;
+	int rc, room;
 
 	memset(cqe, 0, sizeof(*cqe));
 	cqe->user_data = sqe->user_data;
@@ -210,8 +240,10 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 	}
 	for (;;) {
 		s = free_slice(wk);
-		if (s.cap < R / 2 && s.cap < 4096)
-			refresh_res_head(wk), s = free_slice(wk);
+		if (s.cap < R / 2 && s.cap < 4096) {
+			refresh_res_head(wk);
+			s = free_slice(wk);
+		}
 		memset(&t, 0, sizeof(t));
 		t.arena = wk->a;
 		t.index = sqe->index;
@@ -224,30 +256,11 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 		rc = wk->fn(&t);
 		if (rc != -EMSGSIZE || t.ref)
 			break;
-		refresh_res_head(wk);
-		{
-			uint64_t used = wk->res_pos - wk->res_head;
-			uint64_t tail_room = R - wk->res_pos % R;
-			uint64_t free = R - used;
-
-			if (used == 0 && tail_room < R) {
-				reset_if_empty(wk);
-				continue;
-			}
-			if (tail_room < free && free - tail_room > s.cap) {
-				/* The run at the area's start is larger: skip the tail. */
-				wk->res_pos += tail_room;
-				continue;
-			}
-			if (free_slice(wk).cap > s.cap)
-				continue;
-			if (used == 0)
-				break;  /* the whole area is too small: final */
-		}
-		if (stop_state(wk) == CHAN_STOP_CANCEL)
+		room = more_room(wk, s.cap);
+		if (room == ROOM_NONE || (room == ROOM_WAIT && stop_state(wk) == CHAN_STOP_CANCEL))
 			break;
-		/* Earlier results still hold the space: wait for releases. */
-		idle_wait(wk, space_ready);
+		if (room == ROOM_WAIT)
+			idle_wait(wk, space_ready);
 	}
 	if (t.ref) {
 		cqe->flags = CQE_F_ARENA;
