@@ -1204,10 +1204,9 @@ static void test_corrupt_cq_tail(void **state)
 }
 
 /*
- * KNOWN LIBRARY BUG (lib/submit.c arena_pool_submit/wait_space): arena.h
- * says submit returns -EBADMSG "when the pool failed on a corrupt channel",
- * but p->failed is checked only in wait_space() after the room check, so a
- * failed pool with room accepts tasks (returns 1) that will never be reaped.
+ * arena.h: submit returns -EBADMSG "when the pool failed on a corrupt
+ * channel", also when there is room (a failed pool must not take tasks that
+ * will never be reaped).
  */
 static void test_submit_after_failure(void **state)
 {
@@ -1234,6 +1233,62 @@ static void test_submit_after_failure(void **state)
 		print_message("  submit on a failed pool: %d (%s)\n", r, arena_strerror(r));
 	assert_int_equal(r, -EBADMSG);
 	assert_int_equal(arena_pool_submit1(p, 1, 2), -EBADMSG);
+	pool_del(p);
+	leak_end(&l);
+}
+
+struct blocked_submit {
+	struct arena_pool *p;
+	atomic_int done;
+	int r;
+};
+
+static void *submit_blocking(void *arg)
+{
+	struct blocked_submit *b = arg;
+	struct arena_sqe s = { .index = 1, .user_data = 99 };
+
+	b->r = arena_pool_submit(b->p, &s, 1, -1);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/*
+ * A producer asleep on a full pool (no timeout) when the pool fails must be
+ * woken with the error, not left waiting for space that never comes.
+ */
+static void test_failure_wakes_producer(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 2 };
+	struct blocked_submit b = { 0 };
+	struct arena_pool *p;
+	struct arena_cqe e;
+	struct chan_worker *w;
+	uint64_t size, t0;
+	uint8_t *base;
+	struct leak l;
+	pthread_t th;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	b.p = p;
+	assert_int_equal(arena_pool_submit1(p, 1, 1), 0);
+	assert_int_equal(arena_pool_submit1(p, 2, 2), 0);
+	assert_int_equal(pthread_create(&th, NULL, submit_blocking, &b), 0);
+	usleep(50000); /* let it go to sleep on the full pool */
+	assert_int_equal(atomic_load(&b.done), 0);
+	base = map_channel(p, &size);
+	w = worker_block(base, 0);
+	atomic_fetch_add(&w->hot.cq_tail, 1000);
+	assert_int_equal(arena_pool_reap(p, &e, 1, 1000000000ll), -EBADMSG);
+	munmap(base, size);
+	t0 = now_ns();
+	while (!atomic_load(&b.done) && now_ns() - t0 < 5000000000ull)
+		usleep(1000);
+	assert_int_equal(atomic_load(&b.done), 1);
+	pthread_join(th, NULL);
+	assert_int_equal(b.r, -EBADMSG);
 	pool_del(p);
 	leak_end(&l);
 }
@@ -1558,6 +1613,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_stop_cancel, test_teardown),
 		cmocka_unit_test_teardown(test_stop_drain, test_teardown),
 		cmocka_unit_test_teardown(test_corrupt_cq_tail, test_teardown),
+		cmocka_unit_test_teardown(test_failure_wakes_producer, test_teardown),
 		cmocka_unit_test_teardown(test_corrupt_cqe, test_teardown),
 		cmocka_unit_test_teardown(test_submit_after_failure, test_teardown),
 		cmocka_unit_test_teardown(test_corrupt_cqe_dup, test_teardown),
