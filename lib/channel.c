@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "channel.h"
+#include "evc.h"
 
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
@@ -202,8 +203,8 @@ int arena_channel_inspect(int fd, struct arena_channel_info *info)
 	info->result_bytes = c.res_bytes;
 	info->size = c.size;
 	info->stopping = atomic_load_explicit(&c.g->ctl.stop, memory_order_relaxed);
-	info->consumer_waiters =
-		atomic_load_explicit(&c.g->cq_waiters.waiters, memory_order_relaxed);
+	info->consumer_waiters = evc_sleepers(
+		atomic_load_explicit(&c.g->cq_waiters.ann, memory_order_relaxed));
 	for (i = 0; i < c.workers && i < 64; i++) {
 		struct chan_worker *w = chan_w(&c, i);
 		struct arena_channel_worker_info *o = &info->w[i];

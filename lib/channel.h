@@ -15,8 +15,8 @@
  *   chan_ctl.stop     parent (release); workers read.  0 run, 1 drain, 2 cancel.
  *   chan_cq_evc.seq   workers bump it (release) to wake the consumer; a dead
  *                     worker can leave it anywhere: any value is fine.
- *   chan_cq_waiters   parent consumer; workers read.  Garbage only costs
- *                     wakes.
+ *   chan_cq_waiters   parent consumer (announcements, evc.h); workers read.
+ *                     Garbage only costs wakes.
  *   chan_spin.spinners everyone (RMW).  A worker killed while spinning
  *                     leaves it one too high; the parent resets it to 0 on
  *                     every death it handles (spinning is only a hint).
@@ -27,13 +27,19 @@
  *                     the retry slot and res_start for a replacement worker.
  *                     Written only while no worker runs, or released.
  *   w->hot            the worker: sq_head, cq_tail (release: CQEs before it
- *                     are complete), wake_waiters, and the task in hand
+ *                     are complete), and the task in hand
  *                     (inhand_*).  Written in the order: inhand, sq_head;
  *                     result bytes, CQE, cq_tail, inhand_valid = 0.  So
  *                     after a death the parent decides without guessing: a
  *                     task in hand whose CQE is not among the published ones
  *                     is run again; one whose CQE was published is not.
  *   w->rec            the worker: statistics and state (informational).
+ *   w->slow           the worker, only when it goes to sleep: its
+ *                     announcements (evc.h) for tasks (wake_ann, the producer
+ *                     reads it) and for result space (space_ann, the consumer
+ *                     reads it on every release).  A line of its own, quiet
+ *                     while the worker is busy, so those reads hit the cache.
+ *                     Garbage only costs (or skips) this worker's wakes.
  *   SQ slots          parent; the worker copies a slot out before it moves
  *                     sq_head past it (the parent may then overwrite it).
  *   CQ slots          the worker; the parent copies a CQE out once, checks
@@ -53,7 +59,7 @@
 
 #define CACHELINE 64
 #define CHAN_MAGIC 0x4e414843414e4552ull   /* "RENACHAN" little-endian */
-#define CHAN_VERSION 1u
+#define CHAN_VERSION 2u
 #define CHAN_MAX_WORKERS 64u
 #define CHAN_STOP_DRAIN 1u
 #define CHAN_STOP_CANCEL 2u
@@ -116,7 +122,8 @@ struct chan_ctl {            /* parent */
 	uint32_t spin_ns;        /* worker spin budget */
 	uint32_t spin_policy;
 	uint32_t ncpu;
-	uint8_t pad[CACHELINE - 16];
+	uint32_t task_clock;     /* 1: stamp every task's start (hang deadlines) */
+	uint8_t pad[CACHELINE - 20];
 };
 
 struct chan_evc_seq {        /* bumped by wakers */
@@ -125,8 +132,8 @@ struct chan_evc_seq {        /* bumped by wakers */
 };
 
 struct chan_evc_waiters {    /* written by the one sleeper side */
-	a32 waiters;
-	uint8_t pad[CACHELINE - 4];
+	a64 ann;                 /* evc.h: sleepers and generation */
+	uint8_t pad[CACHELINE - 8];
 };
 
 struct chan_spin {           /* everyone */
@@ -165,7 +172,7 @@ struct chan_cons {           /* parent consumer (and supervisor) */
 struct chan_hot {            /* the worker, per task */
 	a32 sq_head;
 	a32 cq_tail;
-	a32 wake_waiters;
+	uint32_t pad0;
 	a32 inhand_valid;
 	uint32_t inhand_pos;     /* SQ position of the task in hand */
 	uint32_t inhand_retry;   /* 1: it came from the retry slot */
@@ -183,18 +190,27 @@ struct chan_rec {            /* the worker, statistics */
 	uint8_t pad[8];
 };
 
+struct chan_slow {           /* the worker, when it sleeps */
+	a64 wake_ann;            /* asleep waiting for tasks (evc.h) */
+	a64 space_ann;           /* asleep waiting for result space */
+	uint8_t pad[CACHELINE - 16];
+};
+
 struct chan_worker {
 	struct chan_prod prod;
 	struct chan_cons cons;
 	struct chan_hot hot;
 	struct chan_rec rec;
+	struct chan_slow slow;
 };
 _Static_assert(sizeof(struct chan_prod) == CACHELINE, "prod line");
 _Static_assert(sizeof(struct chan_cons) == 2 * CACHELINE, "cons lines");
 _Static_assert(sizeof(struct chan_hot) == CACHELINE, "hot line");
 _Static_assert(sizeof(struct chan_rec) == CACHELINE, "rec line");
+_Static_assert(sizeof(struct chan_slow) == CACHELINE, "slow line");
 _Static_assert(offsetof(struct chan_worker, hot) % CACHELINE == 0, "hot aligned");
 _Static_assert(offsetof(struct chan_worker, rec) % CACHELINE == 0, "rec aligned");
+_Static_assert(offsetof(struct chan_worker, slow) % CACHELINE == 0, "slow aligned");
 
 /* A process's view of a mapped channel. */
 struct chan {

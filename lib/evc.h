@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Eventcount: sleeping on a futex without losing a wake-up, and waking only
- * when someone announced that it sleeps.
+ * when someone announced that it sleeps, once per announcement.
  *
- * Each place where a side may sleep has a 32-bit `seq` (the futex word) and a
- * `waiters` count, on cache lines of their own.
+ * Each place where a side may sleep has a 32-bit `seq` (the futex word) and
+ * a 64-bit announcement word `ann` (low 16 bits: sleepers announced now;
+ * high 48 bits: a generation, +1 on every announcement), on cache lines of
+ * their own.
  *
  *   sleeper                               waker
  *   -------                               -----
- *   waiters += 1            (S1)          publish work (release)   (W1)
+ *   ann += 1 sleeper, 1 gen  (S1)         publish work (release)   (W1)
  *   fence(seq_cst)                        fence(seq_cst)
- *   v = seq      (acquire)  (S2)          if waiters > 0:          (W2)
- *   if work: waiters -= 1, return             seq += 1 (release)   (W3)
- *   FUTEX_WAIT(&seq, v)                       FUTEX_WAKE(&seq)
- *   waiters -= 1, check again
+ *   v = seq      (acquire)  (S2)          a = ann                  (W2)
+ *   if work: done, return                 if sleepers(a) > 0 and
+ *   FUTEX_WAIT(&seq, v)                      gen(a) != gen we woke last:
+ *   done (sleepers -= 1), check again          seq += 1 (release)  (W3)
+ *                                              FUTEX_WAKE(&seq)
  *
  * Why no wake-up is lost: S1/W1 are stores followed, after a full fence, by
  * loads of the other side's store (Dekker).  So either the sleeper's check of
@@ -24,8 +27,19 @@
  * sleeper waits on the old value: FUTEX_WAIT either finds seq changed
  * (returns EAGAIN at once) or is queued before W3's FUTEX_WAKE, which then
  * wakes it.  EINTR, EAGAIN, timeouts and spurious wake-ups all mean "check
- * again".  The waker skips the system call when nobody announced itself,
- * which is the common case on a busy pool.
+ * again", after a new announcement.
+ *
+ * Why a waker may skip a generation it already woke: its earlier W3 bumped
+ * seq after it saw every announcement up to that generation; by the argument
+ * above each of those sleepers either saw that work (and does not sleep) or
+ * waits on an older seq and is woken (n covers every sleeper that can share
+ * the word).  None can go back to sleep without announcing again, which
+ * changes the generation.  A waker that still reads the same generation has
+ * therefore not seen any later announcement, and Dekker again says that
+ * announcement's sleeper sees the new work.  This keeps a slow-to-run
+ * sleeper from collecting one FUTEX_WAKE per batch from every waker while it
+ * waits for a CPU.  (48 bits of generation do not wrap in practice: 9 years
+ * at one announcement a microsecond.)
  *
  * `private_` selects FUTEX_PRIVATE_FLAG; only for words in process-private
  * memory (the producer's backpressure word).  Words in the channel are
@@ -39,21 +53,29 @@
 
 #include "sys.h"
 
+#define EVC_SLEEPER 1ull           /* low 16 bits: sleepers announced */
+#define EVC_GEN (1ull << 16)       /* high 48 bits: announcements made */
+
+static inline uint32_t evc_sleepers(uint64_t ann)
+{
+	return (uint32_t)(ann & (EVC_GEN - 1));
+}
+
 /* Sleeper, step 1: announce, then return the value to wait on. */
-static inline uint32_t evc_prepare(_Atomic uint32_t *waiters, _Atomic uint32_t *seq)
+static inline uint32_t evc_prepare(_Atomic uint64_t *ann, _Atomic uint32_t *seq)
 {
 	/* relaxed: the fence below orders it before the caller's re-check. */
-	atomic_fetch_add_explicit(waiters, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(ann, EVC_SLEEPER + EVC_GEN, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	/* acquire: pairs with the waker's release increment (W3). */
 	return atomic_load_explicit(seq, memory_order_acquire);
 }
 
 /* Sleeper, last step (after waking or when work was found). */
-static inline void evc_done(_Atomic uint32_t *waiters)
+static inline void evc_done(_Atomic uint64_t *ann)
 {
 	/* relaxed: a stale count only costs the waker one spare FUTEX_WAKE. */
-	atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(ann, EVC_SLEEPER, memory_order_relaxed);
 }
 
 /* Sleeper, step 2: sleep while seq == v.  Returns 0, -ETIMEDOUT, or -EAGAIN/
@@ -64,13 +86,24 @@ static inline int evc_sleep(_Atomic uint32_t *seq, uint32_t v, int64_t timeout_n
 	return sys_futex_wait((uint32_t *)seq, v, timeout_ns, private_);
 }
 
-/* Waker, after the fence: wakes if someone announced itself.  Returns 1 when
- * it made the FUTEX_WAKE call, 0 when it was skipped. */
-static inline int evc_wake_fenced(_Atomic uint32_t *waiters, _Atomic uint32_t *seq,
-				  int n, int private_)
+/*
+ * Waker, after the fence: wakes up to n sleepers if someone announced
+ * itself in a generation this waker has not woken yet.  *last is the
+ * waker's own memory of that generation (one per waker; NULL: always wake).
+ * Returns 1 when it made the FUTEX_WAKE call, 0 when it was skipped.
+ */
+static inline int evc_wake_fenced(_Atomic uint64_t *ann, uint64_t *last,
+				  _Atomic uint32_t *seq, int n, int private_)
 {
-	if (atomic_load_explicit(waiters, memory_order_relaxed) == 0)
+	uint64_t a = atomic_load_explicit(ann, memory_order_relaxed);
+
+	if (!evc_sleepers(a))
 		return 0;
+	if (last) {
+		if (*last == a / EVC_GEN)
+			return 0;
+		*last = a / EVC_GEN;
+	}
 	/* release: a sleeper that reads the new value sees the work (W1). */
 	atomic_fetch_add_explicit(seq, 1, memory_order_release);
 	sys_futex_wake((uint32_t *)seq, n, private_);
@@ -78,11 +111,11 @@ static inline int evc_wake_fenced(_Atomic uint32_t *waiters, _Atomic uint32_t *s
 }
 
 /* Waker: the full fence, then the decision. */
-static inline int evc_wake(_Atomic uint32_t *waiters, _Atomic uint32_t *seq, int n,
-			   int private_)
+static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32_t *seq,
+			   int n, int private_)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	return evc_wake_fenced(waiters, seq, n, private_);
+	return evc_wake_fenced(ann, last, seq, n, private_);
 }
 
 static inline void cpu_relax(void)

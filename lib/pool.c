@@ -198,6 +198,7 @@ static void pool_free(struct arena_pool *p)
 	free(p->worker_path);
 	free(p->cbuf);
 	free(p->w);
+	free(p->wp);
 	free(p);
 }
 
@@ -218,9 +219,11 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	r = check_opts(a, &o);
 	if (r < 0)
 		return r;
-	p = calloc(1, sizeof(*p));
+	/* Aligned: its producer and consumer groups start cache lines. */
+	p = aligned_alloc(CACHELINE, (sizeof(*p) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
 	if (!p)
 		return -ENOMEM;
+	memset(p, 0, sizeof(*p));
 	p->chan_fd = -1;
 	pthread_mutex_init(&p->prod_lock, NULL);
 	pthread_mutex_init(&p->cons_lock, NULL);
@@ -242,7 +245,9 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->cmask = pow2_at_least(p->depth) - 1;
 	p->cbuf = calloc((size_t)p->cmask + 1, sizeof(*p->cbuf));
 	p->w = calloc(p->nworkers, sizeof(*p->w));
-	if (!p->cbuf || !p->w) {
+	p->wp = aligned_alloc(CACHELINE, (p->nworkers * sizeof(*p->wp) + CACHELINE - 1) &
+					    ~(size_t)(CACHELINE - 1));
+	if (!p->cbuf || !p->w || !p->wp) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -263,13 +268,15 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	p->c.g->ctl.ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
 	p->c.g->ctl.spin_policy = o.spin;
+	p->c.g->ctl.task_clock = o.task_deadline_ns != 0;
 	p->c.g->ctl.spin_ns = o.spin_ns ? o.spin_ns : DEFAULT_SPIN_NS;
 	if (o.spin == ARENA_SPIN_NEVER)
 		p->c.g->ctl.spin_ns = 0;
 	for (i = 0; i < p->nworkers; i++) {
-		p->w[i].sq_tail = prm.index_base;
+		p->wp[i].sq_tail = prm.index_base;
+		p->wp[i].alive = 1;
+		p->wp[i].woken_at = 0;
 		p->w[i].cq_head = prm.index_base;
-		p->w[i].alive = 1;
 	}
 	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))
 		sup_uring_init(&p->u, 2 * CHAN_MAX_WORKERS + 8); /* failure: fallback */

@@ -32,8 +32,8 @@ struct res_fifo {
 	uint64_t cap;           /* power of two */
 };
 
+/* Per worker, the consumer's side (cons_lock unless said otherwise). */
 struct pool_worker {
-	/* consumer side (cons_lock) */
 	pid_t pid;
 	int pidfd;              /* -1 when not running */
 	uint32_t gen;           /* incarnation, for stale uring events */
@@ -49,11 +49,17 @@ struct pool_worker {
 	/* rel_lock */
 	uint64_t res_end;       /* end of the last allocation read (E) */
 	uint64_t res_head;      /* everything before is released (F) */
+	uint64_t space_gen;     /* its space announcement last woken */
 	struct res_fifo fifo;
-	/* prod_lock */
+};
+
+/* Per worker, the producer's side (prod_lock); a separate array, so the
+ * producer and the consumer threads never write one cache line. */
+struct pool_wprod {
 	uint32_t sq_tail;
 	int alive;              /* takes tasks */
 	uint64_t woken_at;
+	uint64_t wake_gen;      /* its task announcement last woken (evc.h) */
 };
 
 struct cq_slot {
@@ -61,28 +67,43 @@ struct cq_slot {
 	int valid;
 };
 
+/*
+ * Fields are grouped by the thread that writes them, each group on cache
+ * lines of its own: the producer and the consumer run on different CPUs and
+ * a line both write would move between them on every task.
+ */
 struct arena_pool {
+	/* Set at creation, read-only afterwards. */
 	struct chan c;
 	int chan_fd;
 	const struct arena *a;
 	struct arena_pool_opts o;
 	char *worker_path;
 	uint32_t nworkers, depth, max_attempts, ordered;
+	uint32_t space_need;    /* free slots that wake a sleeping producer */
 	pid_t self;
 	pid_t creator_tid;
-	_Atomic int failed;     /* 0, or the error every call returns */
+	struct pool_worker *w;
+	struct pool_wprod *wp;
 
-	pthread_mutex_t prod_lock, cons_lock, rel_lock;
+	/* Producer side. */
+	_Alignas(CACHELINE) pthread_mutex_t prod_lock;
 	_Atomic int stopped;    /* set under prod_lock: submissions refused */
-	int stopping_cancel;    /* cons_lock */
-	int workers_gone;       /* cons_lock: stop finished */
 	_Atomic uint64_t next_seq;
+	_Atomic uint64_t st_submitted, st_prod_wakes, st_skipped, st_prod_waits,
+		st_prod_wait_ns;
 
+	/* Written by both sides, rarely or by design. */
+	_Alignas(CACHELINE) _Atomic int failed; /* 0, or the error every call returns */
 	/* Tasks in flight: submitted and not yet reaped (the seed's Queue). */
 	_Atomic uint32_t inflight;
-	_Atomic uint32_t space_seq, space_waiters; /* producer sleeps here */
-	uint32_t space_need;    /* free slots that wake a sleeping producer */
+	_Atomic uint32_t space_seq;     /* producers sleep here (evc.h) */
+	_Atomic uint64_t space_ann;
 
+	/* Consumer side. */
+	_Alignas(CACHELINE) pthread_mutex_t cons_lock, rel_lock;
+	int stopping_cancel;    /* cons_lock */
+	int workers_gone;       /* cons_lock: stop finished */
 	/* Completions read from the CQs, not yet delivered (cons_lock). */
 	struct cq_slot *cbuf;
 	uint32_t cmask;
@@ -90,21 +111,22 @@ struct arena_pool {
 	uint64_t ctail;         /* unordered FIFO tail */
 	uint64_t ncompleted;    /* completions accepted, real or synthetic */
 	uint32_t rr;            /* harvest start, for fairness */
-
+	uint64_t space_gen;     /* producer announcement last woken */
 	struct sup_uring u;
 	int uring_busy;         /* cons_lock: a reaper sleeps in it */
 	uint64_t last_poll_ns;
-
-	struct pool_worker *w;
-
-	/* statistics */
-	_Atomic uint64_t st_submitted, st_reaped, st_prod_waits, st_prod_wakes,
-		st_cons_waits, st_cons_wakes, st_skipped, st_prod_wait_ns,
-		st_cons_wait_ns, st_crashes, st_rerun, st_failed, st_restarted,
-		st_hangs, st_completed;
+	_Atomic uint64_t st_reaped, st_completed, st_cons_waits, st_cons_wakes,
+		st_cons_wait_ns, st_crashes, st_rerun, st_failed, st_restarted, st_hangs;
 };
 
+/* Counters written by many threads (atomic add). */
 #define STAT_ADD(p, f, v) atomic_fetch_add_explicit(&(p)->f, (v), memory_order_relaxed)
+/* Counters with one writer at a time (under its side's lock): a plain add,
+ * no locked instruction; readers (arena_pool_stats) may see a stale value. */
+#define STAT_ADD1(p, f, v)                                                      \
+	atomic_store_explicit(&(p)->f,                                          \
+			      atomic_load_explicit(&(p)->f, memory_order_relaxed) + (v), \
+			      memory_order_relaxed)
 
 /* pool.c */
 ARENA_HIDDEN int pool_start_worker(struct arena_pool *p, unsigned i);

@@ -100,7 +100,7 @@ static int place(struct arena_pool *p, const struct arena_cqe *out)
 	s->cqe = *out;
 	s->valid = 1;
 	p->ncompleted++;
-	STAT_ADD(p, st_completed, 1);
+	STAT_ADD1(p, st_completed, 1);
 	return 0;
 }
 
@@ -230,13 +230,13 @@ static unsigned deliver(struct arena_pool *p, struct arena_cqe *out, unsigned ma
 		uint32_t left = atomic_fetch_sub_explicit(&p->inflight, n,
 							  memory_order_release) - n;
 
-		STAT_ADD(p, st_reaped, n);
+		STAT_ADD1(p, st_reaped, n);
 		/* A sleeping producer waits for space_need free slots (submit.c);
 		 * smaller gaps are not worth its wake-up.  Every delivery makes
 		 * this check, so the one that opens the gap wakes it. */
 		if (p->depth - left >= p->space_need &&
-		    evc_wake(&p->space_waiters, &p->space_seq, INT_MAX, 1))
-			STAT_ADD(p, st_cons_wakes, 1);
+		    evc_wake(&p->space_ann, &p->space_gen, &p->space_seq, INT_MAX, 1))
+			STAT_ADD1(p, st_cons_wakes, 1);
 	}
 	return n;
 }
@@ -311,9 +311,9 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 			}
 			left = (int64_t)(deadline - now);
 		}
-		v = evc_prepare(&p->c.g->cq_waiters.waiters, &p->c.g->cq_seq.seq);
+		v = evc_prepare(&p->c.g->cq_waiters.ann, &p->c.g->cq_seq.seq);
 		if (cq_nonempty(p)) {
-			evc_done(&p->c.g->cq_waiters.waiters);
+			evc_done(&p->c.g->cq_waiters.ann);
 			continue;
 		}
 		/* Sleep without the lock (stop and other reapers need it); one
@@ -325,7 +325,7 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		pthread_mutex_lock(&p->cons_lock);
 		if (use_uring)
 			p->uring_busy = 0;
-		evc_done(&p->c.g->cq_waiters.waiters);
+		evc_done(&p->c.g->cq_waiters.ann);
 	}
 	pthread_mutex_unlock(&p->cons_lock);
 	return r;
@@ -357,17 +357,15 @@ void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe)
 			moved = 1;
 		}
 		if (moved) {
+			struct chan_worker *w = chan_w(&p->c, i);
+
 			pw->res_head = newh;
 			/* release: we are done reading the bytes before newh. */
-			atomic_store_explicit(&chan_w(&p->c, i)->cons.res_head, newh,
-					      memory_order_release);
+			atomic_store_explicit(&w->cons.res_head, newh, memory_order_release);
+			/* A worker may be waiting for this space (evc.h); under
+			 * the lock, which serializes pw->space_gen. */
+			evc_wake(&w->slow.space_ann, &pw->space_gen, &w->prod.wake_seq, 1, 0);
 		}
 	}
 	pthread_mutex_unlock(&p->rel_lock);
-	if (moved) {
-		struct chan_worker *w = chan_w(&p->c, i);
-
-		/* A worker may be waiting for this space (evc.h). */
-		evc_wake(&w->hot.wake_waiters, &w->prod.wake_seq, 1, 0);
-	}
 }

@@ -29,13 +29,13 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 
 	for (i = 0; i < p->nworkers; i++) {
 		struct chan_worker *w = chan_w(&p->c, i);
-		struct pool_worker *pw = &p->w[i];
+		struct pool_wprod *pw = &p->wp[i];
 		/* Worker-written words, read once.  Only a hint for dispatch: a
 		 * garbage head gives a poor choice, never a bad access. */
 		uint32_t head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
 		uint64_t tns = atomic_load_explicit(&w->rec.task_ns, memory_order_relaxed);
-		uint32_t sleeping = atomic_load_explicit(&w->hot.wake_waiters,
-							 memory_order_relaxed);
+		uint32_t sleeping = evc_sleepers(atomic_load_explicit(&w->slow.wake_ann,
+								      memory_order_relaxed));
 
 		d[i].queued = pw->sq_tail - head;
 		if (d[i].queued > p->c.sq_mask + 1) {
@@ -57,7 +57,7 @@ static int pick(struct arena_pool *p, const struct disp *d)
 	for (i = 0; i < p->nworkers; i++) {
 		uint64_t cost = (uint64_t)d[i].queued * d[i].task_ns;
 
-		if (!p->w[i].alive || d[i].queued > p->c.sq_mask)
+		if (!p->wp[i].alive || d[i].queued > p->c.sq_mask)
 			continue;
 		if (cost < any_cost)
 			any_cost = cost, best_any = (int)i;
@@ -79,7 +79,7 @@ static int pick(struct arena_pool *p, const struct disp *d)
 /* Writes one SQE into a worker's SQ (not yet published).  prod_lock held. */
 static void push_to(struct arena_pool *p, unsigned i, const struct chan_sqe *sqe)
 {
-	struct pool_worker *pw = &p->w[i];
+	struct pool_wprod *pw = &p->wp[i];
 
 	chan_sq(&p->c, i)[pw->sq_tail & p->c.sq_mask] = *sqe;
 	pw->sq_tail++;
@@ -118,7 +118,7 @@ void pool_publish_locked(struct arena_pool *p, uint64_t touched)
 		if (touched & (1ull << i))
 			/* release: the SQEs are written before the worker's
 			 * acquire load of sq_tail can see them. */
-			atomic_store_explicit(&chan_w(&p->c, i)->prod.sq_tail, p->w[i].sq_tail,
+			atomic_store_explicit(&chan_w(&p->c, i)->prod.sq_tail, p->wp[i].sq_tail,
 					      memory_order_release);
 	/* One full fence for the whole batch (evc.h, W1 -> W2). */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -127,13 +127,14 @@ void pool_publish_locked(struct arena_pool *p, uint64_t touched)
 
 		if (!(touched & (1ull << i)))
 			continue;
-		if (evc_wake_fenced(&w->hot.wake_waiters, &w->prod.wake_seq, 1, 0)) {
+		if (evc_wake_fenced(&w->slow.wake_ann, &p->wp[i].wake_gen, &w->prod.wake_seq,
+				    1, 0)) {
 			if (!now)
 				now = sys_now_ns();
-			p->w[i].woken_at = now;
-			STAT_ADD(p, st_prod_wakes, 1);
+			p->wp[i].woken_at = now;
+			STAT_ADD1(p, st_prod_wakes, 1);
 		} else {
-			STAT_ADD(p, st_skipped, 1);
+			STAT_ADD1(p, st_skipped, 1);
 		}
 	}
 }
@@ -161,16 +162,16 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 				return -ETIMEDOUT;
 			left = (int64_t)(deadline - now);
 		}
-		v = evc_prepare(&p->space_waiters, &p->space_seq);
+		v = evc_prepare(&p->space_ann, &p->space_seq);
 		if (p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire) >=
 		    p->space_need || atomic_load(&p->stopped) ||
 		    atomic_load_explicit(&p->failed, memory_order_relaxed)) {
-			evc_done(&p->space_waiters);
+			evc_done(&p->space_ann);
 			continue;
 		}
 		t0 = sys_now_ns();
 		evc_sleep(&p->space_seq, v, left, 1);
-		evc_done(&p->space_waiters);
+		evc_done(&p->space_ann);
 		STAT_ADD(p, st_prod_waits, 1);
 		STAT_ADD(p, st_prod_wait_ns, sys_now_ns() - t0);
 	}
@@ -181,7 +182,7 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 {
 	uint64_t deadline = timeout_ns > 0 ? sys_now_ns() + (uint64_t)timeout_ns : 0;
 	struct disp d[CHAN_MAX_WORKERS];
-	uint64_t touched = 0, count;
+	uint64_t touched = 0, count, seq;
 	uint32_t room, k, done = 0;
 	int r;
 
@@ -214,11 +215,16 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 		pthread_mutex_unlock(&p->prod_lock);
 		return r;
 	}
+	/* Counted in flight before any is visible (one add for the batch): a
+	 * reaper never sees more completions than tasks counted. */
+	atomic_fetch_add_explicit(&p->inflight, room, memory_order_relaxed);
+	seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
 	for (k = 0; k < room; k++) {
 		struct chan_sqe sqe = {
 			.index = sqes[k].index,
 			.user_data = sqes[k].user_data,
 			.op = sqes[k].op,
+			.seq = seq + k,
 		};
 
 		if (sqes[k].flags) {
@@ -229,24 +235,20 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 			r = -ERANGE;
 			break;
 		}
-		sqe.seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
-		/* Counted in flight before it is visible: a reaper never sees
-		 * more completions than tasks counted. */
-		atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
 		r = dispatch(p, d, &sqe, &touched);
-		if (r < 0) {
-			atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_relaxed);
+		if (r < 0)
 			break;
-		}
-		/* release: a reaper validating seq < next_seq sees the SQE's
-		 * counting above. */
-		atomic_store_explicit(&p->next_seq, sqe.seq + 1, memory_order_release);
 		done++;
 	}
+	if (done < room)
+		atomic_fetch_sub_explicit(&p->inflight, room - done, memory_order_relaxed);
+	/* release: a reaper validating seq < next_seq sees the counting above;
+	 * stored before the SQ tails publish any of these tasks. */
+	atomic_store_explicit(&p->next_seq, seq + done, memory_order_release);
 	if (touched)
 		pool_publish_locked(p, touched);
 	pthread_mutex_unlock(&p->prod_lock);
-	STAT_ADD(p, st_submitted, done);
+	STAT_ADD1(p, st_submitted, done);
 	return done ? (int)done : r;
 }
 

@@ -32,7 +32,7 @@ static void requeue_one(struct arena_pool *p, const struct chan_sqe *sqe, uint64
 static void requeue(struct arena_pool *p, unsigned dead, const struct chan_sqe *lost,
 		    uint32_t head)
 {
-	struct pool_worker *pw = &p->w[dead];
+	struct pool_wprod *pw = &p->wp[dead];
 	uint64_t touched = 0;
 	uint32_t k;
 
@@ -69,9 +69,9 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 	pool_harvest(p, i);
 	pthread_mutex_lock(&p->prod_lock);
 	head = atomic_load_explicit(&w->hot.sq_head, memory_order_acquire);
-	if (pw->sq_tail - head > p->c.sq_mask + 1) {
+	if (p->wp[i].sq_tail - head > p->c.sq_mask + 1) {
 		pool_fail(p, -EBADMSG);
-		head = pw->sq_tail;
+		head = p->wp[i].sq_tail;
 	}
 	if (atomic_load_explicit(&w->hot.inhand_valid, memory_order_acquire)) {
 		uint32_t pos = w->hot.inhand_pos;
@@ -124,7 +124,14 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 		atomic_store_explicit(&w->hot.cq_tail, pw->cq_head, memory_order_relaxed);
 		atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
 		atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
-		atomic_store_explicit(&w->hot.wake_waiters, 0, memory_order_relaxed);
+		/* A dead sleeper's announcements; the generations go on, so a
+		 * waker's memory of the last one it woke stays correct. */
+		atomic_store_explicit(&w->slow.wake_ann,
+				      atomic_load_explicit(&w->slow.wake_ann, memory_order_relaxed) &
+				      ~(EVC_GEN - 1), memory_order_relaxed);
+		atomic_store_explicit(&w->slow.space_ann,
+				      atomic_load_explicit(&w->slow.space_ann, memory_order_relaxed) &
+				      ~(EVC_GEN - 1), memory_order_relaxed);
 		pthread_mutex_lock(&p->rel_lock);
 		w->cons.res_start = pw->res_end;
 		pthread_mutex_unlock(&p->rel_lock);
@@ -173,7 +180,7 @@ static void check_deadlines(struct arena_pool *p, uint64_t now)
 /* cons_lock held.  Notices exits; force_poll polls every pidfd now. */
 int pool_supervise(struct arena_pool *p, int force_poll)
 {
-	uint64_t now = sys_now_ns(), tag;
+	uint64_t now = 0, tag;
 	int32_t res;
 	unsigned i;
 
@@ -190,6 +197,9 @@ int pool_supervise(struct arena_pool *p, int force_poll)
 				pool_handle_exit(p, i);
 		}
 	}
+	/* The clock only when something is timed: this runs on every reap. */
+	if (!p->u.ok || p->o.task_deadline_ns)
+		now = sys_now_ns();
 	if (force_poll || (!p->u.ok && now - p->last_poll_ns >= SUPERVISE_TICK_NS)) {
 		struct pollfd pfd[CHAN_MAX_WORKERS];
 		unsigned idx[CHAN_MAX_WORKERS], n = 0, k;

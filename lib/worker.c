@@ -19,6 +19,8 @@
 #define IDLE_CHECK_NS (250 * 1000 * 1000) /* parent-death check when idle */
 #define SIGNAL_BATCH 16       /* tiny tasks: wake the consumer once per 16 */
 #define SIGNAL_SLOW_NS 5000   /* tasks slower than this: after each one */
+#define CLOCK_STRIDE 16       /* tiny tasks: one clock read per 16 */
+#define PRECISE_NS 2000       /* tasks this slow: one clock read each */
 
 static void signal_consumer(struct worker *wk);
 
@@ -111,10 +113,13 @@ static void reset_if_empty(struct worker *wk)
 
 /*
  * Sleeps until the parent bumps our wake word (new tasks, stop, or released
- * result space) or IDLE_CHECK_NS pass.  `ready` re-checks the condition after
- * announcing ourselves (evc.h).
+ * result space) or IDLE_CHECK_NS pass.  `ann` is where we announce
+ * ourselves: slow.wake_ann for tasks (the producer checks it), or
+ * slow.space_ann for space (the consumer checks it on release); `ready`
+ * re-checks the condition after announcing (evc.h).
  */
-static void idle_wait(struct worker *wk, int (*ready)(struct worker *))
+static void idle_wait(struct worker *wk, _Atomic uint64_t *ann,
+		      int (*ready)(struct worker *))
 {
 	struct chan_worker *w = wk->w;
 	uint64_t t0;
@@ -123,9 +128,9 @@ static void idle_wait(struct worker *wk, int (*ready)(struct worker *))
 
 	if (wk->unsignaled)
 		signal_consumer(wk);
-	v = evc_prepare(&w->hot.wake_waiters, &w->prod.wake_seq);
+	v = evc_prepare(ann, &w->prod.wake_seq);
 	if (ready(wk)) {
-		evc_done(&w->hot.wake_waiters);
+		evc_done(ann);
 		return;
 	}
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_SLEEPING, memory_order_relaxed);
@@ -133,7 +138,7 @@ static void idle_wait(struct worker *wk, int (*ready)(struct worker *))
 	r = evc_sleep(&w->prod.wake_seq, v, IDLE_CHECK_NS, 0);
 	wk->wait_ns += sys_now_ns() - t0;
 	wk->waits++;
-	evc_done(&w->hot.wake_waiters);
+	evc_done(ann);
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&w->rec.waits, wk->waits, memory_order_relaxed);
 	atomic_store_explicit(&w->rec.wait_ns, wk->wait_ns, memory_order_relaxed);
@@ -260,7 +265,7 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 		if (room == ROOM_NONE || (room == ROOM_WAIT && stop_state(wk) == CHAN_STOP_CANCEL))
 			break;
 		if (room == ROOM_WAIT)
-			idle_wait(wk, space_ready);
+			idle_wait(wk, &wk->w->slow.space_ann, space_ready);
 	}
 	if (t.ref) {
 		cqe->flags = CQE_F_ARENA;
@@ -288,8 +293,18 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 	uint32_t mask = wk->c->cq_mask;
 
 	/* The CQ holds at most `depth` entries by construction (tasks in
-	 * flight are bounded); wait politely if a parent bug says otherwise. */
-	while (wk->cq_tail - atomic_load_explicit(&w->cons.cq_head, memory_order_acquire) > mask) {
+	 * flight are bounded); wait politely if a parent bug says otherwise.
+	 * The consumer's head is read only when our last copy says full: it is
+	 * on a line the consumer writes, a cache miss per task otherwise. */
+	while (wk->cq_tail - wk->cq_head > mask) {
+		/* acquire: the consumer copied the CQEs before it moved cq_head. */
+		uint32_t h = atomic_load_explicit(&w->cons.cq_head, memory_order_acquire);
+
+		if (h - wk->cq_head > wk->cq_tail - wk->cq_head)
+			corrupt(wk); /* ahead of what we posted */
+		wk->cq_head = h;
+		if (wk->cq_tail - wk->cq_head <= mask)
+			break;
 		if (stop_state(wk) == CHAN_STOP_CANCEL)
 			return;
 		usleep(100);
@@ -315,37 +330,69 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 static void signal_consumer(struct worker *wk)
 {
 	wk->unsignaled = 0;
-	if (evc_wake(&wk->c->g->cq_waiters.waiters, &wk->c->g->cq_seq.seq, INT_MAX, 0)) {
+	if (evc_wake(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq, INT_MAX,
+		     0)) {
 		wk->wakes++;
 		atomic_store_explicit(&wk->w->rec.wakes, wk->wakes, memory_order_relaxed);
 	}
 }
 
+static void note_task_time(struct worker *wk, uint64_t dt)
+{
+	wk->task_ns = wk->task_ns ? (wk->task_ns * 7 + dt) / 8 : dt;
+	atomic_store_explicit(&wk->w->rec.task_ns, wk->task_ns, memory_order_relaxed);
+}
+
+/* Ends a stride of tiny tasks: their mean time is one sample. */
+static void clock_flush(struct worker *wk)
+{
+	uint64_t now;
+
+	if (!wk->n_since)
+		return;
+	now = sys_now_ns();
+	note_task_time(wk, (now - wk->t_last) / wk->n_since);
+	wk->t_last = now;
+	wk->n_since = 0;
+}
+
 /*
- * One clock read per task: a task's start is the previous one's end while a
- * run of tasks lasts (wk->t_last), so the moving average costs nothing more.
+ * Task times feed dispatch (rec.task_ns) and hang deadlines (task_start_ns).
+ * A clock read costs tens of nanoseconds, as much as a tiny task: tasks are
+ * timed one by one only when a deadline is set or they are slow enough
+ * (PRECISE_NS) for the read not to matter; tiny tasks are timed in strides of
+ * CLOCK_STRIDE.  A task's start is the previous one's end within a run.
  */
 static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos, int retry)
 {
 	struct chan_worker *w = wk->w;
 	struct chan_cqe cqe;
-	uint64_t t0 = wk->t_last ? wk->t_last : sys_now_ns(), dt;
+	int exact = wk->c->g->ctl.task_clock || wk->task_ns >= PRECISE_NS;
 
+	if (!wk->t_last) {
+		wk->t_last = sys_now_ns();
+		wk->n_since = 0;
+	}
+	if (exact) {
+		clock_flush(wk);
+		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_relaxed);
+	}
 	w->hot.inhand = *sqe;
 	w->hot.inhand_pos = pos;
 	w->hot.inhand_retry = (uint32_t)retry;
-	atomic_store_explicit(&w->hot.task_start_ns, t0, memory_order_relaxed);
 	/* release: the copy of the task above is complete before it counts as
 	 * in hand; then sq_head (release) gives its slot back. */
 	atomic_store_explicit(&w->hot.inhand_valid, 1, memory_order_release);
 	if (!retry)
 		atomic_store_explicit(&w->hot.sq_head, ++wk->head, memory_order_release);
 	run_task(wk, sqe, &cqe);
-	wk->t_last = sys_now_ns();
-	dt = wk->t_last - t0;
-	wk->task_ns = wk->task_ns ? (wk->task_ns * 7 + dt) / 8 : dt;
-	atomic_store_explicit(&w->rec.task_ns, wk->task_ns, memory_order_relaxed);
-	atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
+	wk->n_since++;
+	if (exact) {
+		clock_flush(wk);
+		atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
+	} else if (wk->n_since >= CLOCK_STRIDE) {
+		clock_flush(wk);
+	}
 	post(wk, &cqe);
 }
 
@@ -357,6 +404,9 @@ int worker_run(struct worker *wk)
 	/* Start from the state the parent left for us (checked by it). */
 	wk->head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
 	wk->cq_tail = atomic_load_explicit(&w->hot.cq_tail, memory_order_relaxed);
+	wk->cq_head = atomic_load_explicit(&w->cons.cq_head, memory_order_acquire);
+	if (wk->cq_tail - wk->cq_head > wk->c->cq_mask + 1)
+		corrupt(wk);
 	wk->res_pos = w->cons.res_start;
 	refresh_res_head(wk);
 	atomic_store_explicit(&w->rec.pid, (uint32_t)getpid(), memory_order_relaxed);
@@ -365,6 +415,7 @@ int worker_run(struct worker *wk)
 		struct chan_sqe sqe = w->cons.retry;
 
 		run_one(wk, &sqe, 0, 1);
+		clock_flush(wk);
 		signal_consumer(wk);
 	}
 	for (;;) {
@@ -379,7 +430,7 @@ int worker_run(struct worker *wk)
 			break;
 		if (tail == wk->head) {
 			if (!spin_for_tasks(wk))
-				idle_wait(wk, tasks_ready);
+				idle_wait(wk, &w->slow.wake_ann, tasks_ready);
 			continue;
 		}
 		refresh_res_head(wk);
@@ -396,6 +447,7 @@ int worker_run(struct worker *wk)
 			    CHAN_STOP_CANCEL)
 				break;
 		}
+		clock_flush(wk);
 	}
 	if (wk->unsignaled)
 		signal_consumer(wk);

@@ -16,11 +16,14 @@ struct worker {
 	uint32_t parent_pid;
 	/* Private copies of the worker-owned indices: never read back. */
 	uint32_t head, cq_tail;
+	uint32_t cq_head;      /* last value of cons.cq_head seen */
 	uint64_t res_pos;      /* next free result byte (free-running) */
 	uint64_t res_head;     /* last value of cons.res_head seen */
 	uint64_t tasks_done, waits, wakes, wait_ns, task_ns;
-	uint32_t unsignaled;
-	uint64_t t_last;       /* end of the previous task of this run, or 0 */   /* completions posted since the last wake check */
+	uint64_t cq_gen;       /* consumer announcement last woken (evc.h) */
+	uint32_t unsignaled;   /* completions posted since the last wake check */
+	uint64_t t_last;       /* last clock read in this run of tasks, or 0 */
+	uint32_t n_since;      /* tasks finished since t_last */
 };
 
 /* Runs until stop; returns the exit code for _exit(). Never returns in the
