@@ -234,7 +234,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->depth = o.depth ? o.depth : 10;
 	p->max_attempts = o.max_attempts ? o.max_attempts : 3;
 	/* Deep queues refill in batches: one producer wake per depth/4. */
-	p->space_need = p->depth >= 64 ? p->depth / 4 : 1;
+	p->space_need = p->depth >= 8 ? p->depth / 4 : 1;
 	p->ordered = !!(o.flags & ARENA_POOL_ORDERED);
 	p->self = getpid();
 	p->creator_tid = (pid_t)syscall(SYS_gettid);

@@ -7,8 +7,9 @@
  * worker costs tens of microseconds, running a tiny task well under one.  A
  * sleeping worker is woken only when the work already queued on every awake
  * worker would take longer than a wake-up (queued tasks x the worker's recent
- * task time > WAKE_COST_NS).  Otherwise the task goes to the awake worker
- * with the least queued.
+ * task time > WAKE_COST_NS), and while as many workers as CPUs are awake only
+ * when the queues are long (OVERSUBSCRIBE_NS).  Otherwise the task goes to
+ * the awake worker with the least queued.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,9 +51,9 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 
 static int pick(struct arena_pool *p, const struct disp *d)
 {
-	int best_awake = -1, best_asleep = -1, best_any = -1;
-	uint64_t any_cost = UINT64_MAX;
-	unsigned i;
+	int best_awake = -1, best_asleep = -1, least_awake = -1, best_any = -1;
+	uint64_t least_cost = UINT64_MAX, any_cost = UINT64_MAX;
+	unsigned i, n_awake = 0;
 
 	for (i = 0; i < p->nworkers; i++) {
 		uint64_t cost = (uint64_t)d[i].queued * d[i].task_ns;
@@ -62,6 +63,9 @@ static int pick(struct arena_pool *p, const struct disp *d)
 		if (cost < any_cost)
 			any_cost = cost, best_any = (int)i;
 		if (d[i].awake) {
+			n_awake++;
+			if (cost < least_cost)
+				least_cost = cost, least_awake = (int)i;
 			if (cost < WAKE_COST_NS &&
 			    (best_awake < 0 || d[i].queued < d[best_awake].queued))
 				best_awake = (int)i;
@@ -71,9 +75,13 @@ static int pick(struct arena_pool *p, const struct disp *d)
 	}
 	if (best_awake >= 0)
 		return best_awake;
-	if (best_asleep >= 0)
+	/* More awake workers than CPUs add context switches, not speed, unless
+	 * the queues are so long (tasks that block, say) that they would wait
+	 * for a CPU anyway. */
+	if (best_asleep >= 0 &&
+	    (n_awake < p->c.g->ctl.ncpu || least_awake < 0 || least_cost > OVERSUBSCRIBE_NS))
 		return best_asleep;
-	return best_any;
+	return least_awake >= 0 ? least_awake : best_any;
 }
 
 /* Writes one SQE into a worker's SQ (not yet published).  prod_lock held. */

@@ -18,7 +18,7 @@
 
 #define IDLE_CHECK_NS (250 * 1000 * 1000) /* parent-death check when idle */
 #define SIGNAL_BATCH 16       /* tiny tasks: wake the consumer once per 16 */
-#define SIGNAL_SLOW_NS 5000   /* tasks slower than this: after each one */
+#define SIGNAL_DELAY_NS 50000 /* or once completions waited this long */
 #define CLOCK_STRIDE 16       /* tiny tasks: one clock read per 16 */
 #define PRECISE_NS 2000       /* tasks this slow: one clock read each */
 
@@ -322,8 +322,9 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 }
 
 /*
- * Wakes the consumer if it sleeps.  Called once per run of tiny tasks (at
- * most SIGNAL_BATCH completions late), after every slow task, and always
+ * Wakes the consumer if it sleeps.  Called when this worker's queue runs dry,
+ * after SIGNAL_BATCH completions, once the unsignaled ones have waited about
+ * SIGNAL_DELAY_NS (after every task slower than that), and always
  * before this worker itself waits: a consumer is never left asleep with
  * completions it was not told about while we sleep.
  */
@@ -441,7 +442,7 @@ int worker_run(struct worker *wk)
 
 			run_one(wk, &sqe, wk->head, 0);
 			if (wk->head == tail || wk->unsignaled >= SIGNAL_BATCH ||
-			    wk->task_ns > SIGNAL_SLOW_NS)
+			    wk->unsignaled * wk->task_ns >= SIGNAL_DELAY_NS)
 				signal_consumer(wk);
 			if (atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
 			    CHAN_STOP_CANCEL)
