@@ -251,6 +251,8 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		r = -ENOMEM;
 		goto fail;
 	}
+	/* Zeroed: a stale wake_gen from freed memory would skip a real wake. */
+	memset(p->wp, 0, p->nworkers * sizeof(*p->wp));
 	for (i = 0; i < p->nworkers; i++) {
 		p->w[i].pidfd = -1;
 		r = pool_fifo_init(&p->w[i].fifo);
@@ -275,7 +277,6 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	for (i = 0; i < p->nworkers; i++) {
 		p->wp[i].sq_tail = prm.index_base;
 		p->wp[i].alive = 1;
-		p->wp[i].woken_at = 0;
 		p->w[i].cq_head = prm.index_base;
 	}
 	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))
