@@ -755,7 +755,9 @@ struct floor_result {
 	bool pinned, valid;
 };
 
-static struct floor_result pingpong(bool use_futex, unsigned rounds)
+/* same_cpu: both processes on one CPU (a wake-up without an IPI: what a
+ * round trip costs when the scheduler keeps the pair together). */
+static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned rounds)
 {
 	struct floor_result res = { .rounds = rounds };
 	unsigned warm = rounds / 10 < 100 ? rounds / 10 : 100;
@@ -775,6 +777,8 @@ static struct floor_result pingpong(bool use_futex, unsigned rounds)
 		for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
 			if (CPU_ISSET(c, &saved))
 				cpu[k++] = c;
+		if (same_cpu)
+			cpu[1] = cpu[0];
 		res.pinned = true;
 	}
 	fflush(NULL);
@@ -1052,8 +1056,9 @@ static void json_pct(FILE *f, const char *name, struct pct p)
 
 static int write_json(const char *path, const struct config *cf, size_t ncf,
 		      const struct lat_result *lat, size_t nlat,
-		      const struct floor_result *ff, const struct floor_result *fs,
-		      const struct goal *g, size_t ng, double total_s)
+		      const struct floor_result *ff, const struct floor_result *f1,
+		      const struct floor_result *fs, const struct goal *g, size_t ng,
+		      double total_s)
 {
 	FILE *f = fopen(path, "w");
 
@@ -1095,6 +1100,9 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 	fprintf(f, "  ],\n  \"floors\": {\n    \"futex_pingpong\": {\"rounds\": %u, "
 		"\"pinned\": %s, ", ff->rounds, ff->pinned ? "true" : "false");
 	json_pct(f, "round_trip", ff->p);
+	fprintf(f, "},\n    \"futex_pingpong_one_cpu\": {\"rounds\": %u, \"pinned\": %s, ",
+		f1->rounds, f1->pinned ? "true" : "false");
+	json_pct(f, "round_trip", f1->p);
 	fprintf(f, "},\n    \"spin_pingpong\": {\"rounds\": %u, \"pinned\": %s, ",
 		fs->rounds, fs->pinned ? "true" : "false");
 	json_pct(f, "round_trip", fs->p);
@@ -1119,7 +1127,7 @@ int main(int argc, char **argv)
 {
 	struct config cf[2 * MAX_LIST * MAX_LIST];
 	struct lat_result lat[MAX_LIST];
-	struct floor_result ff, fs;
+	struct floor_result ff, f1, fs;
 	size_t ncf = 0;
 	uint64_t start = now_ns();
 	struct goal g[] = {
@@ -1220,12 +1228,16 @@ int main(int argc, char **argv)
 		       lat[wi].idle_futex_per_round, note);
 	}
 
-	ff = pingpong(true, opt.floor_rounds);
-	fs = pingpong(false, opt.floor_rounds);
+	ff = pingpong(true, false, opt.floor_rounds);
+	f1 = pingpong(true, true, opt.floor_rounds);
+	fs = pingpong(false, false, opt.floor_rounds);
 	printf("\nfloors, two processes%s, %u round trips:\n",
 	       ff.pinned ? " pinned to two CPUs" : "", opt.floor_rounds);
 	printf("  futex ping-pong (shared mapping, FUTEX_WAIT/WAKE): p50 %8.2f us  p99 %8.2f us\n",
 	       ff.p.p50_us, ff.p.p99_us);
+	if (f1.pinned)
+		printf("  futex ping-pong, both on one CPU (no IPI):        p50 %8.2f us  p99 %8.2f us\n",
+		       f1.p.p50_us, f1.p.p99_us);
 	printf("  spin ping-pong (one shared cache line):           p50 %8.2f us  p99 %8.2f us\n",
 	       fs.p.p50_us, fs.p.p99_us);
 
@@ -1242,7 +1254,8 @@ int main(int argc, char **argv)
 
 	printf("total %.1f s\n", total_s);
 	if (opt.json) {
-		int r = write_json(opt.json, cf, ncf, lat, opt.nworkers, &ff, &fs, g, ng, total_s);
+		int r = write_json(opt.json, cf, ncf, lat, opt.nworkers, &ff, &f1, &fs, g, ng,
+				   total_s);
 
 		if (r < 0)
 			die("writing %s: %s", opt.json, strerror(-r));

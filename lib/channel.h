@@ -15,8 +15,9 @@
  *   chan_ctl.stop     parent (release); workers read.  0 run, 1 drain, 2 cancel.
  *   chan_cq_evc.seq   workers bump it (release) to wake the consumer; a dead
  *                     worker can leave it anywhere: any value is fine.
- *   chan_cq_waiters   parent consumer (announcements, evc.h); workers read.
- *                     Garbage only costs wakes.
+ *   chan_cq_waiters   parent consumer (announcements, evc.h, and the CPU it
+ *                     sleeps on); workers read.  Garbage only costs wakes or
+ *                     a worker's spin.
  *   chan_spin.spinners everyone (RMW).  A worker killed while spinning
  *                     leaves it one too high; the parent resets it to 0 on
  *                     every death it handles (spinning is only a hint).
@@ -133,7 +134,8 @@ struct chan_evc_seq {        /* bumped by wakers */
 
 struct chan_evc_waiters {    /* written by the one sleeper side */
 	a64 ann;                 /* evc.h: sleepers and generation */
-	uint8_t pad[CACHELINE - 8];
+	a32 cpu;                 /* CPU the last reaper to sleep ran on (a hint) */
+	uint8_t pad[CACHELINE - 12];
 };
 
 struct chan_spin {           /* everyone */

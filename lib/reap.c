@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,6 +312,10 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 			}
 			left = (int64_t)(deadline - now);
 		}
+		/* Where we sleep: a worker that wakes us from that CPU leaves it
+		 * to us instead of spinning on it (worker.c). */
+		atomic_store_explicit(&p->c.g->cq_waiters.cpu, (uint32_t)sched_getcpu(),
+				      memory_order_relaxed);
 		v = evc_prepare(&p->c.g->cq_waiters.ann, &p->c.g->cq_seq.seq);
 		if (cq_nonempty(p)) {
 			evc_done(&p->c.g->cq_waiters.ann);

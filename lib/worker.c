@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -22,7 +23,7 @@
 #define CLOCK_STRIDE 16       /* tiny tasks: one clock read per 16 */
 #define PRECISE_NS 2000       /* tasks this slow: one clock read each */
 
-static void signal_consumer(struct worker *wk);
+static int signal_consumer(struct worker *wk);
 
 int arena_task_result_ref(struct arena_task *t, const void *data, size_t len)
 {
@@ -328,14 +329,27 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
  * before this worker itself waits: a consumer is never left asleep with
  * completions it was not told about while we sleep.
  */
-static void signal_consumer(struct worker *wk)
+static int signal_consumer(struct worker *wk)
 {
 	wk->unsignaled = 0;
-	if (evc_wake(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq, INT_MAX,
-		     0)) {
-		wk->wakes++;
-		atomic_store_explicit(&wk->w->rec.wakes, wk->wakes, memory_order_relaxed);
-	}
+	if (!evc_wake(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq, INT_MAX,
+		      0))
+		return 0;
+	wk->wakes++;
+	atomic_store_explicit(&wk->w->rec.wakes, wk->wakes, memory_order_relaxed);
+	return 1;
+}
+
+/*
+ * We just woke a reaper that sleeps on the CPU we run on: it needs this CPU,
+ * and spinning here would keep it off (and make the scheduler split the pair
+ * across CPUs, where every later wake-up is an inter-processor one).
+ */
+static int woke_a_neighbour(struct worker *wk)
+{
+	uint32_t cpu = atomic_load_explicit(&wk->c->g->cq_waiters.cpu, memory_order_relaxed);
+
+	return cpu == (uint32_t)sched_getcpu();
 }
 
 static void note_task_time(struct worker *wk, uint64_t dt)
@@ -401,6 +415,7 @@ int worker_run(struct worker *wk)
 {
 	struct chan_worker *w = wk->w;
 	uint32_t mask = wk->c->sq_mask;
+	int yield_cpu = 0;    /* do not spin: a thread we woke needs this CPU */
 
 	/* Start from the state the parent left for us (checked by it). */
 	wk->head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
@@ -430,8 +445,9 @@ int worker_run(struct worker *wk)
 		if (stop == CHAN_STOP_CANCEL || (stop && tail == wk->head))
 			break;
 		if (tail == wk->head) {
-			if (!spin_for_tasks(wk))
+			if (yield_cpu || !spin_for_tasks(wk))
 				idle_wait(wk, &w->slow.wake_ann, tasks_ready);
+			yield_cpu = 0;
 			continue;
 		}
 		refresh_res_head(wk);
@@ -443,7 +459,7 @@ int worker_run(struct worker *wk)
 			run_one(wk, &sqe, wk->head, 0);
 			if (wk->head == tail || wk->unsignaled >= SIGNAL_BATCH ||
 			    wk->unsignaled * wk->task_ns >= SIGNAL_DELAY_NS)
-				signal_consumer(wk);
+				yield_cpu = signal_consumer(wk) && woke_a_neighbour(wk);
 			if (atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
 			    CHAN_STOP_CANCEL)
 				break;
