@@ -16,8 +16,12 @@
  *   chan_cq_evc.seq   workers bump it (release) to wake the consumer; a dead
  *                     worker can leave it anywhere: any value is fine.
  *   chan_cq_waiters   parent consumer (announcements, evc.h, and the CPU it
- *                     sleeps on); workers read.  Garbage only costs wakes or
- *                     a worker's spin.
+ *                     sleeps on); workers read.  The parent keeps its own
+ *                     copy and stores it whole at each announcement, so a
+ *                     worker's garbage lasts only until the next one; it can
+ *                     make workers skip waking the consumer meanwhile (the
+ *                     consumer then waits for its timeout: no worse than a
+ *                     worker that withholds a completion).
  *   chan_spin.spinners everyone (RMW).  A worker killed while spinning
  *                     leaves it one too high; the parent resets it to 0 on
  *                     every death it handles (spinning is only a hint).

@@ -36,7 +36,14 @@
  * the word).  None can go back to sleep without announcing again, which
  * changes the generation.  A waker that still reads the same generation has
  * therefore not seen any later announcement, and Dekker again says that
- * announcement's sleeper sees the new work.  This keeps a slow-to-run
+ * announcement's sleeper sees the new work.  This needs: (1) every change
+ * that can satisfy a sleeper is followed by a wake check; (2) each *last
+ * belongs to one waker, serialized with that waker's publications; (3) the
+ * generation only grows between two reads of one waker, so whoever resets
+ * or reuses a word (a replaced worker's) resets every *last for it to
+ * EVC_NONE.  A sleeper in io_uring may stay queued on an old value across
+ * several announcements; any later FUTEX_WAKE still reaches it.  This keeps
+ * a slow-to-run
  * sleeper from collecting one FUTEX_WAKE per batch from every waker while it
  * waits for a CPU.  (48 bits of generation do not wrap in practice: 9 years
  * at one announcement a microsecond.)
@@ -55,6 +62,8 @@
 
 #define EVC_SLEEPER 1ull           /* low 16 bits: sleepers announced */
 #define EVC_GEN (1ull << 16)       /* high 48 bits: announcements made */
+#define EVC_NONE UINT64_MAX        /* a waker's *last before it woke anyone:
+				      no 48-bit generation equals it */
 
 static inline uint32_t evc_sleepers(uint64_t ann)
 {
@@ -76,6 +85,28 @@ static inline void evc_done(_Atomic uint64_t *ann)
 {
 	/* relaxed: a stale count only costs the waker one spare FUTEX_WAKE. */
 	atomic_fetch_sub_explicit(ann, EVC_SLEEPER, memory_order_relaxed);
+}
+
+/*
+ * The same two steps for a side that announces only under one lock of its
+ * own and whose word others could scribble on (the reapers' word in the
+ * channel): the word lives in *own and is published whole.  A garbage value
+ * lasts only until the next announcement and never makes the count borrow
+ * from the generation.  Store, fence, load: the same Dekker pattern.
+ */
+static inline uint32_t evc_prepare_owned(_Atomic uint64_t *ann, uint64_t *own,
+					 _Atomic uint32_t *seq)
+{
+	*own += EVC_SLEEPER + EVC_GEN;
+	atomic_store_explicit(ann, *own, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(seq, memory_order_acquire);
+}
+
+static inline void evc_done_owned(_Atomic uint64_t *ann, uint64_t *own)
+{
+	*own -= EVC_SLEEPER;
+	atomic_store_explicit(ann, *own, memory_order_relaxed);
 }
 
 /* Sleeper, step 2: sleep while seq == v.  Returns 0, -ETIMEDOUT, or -EAGAIN/

@@ -253,6 +253,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	}
 	/* Zeroed: a stale wake_gen from freed memory would skip a real wake. */
 	memset(p->wp, 0, p->nworkers * sizeof(*p->wp));
+	p->space_gen = EVC_NONE;
 	for (i = 0; i < p->nworkers; i++) {
 		p->w[i].pidfd = -1;
 		r = pool_fifo_init(&p->w[i].fifo);
@@ -268,7 +269,8 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	if (r < 0)
 		goto fail;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	p->c.g->ctl.ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
+	p->ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
+	p->c.g->ctl.ncpu = p->ncpu;
 	p->c.g->ctl.spin_policy = o.spin;
 	p->c.g->ctl.task_clock = o.task_deadline_ns != 0;
 	p->c.g->ctl.spin_ns = o.spin_ns ? o.spin_ns : DEFAULT_SPIN_NS;
@@ -277,6 +279,8 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	for (i = 0; i < p->nworkers; i++) {
 		p->wp[i].sq_tail = prm.index_base;
 		p->wp[i].alive = 1;
+		p->wp[i].wake_gen = EVC_NONE;
+		p->w[i].space_gen = EVC_NONE;
 		p->w[i].cq_head = prm.index_base;
 	}
 	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))

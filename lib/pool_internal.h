@@ -82,6 +82,7 @@ struct arena_pool {
 	char *worker_path;
 	uint32_t nworkers, depth, max_attempts, ordered;
 	uint32_t space_need;    /* free slots that wake a sleeping producer */
+	uint32_t ncpu;          /* online CPUs (our copy of ctl.ncpu) */
 	pid_t self;
 	pid_t creator_tid;
 	struct pool_worker *w;
@@ -113,6 +114,7 @@ struct arena_pool {
 	uint64_t ncompleted;    /* completions accepted, real or synthetic */
 	uint32_t rr;            /* harvest start, for fairness */
 	uint64_t space_gen;     /* producer announcement last woken */
+	uint64_t cq_ann;        /* reapers' announcement word, our copy (evc.h) */
 	struct sup_uring u;
 	int uring_busy;         /* cons_lock: a reaper sleeps in it */
 	uint64_t last_poll_ns;

@@ -316,9 +316,9 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		 * to us instead of spinning on it (worker.c). */
 		atomic_store_explicit(&p->c.g->cq_waiters.cpu, (uint32_t)sched_getcpu(),
 				      memory_order_relaxed);
-		v = evc_prepare(&p->c.g->cq_waiters.ann, &p->c.g->cq_seq.seq);
+		v = evc_prepare_owned(&p->c.g->cq_waiters.ann, &p->cq_ann, &p->c.g->cq_seq.seq);
 		if (cq_nonempty(p)) {
-			evc_done(&p->c.g->cq_waiters.ann);
+			evc_done_owned(&p->c.g->cq_waiters.ann, &p->cq_ann);
 			continue;
 		}
 		/* Sleep without the lock (stop and other reapers need it); one
@@ -330,7 +330,7 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		pthread_mutex_lock(&p->cons_lock);
 		if (use_uring)
 			p->uring_busy = 0;
-		evc_done(&p->c.g->cq_waiters.ann);
+		evc_done_owned(&p->c.g->cq_waiters.ann, &p->cq_ann);
 	}
 	pthread_mutex_unlock(&p->cons_lock);
 	return r;

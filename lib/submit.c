@@ -35,8 +35,11 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 		 * garbage head gives a poor choice, never a bad access. */
 		uint32_t head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
 		uint64_t tns = atomic_load_explicit(&w->rec.task_ns, memory_order_relaxed);
-		uint32_t sleeping = evc_sleepers(atomic_load_explicit(&w->slow.wake_ann,
-								      memory_order_relaxed));
+		/* Asleep for tasks, or blocked on result space: either way it
+		 * does not run what we queue now. */
+		uint32_t sleeping =
+			evc_sleepers(atomic_load_explicit(&w->slow.wake_ann, memory_order_relaxed)) +
+			evc_sleepers(atomic_load_explicit(&w->slow.space_ann, memory_order_relaxed));
 
 		d[i].queued = pw->sq_tail - head;
 		if (d[i].queued > p->c.sq_mask + 1) {
@@ -79,7 +82,7 @@ static int pick(struct arena_pool *p, const struct disp *d)
 	 * the queues are so long (tasks that block, say) that they would wait
 	 * for a CPU anyway. */
 	if (best_asleep >= 0 &&
-	    (n_awake < p->c.g->ctl.ncpu || least_awake < 0 || least_cost > OVERSUBSCRIBE_NS))
+	    (n_awake < p->ncpu || least_awake < 0 || least_cost > OVERSUBSCRIBE_NS))
 		return best_asleep;
 	return least_awake >= 0 ? least_awake : best_any;
 }
@@ -223,6 +226,19 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 		pthread_mutex_unlock(&p->prod_lock);
 		return r;
 	}
+	/* Only a valid prefix is taken: nothing counted in flight is given back
+	 * but for a dispatch failure (below). */
+	for (k = 0; k < room; k++) {
+		if (sqes[k].flags) {
+			r = -EINVAL;
+			break;
+		}
+		if (sqes[k].index >= count) {
+			r = -ERANGE;
+			break;
+		}
+	}
+	room = k;
 	/* Counted in flight before any is visible (one add for the batch): a
 	 * reaper never sees more completions than tasks counted. */
 	atomic_fetch_add_explicit(&p->inflight, room, memory_order_relaxed);
@@ -235,28 +251,26 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 			.seq = seq + k,
 		};
 
-		if (sqes[k].flags) {
-			r = -EINVAL;
-			break;
-		}
-		if (sqes[k].index >= count) {
-			r = -ERANGE;
-			break;
-		}
 		r = dispatch(p, d, &sqe, &touched);
 		if (r < 0)
 			break;
 		done++;
 	}
-	if (done < room)
+	if (done < room) {
 		atomic_fetch_sub_explicit(&p->inflight, room - done, memory_order_relaxed);
+		/* Room given back: a producer may have gone to sleep on the
+		 * count we held (evc.h: every change that can satisfy a sleeper
+		 * is followed by a wake check).  NULL: space_gen is the
+		 * consumer's. */
+		evc_wake(&p->space_ann, NULL, &p->space_seq, INT_MAX, 1);
+	}
 	/* release: a reaper validating seq < next_seq sees the counting above;
 	 * stored before the SQ tails publish any of these tasks. */
 	atomic_store_explicit(&p->next_seq, seq + done, memory_order_release);
 	if (touched)
 		pool_publish_locked(p, touched);
-	pthread_mutex_unlock(&p->prod_lock);
 	STAT_ADD1(p, st_submitted, done);
+	pthread_mutex_unlock(&p->prod_lock);
 	return done ? (int)done : r;
 }
 

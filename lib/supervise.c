@@ -124,16 +124,19 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 		atomic_store_explicit(&w->hot.cq_tail, pw->cq_head, memory_order_relaxed);
 		atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
 		atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
-		/* A dead sleeper's announcements; the generations go on, so a
-		 * waker's memory of the last one it woke stays correct. */
+		/* A dead sleeper's announcements (the owner is dead, so a plain
+		 * store is safe); what it left there may be garbage, so every
+		 * waker forgets the generation it woke (evc.h, rule 3). */
 		atomic_store_explicit(&w->slow.wake_ann,
 				      atomic_load_explicit(&w->slow.wake_ann, memory_order_relaxed) &
 				      ~(EVC_GEN - 1), memory_order_relaxed);
 		atomic_store_explicit(&w->slow.space_ann,
 				      atomic_load_explicit(&w->slow.space_ann, memory_order_relaxed) &
 				      ~(EVC_GEN - 1), memory_order_relaxed);
+		p->wp[i].wake_gen = EVC_NONE;
 		pthread_mutex_lock(&p->rel_lock);
 		w->cons.res_start = pw->res_end;
+		pw->space_gen = EVC_NONE;
 		pthread_mutex_unlock(&p->rel_lock);
 		if (lost) {
 			w->cons.retry = *lost;

@@ -354,20 +354,44 @@ static int woke_a_neighbour(struct worker *wk)
 
 static void note_task_time(struct worker *wk, uint64_t dt)
 {
+	wk->last_dt = dt;
 	wk->task_ns = wk->task_ns ? (wk->task_ns * 7 + dt) / 8 : dt;
 	atomic_store_explicit(&wk->w->rec.task_ns, wk->task_ns, memory_order_relaxed);
 }
 
-/* Ends a stride of tiny tasks: their mean time is one sample. */
+/* A cycle-counter read: a few nanoseconds, no fence; enough to notice a slow
+ * task inside a stride.  0 where there is none (every task is then timed). */
+static inline uint64_t cycles(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __builtin_ia32_rdtsc();
+#else
+	return 0;
+#endif
+}
+
+static void clock_start(struct worker *wk)
+{
+	wk->t_last = sys_now_ns();
+	wk->tsc_last = wk->tsc_prev = cycles();
+	wk->n_since = 0;
+}
+
+/* Ends a stride of tiny tasks: their mean time is one sample.  Also learns
+ * how many cycles PRECISE_NS is (both clocks run at a constant rate). */
 static void clock_flush(struct worker *wk)
 {
-	uint64_t now;
+	uint64_t now, c;
 
 	if (!wk->n_since)
 		return;
 	now = sys_now_ns();
+	c = cycles();
+	if (c > wk->tsc_last && now > wk->t_last)
+		wk->slow_ticks = (c - wk->tsc_last) * PRECISE_NS / (now - wk->t_last);
 	note_task_time(wk, (now - wk->t_last) / wk->n_since);
 	wk->t_last = now;
+	wk->tsc_last = wk->tsc_prev = c;
 	wk->n_since = 0;
 }
 
@@ -376,18 +400,18 @@ static void clock_flush(struct worker *wk)
  * A clock read costs tens of nanoseconds, as much as a tiny task: tasks are
  * timed one by one only when a deadline is set or they are slow enough
  * (PRECISE_NS) for the read not to matter; tiny tasks are timed in strides of
- * CLOCK_STRIDE.  A task's start is the previous one's end within a run.
+ * CLOCK_STRIDE, cut short by a task the cycle counter finds slow (so a slow
+ * task after tiny ones is timed, and signalled, at once).  A task's start is
+ * the previous one's end within a run.
  */
 static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos, int retry)
 {
 	struct chan_worker *w = wk->w;
 	struct chan_cqe cqe;
-	int exact = wk->c->g->ctl.task_clock || wk->task_ns >= PRECISE_NS;
+	int exact = wk->c->g->ctl.task_clock || wk->task_ns >= PRECISE_NS || !wk->slow_ticks;
 
-	if (!wk->t_last) {
-		wk->t_last = sys_now_ns();
-		wk->n_since = 0;
-	}
+	if (!wk->t_last)
+		clock_start(wk);
 	if (exact) {
 		clock_flush(wk);
 		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_relaxed);
@@ -405,8 +429,13 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 	if (exact) {
 		clock_flush(wk);
 		atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
-	} else if (wk->n_since >= CLOCK_STRIDE) {
-		clock_flush(wk);
+	} else {
+		uint64_t c = cycles();
+
+		if (wk->n_since >= CLOCK_STRIDE || c - wk->tsc_prev > wk->slow_ticks)
+			clock_flush(wk);
+		else
+			wk->tsc_prev = c;
 	}
 	post(wk, &cqe);
 }
@@ -417,6 +446,7 @@ int worker_run(struct worker *wk)
 	uint32_t mask = wk->c->sq_mask;
 	int yield_cpu = 0;    /* do not spin: a thread we woke needs this CPU */
 
+	wk->cq_gen = EVC_NONE;
 	/* Start from the state the parent left for us (checked by it). */
 	wk->head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
 	wk->cq_tail = atomic_load_explicit(&w->hot.cq_tail, memory_order_relaxed);
@@ -458,7 +488,9 @@ int worker_run(struct worker *wk)
 
 			run_one(wk, &sqe, wk->head, 0);
 			if (wk->head == tail || wk->unsignaled >= SIGNAL_BATCH ||
-			    wk->unsignaled * wk->task_ns >= SIGNAL_DELAY_NS)
+			    wk->unsignaled * (wk->task_ns > wk->last_dt ? wk->task_ns
+									 : wk->last_dt) >=
+				    SIGNAL_DELAY_NS)
 				yield_cpu = signal_consumer(wk) && woke_a_neighbour(wk);
 			if (atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
 			    CHAN_STOP_CANCEL)

@@ -24,6 +24,10 @@ struct worker {
 	uint32_t unsignaled;   /* completions posted since the last wake check */
 	uint64_t t_last;       /* last clock read in this run of tasks, or 0 */
 	uint32_t n_since;      /* tasks finished since t_last */
+	uint64_t tsc_last;     /* cycle counter at t_last */
+	uint64_t tsc_prev;     /* cycle counter at the previous task's end */
+	uint64_t slow_ticks;   /* cycles in PRECISE_NS; 0 = not known yet */
+	uint64_t last_dt;      /* the latest sample (a task, or a stride's mean) */
 };
 
 /* Runs until stop; returns the exit code for _exit(). Never returns in the

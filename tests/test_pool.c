@@ -291,6 +291,9 @@ static struct chan_worker *worker_block(uint8_t *base, unsigned i)
  * garbage in place until the pool stops; with arg 2 a bogus sq_head, then
  * returns normally.  Other tasks are the default task.
  */
+/* Shared with forked workers: a flag a task sets once across processes. */
+static _Atomic int *g_once;
+
 static int corrupt_task(struct arena_task *t)
 {
 	uintptr_t mode = (uintptr_t)t->arg;
@@ -314,6 +317,17 @@ static int corrupt_task(struct arena_task *t)
 		end = now_ns() + 10000000000ull;
 		while (!atomic_load(&g->ctl.stop) && now_ns() < end)
 			usleep(1000);
+	} else if (mode == 3) {
+		/* Once: leave the generation one below the current one (the
+		 * one the producer woke last) and die; the replacement re-runs
+		 * this task normally, then its first announcement brings the
+		 * word back to exactly that generation. */
+		if (!atomic_exchange(g_once, 1)) {
+			uint64_t a = atomic_load(&w->slow.wake_ann);
+
+			atomic_store(&w->slow.wake_ann, ((a >> 16) - 1) << 16);
+			raise(SIGKILL);
+		}
 	} else {
 		atomic_fetch_add(&w->hot.sq_head, 100000);
 	}
@@ -741,12 +755,11 @@ static void test_msgsize(void **state)
 }
 
 /*
- * KNOWN LIBRARY BUG (lib/worker.c run_task, the -EMSGSIZE retry): with
- * nothing held and the allocation position at the middle of the area, a
- * task that needs more than the tail is never given the whole area as
- * arena.h promises ("calls the task again with the whole area; -EMSGSIZE
- * then is final"): the tail skip needs the start run to be strictly larger
- * than the tail, and `used == 0` then ends the retry with -EMSGSIZE.
+ * Regression (lib/worker.c more_room): with nothing held and the allocation
+ * position at the middle of the area, a task that needs more than the tail
+ * must be given the whole area, as arena.h promises ("calls the task again
+ * with the whole area; -EMSGSIZE then is final").  It once got -EMSGSIZE
+ * because the tail skip needed the start run to be strictly larger.
  */
 static void test_msgsize_whole_area(void **state)
 {
@@ -870,6 +883,54 @@ static void test_result_wrap(void **state)
 	leak_end(&l);
 	free(want);
 	free(seen);
+}
+
+/* Tasks with user_data >= 100 busy-wait 5 ms; others are the default task. */
+static int mixed_task(struct arena_task *t)
+{
+	if (t->user_data >= 100)
+		spin_ns(5000000);
+	return arena_task_get_item(t);
+}
+
+/*
+ * A slow task that follows a run of tiny ones is reported when it is done,
+ * not when the worker's queue runs dry: tiny tasks are timed in strides and
+ * the stride is cut short by a slow one (worker.c run_one).  Eight tiny
+ * tasks, then four of 5 ms on one worker: the first slow completion must
+ * reach the reaper well before the last slow task ends (about 15 ms later).
+ */
+static void test_slow_task_signalled(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 16, .task = mixed_task };
+	struct arena_sqe s[12];
+	struct arena_cqe e;
+	uint64_t t_first_slow = 0, t_last_slow = 0;
+	struct arena_pool *p;
+	struct leak l;
+	unsigned k, got = 0;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	for (k = 0; k < 12; k++)
+		s[k] = (struct arena_sqe){ .index = k, .user_data = k < 8 ? k : 100 + k };
+	assert_int_equal(arena_pool_submit(p, s, 12, 2000000000ll), 12);
+	while (got < 12) {
+		assert_int_equal(arena_pool_reap(p, &e, 1, 2000000000ll), 1);
+		assert_int_equal(e.status, 0);
+		if (e.user_data == 108)
+			t_first_slow = now_ns();
+		if (e.user_data == 111)
+			t_last_slow = now_ns();
+		arena_pool_release(p, &e);
+		got++;
+	}
+	print_message("  first slow result %.2f ms before the last\n",
+		      (t_last_slow - t_first_slow) / 1e6);
+	assert_true(t_first_slow && t_last_slow > t_first_slow + 5000000);
+	pool_del(p);
+	leak_end(&l);
 }
 
 static void test_task_error(void **state)
@@ -1385,11 +1446,11 @@ static void test_corrupt_cqe(void **state)
 }
 
 /*
- * KNOWN LIBRARY BUG (lib/reap.c pool_harvest/convert/place): in unordered
- * mode nothing checks that a completion belongs to a task in flight: a
- * worker that republishes an old, otherwise valid CQE (cq_tail + 1) gets a
- * task delivered twice and p->inflight drops below zero (wraps), after which
- * wait_space() never finds room.  Expected -EBADMSG.
+ * Regression (lib/reap.c convert): a worker that republishes an old,
+ * otherwise valid CQE (cq_tail + 1) once got a task delivered twice in
+ * unordered mode and made p->inflight wrap below zero, after which
+ * wait_space() never found room.  Completions may never outnumber
+ * submissions: the pool fails with -EBADMSG.
  */
 static void test_corrupt_cqe_dup(void **state)
 {
@@ -1427,11 +1488,54 @@ static void test_worker_corrupts_cq_tail(void **state)
 }
 
 /*
- * KNOWN LIBRARY BUG (lib/submit.c snapshot()/pick()/dispatch()): a worker
- * that writes a bogus sq_head makes snapshot() clamp its queue to full and
- * pick() skip it for ever; with one worker every later submit returns
- * -ECHILD, which arena.h does not document for submit, and the pool is
- * wedged although it never failed.
+ * A worker writes a stale generation into its own sleep announcement and is
+ * killed; its replacement must still be woken for each new task (evc.h rule
+ * 3: the producer forgets the generation it woke when the slot restarts).
+ * A skipped wake-up shows as a round trip near the worker's 250 ms idle
+ * check instead of well under a millisecond.
+ */
+static void test_worker_stale_announcement(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 4, .task = corrupt_task,
+				     .task_arg = (void *)(uintptr_t)3, .spin = ARENA_SPIN_NEVER };
+	struct arena_pool *p;
+	struct arena_cqe e;
+	uint64_t worst = 0;
+	struct leak l;
+	unsigned k;
+
+	(void)state;
+	g_once = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(g_once != MAP_FAILED);
+	leak_begin(&l);
+	pool_new(&p, &o);
+	for (k = 0; k < 40; k++) {
+		struct arena_sqe s = { .index = k, .user_data = k };
+		uint64_t t0;
+
+		/* Let the worker go to sleep before each task. */
+		usleep(2000);
+		t0 = now_ns();
+		assert_int_equal(arena_pool_submit(p, &s, 1, 2000000000ll), 1);
+		assert_int_equal(arena_pool_reap(p, &e, 1, 2000000000ll), 1);
+		if (k != CORRUPT_UD && now_ns() - t0 > worst)
+			worst = now_ns() - t0;
+		assert_int_equal(e.user_data, k);
+		/* The task that killed its worker ran again in the replacement. */
+		assert_int_equal(e.status, 0);
+		arena_pool_release(p, &e);
+	}
+	print_message("  slowest round trip after a stale announcement: %.2f ms\n", worst / 1e6);
+	assert_true(worst < 100000000ull);
+	pool_del(p);
+	leak_end(&l);
+	munmap((void *)g_once, 4096);
+}
+
+/*
+ * Regression (lib/submit.c snapshot): a bogus sq_head once made dispatch
+ * skip the worker for ever (every later submit -ECHILD, the pool wedged
+ * although it never failed); a head past the tail now fails the pool.
  *
  * The worker writes a bogus sq_head (100000 ahead) while running task 7.
  * The parent reads sq_head only as a dispatch hint, so either outcome is
@@ -1541,11 +1645,9 @@ static void test_default_task(void **state)
 }
 
 /*
- * KNOWN LIBRARY BUG (lib/worker.c arena_task_get_item -> arena_task_result_ref,
- * with lib/arena.c arena_contains): op ARENA_OP_REF on an empty item gets
- * data == NULL from arena_get(), and arena_contains(a, NULL, 0) is false
- * (NULL < the data start), so the completion carries -EINVAL instead of
- * status 0 with len 0.
+ * Regression (lib/worker.c arena_task_result_ref): op ARENA_OP_REF on an
+ * empty item gets data == NULL from arena_get(); it once completed with
+ * -EINVAL (arena_contains(a, NULL, 0) is false) instead of status 0, len 0.
  */
 static void test_default_task_ref_empty(void **state)
 {
@@ -1606,6 +1708,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_default_task, test_teardown),
 		cmocka_unit_test_teardown(test_default_task_ref_empty, test_teardown),
 		cmocka_unit_test_teardown(test_task_error, test_teardown),
+		cmocka_unit_test_teardown(test_slow_task_signalled, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
 		cmocka_unit_test_teardown(test_result_wrap, test_teardown),
@@ -1619,6 +1722,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_corrupt_cqe_dup, test_teardown),
 		cmocka_unit_test_teardown(test_worker_corrupts_cq_tail, test_teardown),
 		cmocka_unit_test_teardown(test_worker_corrupts_sq_head, test_teardown),
+		cmocka_unit_test_teardown(test_worker_stale_announcement, test_teardown),
 		cmocka_unit_test_teardown(test_no_lost_wakeup, test_teardown),
 		cmocka_unit_test_teardown(test_index_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_exactly_once, test_teardown),
