@@ -19,7 +19,7 @@
 
 #define IDLE_CHECK_NS (250 * 1000 * 1000) /* parent-death check when idle */
 #define SIGNAL_BATCH 16       /* tiny tasks: wake the consumer once per 16 */
-#define SIGNAL_DELAY_NS 50000 /* or once completions waited this long */
+#define SIGNAL_DELAY_NS 100000 /* or once completions waited this long */
 #define CLOCK_STRIDE 16       /* tiny tasks: one clock read per 16 */
 #define PRECISE_NS 2000       /* tasks this slow: one clock read each */
 
@@ -323,9 +323,7 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 }
 
 /*
- * Wakes the consumer if it sleeps.  Called when this worker's queue runs dry,
- * after SIGNAL_BATCH completions, once the unsignaled ones have waited about
- * SIGNAL_DELAY_NS (after every task slower than that), and always
+ * Wakes the consumer if it sleeps.  Called when signal_due() says so, and always
  * before this worker itself waits: a consumer is never left asleep with
  * completions it was not told about while we sleep.
  */
@@ -338,6 +336,22 @@ static int signal_consumer(struct worker *wk)
 	wk->wakes++;
 	atomic_store_explicit(&wk->w->rec.wakes, wk->wakes, memory_order_relaxed);
 	return 1;
+}
+
+/*
+ * Whether to tell the consumer about the completions posted so far, with
+ * `left` tasks still queued here: when the queue is empty, after
+ * SIGNAL_BATCH, or once they have waited about SIGNAL_DELAY_NS.  (Telling it
+ * earlier, before the queue runs out, measured slower: every consumer
+ * wake-up takes a CPU from a worker.)
+ */
+static int signal_due(const struct worker *wk, uint32_t left)
+{
+	uint64_t t = wk->task_ns > wk->last_dt ? wk->task_ns : wk->last_dt;
+
+	if (!wk->unsignaled)
+		return 0;
+	return !left || wk->unsignaled >= SIGNAL_BATCH || wk->unsignaled * t >= SIGNAL_DELAY_NS;
 }
 
 /*
@@ -487,10 +501,7 @@ int worker_run(struct worker *wk)
 			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
 
 			run_one(wk, &sqe, wk->head, 0);
-			if (wk->head == tail || wk->unsignaled >= SIGNAL_BATCH ||
-			    wk->unsignaled * (wk->task_ns > wk->last_dt ? wk->task_ns
-									 : wk->last_dt) >=
-				    SIGNAL_DELAY_NS)
+			if (signal_due(wk, tail - wk->head))
 				yield_cpu = signal_consumer(wk) && woke_a_neighbour(wk);
 			if (atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
 			    CHAN_STOP_CANCEL)
