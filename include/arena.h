@@ -201,9 +201,9 @@ int arena_task_get_item(struct arena_task *t);
 
 /* Spin policy before a side sleeps (see README "Spinning"). */
 enum arena_spin {
-	ARENA_SPIN_AUTO = 0,  /* spin spin_ns only while spinners < CPUs - 1 */
+	ARENA_SPIN_AUTO = 0,  /* spin only while spinners < CPUs - 1 */
 	ARENA_SPIN_NEVER = 1, /* sleep at once */
-	ARENA_SPIN_ALWAYS = 2 /* spin spin_ns regardless of CPUs (benchmarks) */
+	ARENA_SPIN_ALWAYS = 2 /* spin regardless of CPUs (benchmarks) */
 };
 
 /* pool flags */
@@ -229,7 +229,10 @@ struct arena_pool_opts {
 	arena_task_fn task;      /* NULL = arena_task_get_item */
 	void *task_arg;
 	enum arena_spin spin;    /* spin policy */
-	uint32_t spin_ns;        /* 0 = default (see README) */
+	uint32_t spin_ns;        /* the most an idle worker spins before it sleeps:
+				    it spins about twice its recent wait for
+				    tasks, not at all when that wait is longer
+				    than spin_ns.  0 = default, 50 us */
 	/*
 	 * Exec'd workers: when worker_path is set, workers are started with
 	 * posix_spawn(worker_path, worker_argv) instead of fork, and the program

@@ -22,6 +22,7 @@
 #define SIGNAL_DELAY_NS 100000 /* or once completions waited this long */
 #define CLOCK_STRIDE 16       /* tiny tasks: one clock read per 16 */
 #define PRECISE_NS 2000       /* tasks this slow: one clock read each */
+#define SPIN_MIN_NS 2000      /* shortest spin worth starting */
 
 static int signal_consumer(struct worker *wk);
 
@@ -163,20 +164,50 @@ static int space_ready(struct worker *wk)
 }
 
 /* Spins for the policy's budget while a spinner slot is free. */
-static int spin_for_tasks(struct worker *wk)
+/*
+ * How long to spin for new tasks: about twice the recent wait for them (the
+ * gap), at least SPIN_MIN_NS, at most spin_ns; not at all when the gaps are
+ * longer than spin_ns, since then the spin would end before the work comes
+ * and only burn the CPU.  The gap is measured whether we spun or slept, so a
+ * change of pattern is seen either way.
+ */
+static uint64_t spin_budget(uint64_t gap, uint64_t cap)
+{
+	uint64_t b = 2 * gap;
+
+	if (gap > cap)
+		return 0;
+	if (b < SPIN_MIN_NS)
+		b = SPIN_MIN_NS;
+	return b < cap ? b : cap;
+}
+
+/*
+ * Spins while a spinner slot is free.  `polite`: we just woke a reaper that
+ * slept on this CPU; yield now and then so that it runs here at once if the
+ * scheduler queued it behind us (it may as well have gone to another CPU,
+ * and then we keep spinning).
+ */
+static int spin_for_tasks(struct worker *wk, int polite)
 {
 	const struct chan_ctl *ctl = &wk->c->g->ctl;
 	uint64_t end;
 	unsigned i;
 	int found = 0;
 
-	if (!ctl->spin_ns || !spin_enter(&wk->c->g->spin.spinners, ctl->spin_policy, ctl->ncpu))
+	uint64_t budget = spin_budget(wk->gap_ema, ctl->spin_ns);
+
+	if (!budget || !spin_enter(&wk->c->g->spin.spinners, ctl->spin_policy, ctl->ncpu))
 		return 0;
-	end = sys_now_ns() + ctl->spin_ns;
+	end = sys_now_ns() + budget;
 	for (i = 1; !found; i++) {
 		found = tasks_ready(wk);
-		if (!(i & 63) && sys_now_ns() > end)
-			break;
+		if (!(i & 63)) {
+			if (sys_now_ns() > end)
+				break;
+			if (polite)
+				sched_yield();
+		}
 		cpu_relax();
 	}
 	spin_leave(&wk->c->g->spin.spinners);
@@ -458,7 +489,7 @@ int worker_run(struct worker *wk)
 {
 	struct chan_worker *w = wk->w;
 	uint32_t mask = wk->c->sq_mask;
-	int yield_cpu = 0;    /* do not spin: a thread we woke needs this CPU */
+	int yield_cpu = 0;    /* a reaper we woke may need this CPU */
 
 	wk->cq_gen = EVC_NONE;
 	/* Start from the state the parent left for us (checked by it). */
@@ -489,14 +520,22 @@ int worker_run(struct worker *wk)
 		if (stop == CHAN_STOP_CANCEL || (stop && tail == wk->head))
 			break;
 		if (tail == wk->head) {
-			if (yield_cpu || !spin_for_tasks(wk))
+			if (!wk->idle_since)
+				wk->idle_since = sys_now_ns();
+			if (!spin_for_tasks(wk, yield_cpu))
 				idle_wait(wk, &w->slow.wake_ann, tasks_ready);
 			yield_cpu = 0;
 			continue;
 		}
 		refresh_res_head(wk);
 		reset_if_empty(wk);
-		wk->t_last = 0;
+		clock_start(wk);
+		if (wk->idle_since) {
+			uint64_t gap = wk->t_last - wk->idle_since;
+
+			wk->gap_ema = wk->gap_ema ? (wk->gap_ema * 3 + gap) / 4 : gap;
+			wk->idle_since = 0;
+		}
 		while (wk->head != tail) {
 			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
 

@@ -27,6 +27,8 @@ struct worker {
 	uint64_t tsc_last;     /* cycle counter at t_last */
 	uint64_t tsc_prev;     /* cycle counter at the previous task's end */
 	uint64_t slow_ticks;   /* cycles in PRECISE_NS; 0 = not known yet */
+	uint64_t idle_since;   /* when the queue ran empty, 0 while busy */
+	uint64_t gap_ema;      /* recent time from an empty queue to new tasks */
 	uint64_t last_dt;      /* the latest sample (a task, or a stride's mean) */
 };
 
