@@ -386,9 +386,10 @@ static int signal_due(const struct worker *wk, uint32_t left)
 }
 
 /*
- * We just woke a reaper that sleeps on the CPU we run on: it needs this CPU,
- * and spinning here would keep it off (and make the scheduler split the pair
- * across CPUs, where every later wake-up is an inter-processor one).
+ * We just woke a reaper that went to sleep on the CPU we run on: it may need
+ * this CPU, and a plain spin here would keep it off (and make the scheduler
+ * split the pair across CPUs, where every later wake-up is an
+ * inter-processor one).  The spin that follows yields (spin_for_tasks).
  */
 static int woke_a_neighbour(struct worker *wk)
 {
