@@ -263,8 +263,8 @@ static void *tp_consumer(void *arg)
 				c->seen[t] = 1;
 				c->got++;
 			}
-			arena_pool_release(c->pool, q);
 		}
+		arena_pool_release_many(c->pool, cqe, (unsigned)n);
 	}
 	c->t_end = now_ns();
 	return NULL;

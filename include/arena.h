@@ -305,8 +305,13 @@ struct arena_cqe {
 int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		    int64_t timeout_ns);
 
-/* Gives a reaped completion's result space back to its worker. */
+/* Gives a reaped completion's result space back to its worker.  A
+ * completion without result space, or one released already, is ignored. */
 void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe);
+
+/* The same for n completions at once (one lock and one hand-back per worker
+ * instead of one per completion: the form for batches of small results). */
+void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n);
 
 /* arena_pool_stop() flags */
 #define ARENA_STOP_DRAIN  0u        /* run every queued task first */

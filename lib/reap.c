@@ -336,41 +336,79 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 	return r;
 }
 
+/* Marks one ticket released.  Returns the worker whose head may move, or -1
+ * (no result space, or a ticket outside the window or released twice:
+ * ignored).  rel_lock held. */
+static int mark_released(struct arena_pool *p, uint64_t ticket)
+{
+	unsigned i = ticket & 0xff;
+	uint64_t idx = (ticket >> 8) - 1;
+	struct res_fifo *f;
+
+	if (!ticket || i >= p->nworkers)
+		return -1;
+	f = &p->w[i].fifo;
+	if (idx < f->head || idx >= f->tail || (f->end[idx & (f->cap - 1)] & REL_BIT))
+		return -1;
+	f->end[idx & (f->cap - 1)] |= REL_BIT;
+	return (int)i;
+}
+
+/* Moves worker i's released head past every released allocation at the
+ * front, tells the worker, and wakes it if it waits for space.  rel_lock
+ * held (it serializes pw->space_gen too). */
+static void advance_head(struct arena_pool *p, unsigned i)
+{
+	struct pool_worker *pw = &p->w[i];
+	struct res_fifo *f = &pw->fifo;
+	struct chan_worker *w = chan_w(&p->c, i);
+	uint64_t newh = 0;
+	int moved = 0;
+
+	while (f->head != f->tail && (f->end[f->head & (f->cap - 1)] & REL_BIT)) {
+		newh = f->end[f->head & (f->cap - 1)] & ~REL_BIT;
+		f->head++;
+		moved = 1;
+	}
+	if (!moved)
+		return;
+	pw->res_head = newh;
+	/* release: we are done reading the bytes before newh. */
+	atomic_store_explicit(&w->cons.res_head, newh, memory_order_release);
+	/* A worker may be waiting for this space (evc.h). */
+	evc_wake(&w->slow.space_ann, &pw->space_gen, &w->prod.wake_seq, 1, 0);
+}
+
 void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe)
 {
-	struct pool_worker *pw;
-	struct res_fifo *f;
-	uint64_t idx, newh = 0;
-	unsigned i;
-	int moved = 0;
+	int i;
 
 	if (!p || !cqe || !cqe->ticket)
 		return;
-	i = cqe->ticket & 0xff;
-	idx = (cqe->ticket >> 8) - 1;
-	if (i >= p->nworkers)
-		return;
-	pw = &p->w[i];
-	f = &pw->fifo;
 	pthread_mutex_lock(&p->rel_lock);
-	/* A ticket outside the window, or released twice, is ignored. */
-	if (idx >= f->head && idx < f->tail && !(f->end[idx & (f->cap - 1)] & REL_BIT)) {
-		f->end[idx & (f->cap - 1)] |= REL_BIT;
-		while (f->head != f->tail && (f->end[f->head & (f->cap - 1)] & REL_BIT)) {
-			newh = f->end[f->head & (f->cap - 1)] & ~REL_BIT;
-			f->head++;
-			moved = 1;
-		}
-		if (moved) {
-			struct chan_worker *w = chan_w(&p->c, i);
+	i = mark_released(p, cqe->ticket);
+	if (i >= 0)
+		advance_head(p, (unsigned)i);
+	pthread_mutex_unlock(&p->rel_lock);
+}
 
-			pw->res_head = newh;
-			/* release: we are done reading the bytes before newh. */
-			atomic_store_explicit(&w->cons.res_head, newh, memory_order_release);
-			/* A worker may be waiting for this space (evc.h); under
-			 * the lock, which serializes pw->space_gen. */
-			evc_wake(&w->slow.space_ann, &pw->space_gen, &w->prod.wake_seq, 1, 0);
-		}
+void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n)
+{
+	uint64_t touched = 0;
+	unsigned k;
+
+	if (!p || !cqes || !n)
+		return;
+	pthread_mutex_lock(&p->rel_lock);
+	for (k = 0; k < n; k++) {
+		int i = mark_released(p, cqes[k].ticket);
+
+		if (i >= 0)
+			touched |= 1ull << i;
 	}
+	/* One head move (one fence, one wake check) per worker. */
+	for (k = 0; k < p->nworkers; k++)
+		if (touched & (1ull << k))
+			advance_head(p, k);
 	pthread_mutex_unlock(&p->rel_lock);
 }

@@ -455,8 +455,13 @@ static void *consumer(void *arg)
 			}
 			if (check_item(c, e) < 0)
 				break;
-			arena_pool_release(c->p, e);
 		}
+		/* Both ways of giving the space back, in random turns. */
+		if (rnd(&c->rng, 2))
+			arena_pool_release_many(c->p, cq, (unsigned)r);
+		else
+			for (j = 0; j < (unsigned)r; j++)
+				arena_pool_release(c->p, &cq[j]);
 		c->got += (unsigned)r;
 		if (c->delays) {
 			uint64_t x = rnd(&c->rng, 8);
@@ -706,6 +711,56 @@ static void submit_op(struct arena_pool *p, uint64_t index, uint64_t ud, uint32_
 	struct arena_sqe s = { .index = index, .user_data = ud, .op = op };
 
 	assert_int_equal(arena_pool_submit(p, &s, 1, 2000000000ll), 1);
+}
+
+/*
+ * arena_pool_release_many: a batch with results out of order, a duplicate, a
+ * completion without space and garbage tickets gives back exactly the space
+ * of the real results, once: the worker then fits a result as large as the
+ * whole area.
+ */
+static void test_release_many(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 8, .result_bytes = 4096,
+				     .task = sized_task };
+	struct arena_cqe got[4], batch[8], c;
+	struct arena_pool *p;
+	struct leak l;
+	unsigned k;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	for (k = 0; k < 4; k++)
+		submit_op(p, k, k, 1000);
+	for (k = 0; k < 4; k++) {
+		reap1(p, &got[k], 5000000000ll);
+		assert_int_equal(check_pattern(&got[k], 1000), 0);
+	}
+	/* The area is nearly full: a whole-area result must wait. */
+	submit_op(p, 9, 9, 4096);
+	assert_int_equal(arena_pool_reap(p, &c, 1, 50000000ll), -ETIMEDOUT);
+	batch[0] = got[2];
+	batch[1] = got[0];
+	batch[2] = got[2];                                   /* twice */
+	batch[3] = got[1];
+	memset(&batch[4], 0, sizeof(batch[4]));              /* no space */
+	batch[5] = got[3];
+	batch[5].ticket = 0xffffffffffffff00ull | 7;         /* no such worker */
+	batch[6] = got[3];
+	batch[6].ticket = (1ull << 40) << 8;                 /* outside the window */
+	batch[7] = got[3];
+	arena_pool_release_many(p, batch, 8);
+	arena_pool_release_many(p, batch, 8);                /* all ignored now */
+	arena_pool_release(p, &got[1]);                      /* ignored too */
+	reap1(p, &c, 5000000000ll);
+	assert_int_equal(check_pattern(&c, 4096), 0);
+	arena_pool_release_many(p, &c, 1);
+	arena_pool_release_many(NULL, &c, 1);
+	arena_pool_release_many(p, NULL, 1);
+	arena_pool_release_many(p, &c, 0);
+	pool_del(p);
+	leak_end(&l);
 }
 
 static void test_msgsize(void **state)
@@ -1722,6 +1777,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_task_error, test_teardown),
 		cmocka_unit_test_teardown(test_slow_task_signalled, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize, test_teardown),
+		cmocka_unit_test_teardown(test_release_many, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
 		cmocka_unit_test_teardown(test_result_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_ordered, test_teardown),

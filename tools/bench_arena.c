@@ -94,7 +94,7 @@ static void *consumer_main(void *arg)
 			uint64_t t = c->user_data;
 
 			if (ar->err) {
-				/* Failed already: still give the space back. */
+				/* Failed already: only give the space back. */
 			} else if (c->status < 0) {
 				consumer_fail(ar, c->status, "task");
 			} else if (t >= run->ntasks || run->done_ns[t] != 0 ||
@@ -105,8 +105,9 @@ static void *consumer_main(void *arg)
 				run->done_ns[t] = now_ns();
 				got++;
 			}
-			arena_pool_release(ar->pool, c);
 		}
+		/* Failed or not, the space goes back. */
+		arena_pool_release_many(ar->pool, cqe, (unsigned)n);
 		if (ar->err)
 			break;
 		progress_tick(&run->pg, got);
