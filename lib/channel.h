@@ -15,16 +15,19 @@
  *   chan_ctl.stop     parent (release); workers read.  0 run, 1 drain, 2 cancel.
  *   chan_cq_evc.seq   workers bump it (release) to wake the consumer; a dead
  *                     worker can leave it anywhere: any value is fine.
- *   chan_cq_waiters   parent consumer (announcements, evc.h, and the CPU it
- *                     sleeps on); workers read.  The parent keeps its own
- *                     copy and stores it whole at each announcement, so a
- *                     worker's garbage lasts only until the next one; it can
+ *   chan_cq_waiters   parent consumer; workers read.  ann: the reapers'
+ *                     announcements (evc.h); the parent keeps its own copy
+ *                     and stores it whole when a reaper announces and when
+ *                     it is done, so a worker's garbage lasts only until the
+ *                     next store.  cpu: a plain store of the CPU the last
+ *                     reaper went to sleep on (a hint for spinning).  It can
  *                     make workers skip waking the consumer meanwhile (the
  *                     consumer then waits for its timeout: no worse than a
  *                     worker that withholds a completion).
  *   chan_spin.spinners everyone (RMW).  A worker killed while spinning
- *                     leaves it one too high; the parent resets it to 0 on
- *                     every death it handles (spinning is only a hint).
+ *                     leaves it one too high; the parent resets it to 0 when
+ *                     a worker that was not asleep dies, and a decrement
+ *                     never goes below 0 (spinning is only a hint).
  *   w->prod           parent producer: sq_tail (release: SQ slots before it
  *                     are written) and wake_seq.  Worker reads.
  *   w->cons           parent consumer: cq_head (CQ slots before it may be
@@ -32,12 +35,17 @@
  *                     the retry slot and res_start for a replacement worker.
  *                     Written only while no worker runs, or released.
  *   w->hot            the worker: sq_head, cq_tail (release: CQEs before it
- *                     are complete), and the task in hand
- *                     (inhand_*).  Written in the order: inhand, sq_head;
- *                     result bytes, CQE, cq_tail, inhand_valid = 0.  So
- *                     after a death the parent decides without guessing: a
- *                     task in hand whose CQE is not among the published ones
- *                     is run again; one whose CQE was published is not.
+ *                     are complete), the task in hand (inhand_*) and
+ *                     task_start_ns (when the task in hand started, 0 when
+ *                     none or while it waits for result space; read for
+ *                     hang deadlines).  Written in the order: inhand,
+ *                     inhand_valid = 1, sq_head; result bytes, CQE, cq_tail,
+ *                     inhand_valid = 0.  So after a death the parent decides
+ *                     without guessing: a task in hand whose CQE is not among
+ *                     the published ones is run again; one whose CQE was
+ *                     published is not.  Before a replacement starts, the
+ *                     parent rewrites sq_head, cq_tail, inhand_valid and
+ *                     task_start_ns from its own checked state.
  *   w->rec            the worker: statistics and state (informational).
  *   w->slow           the worker, only when it goes to sleep: its
  *                     announcements (evc.h) for tasks (wake_ann, the producer

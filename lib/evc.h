@@ -29,24 +29,25 @@
  * wakes it.  EINTR, EAGAIN, timeouts and spurious wake-ups all mean "check
  * again", after a new announcement.
  *
- * Why a waker may skip a generation it already woke: its earlier W3 bumped
- * seq after it saw every announcement up to that generation; by the argument
- * above each of those sleepers either saw that work (and does not sleep) or
- * waits on an older seq and is woken (n covers every sleeper that can share
- * the word).  None can go back to sleep without announcing again, which
- * changes the generation.  A waker that still reads the same generation has
- * therefore not seen any later announcement, and Dekker again says that
- * announcement's sleeper sees the new work.  This needs: (1) every change
- * that can satisfy a sleeper is followed by a wake check; (2) each *last
- * belongs to one waker, serialized with that waker's publications; (3) the
- * generation only grows between two reads of one waker, so whoever resets
- * or reuses a word (a replaced worker's) resets every *last for it to
- * EVC_NONE.  A sleeper in io_uring may stay queued on an old value across
- * several announcements; any later FUTEX_WAKE still reaches it.  This keeps
- * a slow-to-run
- * sleeper from collecting one FUTEX_WAKE per batch from every waker while it
- * waits for a CPU.  (48 bits of generation do not wrap in practice: 9 years
- * at one announcement a microsecond.)
+ * Why a waker may skip a generation it already woke (so that a sleeper slow
+ * to get a CPU does not collect one FUTEX_WAKE per batch from every waker):
+ * its earlier W3 bumped seq after it saw every announcement up to that
+ * generation; by the argument above each of those sleepers either saw that
+ * work (and does not sleep) or waits on an older seq and is woken (n covers
+ * every sleeper that can share the word).  None can go back to sleep without
+ * announcing again, which changes the generation.  A waker that still reads
+ * the same generation has therefore not seen any later announcement, and
+ * Dekker again says that announcement's sleeper sees the new work.
+ *
+ * This needs: (1) every change that can satisfy a sleeper is followed by a
+ * wake check; (2) each *last belongs to one waker, serialized with that
+ * waker's publications; (3) the generation only grows between two reads of
+ * one waker, so whoever resets or reuses a word (a replaced worker's)
+ * resets every *last for it to EVC_NONE, and a side whose word others could
+ * scribble on keeps its own copy (evc_prepare_owned).  A sleeper in io_uring
+ * may stay queued on an old value across several announcements; any later
+ * FUTEX_WAKE still reaches it.  48 bits of generation do not wrap in
+ * practice: 9 years at one announcement a microsecond.
  *
  * `private_` selects FUTEX_PRIVATE_FLAG; only for words in process-private
  * memory (the producer's backpressure word).  Words in the channel are
@@ -184,9 +185,17 @@ static inline int spin_enter(_Atomic uint32_t *spinners, uint32_t policy, uint32
 	return 1;
 }
 
+/* Never below zero: the parent resets the count to 0 when a worker dies
+ * mid-spin, and a spinner that leaves after that must not wrap it. */
 static inline void spin_leave(_Atomic uint32_t *spinners)
 {
-	atomic_fetch_sub_explicit(spinners, 1, memory_order_relaxed);
+	uint32_t cur = atomic_load_explicit(spinners, memory_order_relaxed);
+
+	/* relaxed: the count is a hint (spin_enter). */
+	while (cur && !atomic_compare_exchange_weak_explicit(spinners, &cur, cur - 1,
+							     memory_order_relaxed,
+							     memory_order_relaxed))
+		;
 }
 
 #endif

@@ -23,6 +23,7 @@
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
 #define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd poll period */
+#define UNSIGNALED_TICK_NS 1000000ull /* longest a posted completion waits */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */
 #define MAX_START_FAILS 5       /* then the worker slot is given up */
 

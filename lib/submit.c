@@ -201,6 +201,12 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 		return -EINVAL;
 	if (!n)
 		return 0;
+	/* A first entry that can never be taken fails now, not after waiting
+	 * for room (the arena's count never shrinks). */
+	if (sqes[0].flags)
+		return -EINVAL;
+	if (sqes[0].index >= arena_count(p->a))
+		return -ERANGE;
 	for (;;) {
 		r = wait_space(p, deadline, timeout_ns);
 		if (r < 0)

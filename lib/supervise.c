@@ -244,6 +244,12 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 		if (t < 0 || t > tick)
 			t = tick;
 	}
+	/* A worker signals its completions in batches, at the latest when its
+	 * queue runs dry; completions posted just before a long task would wait
+	 * for that task.  While tasks are in flight, look at least this often. */
+	if (atomic_load_explicit(&p->inflight, memory_order_relaxed) &&
+	    (t < 0 || t > (int64_t)UNSIGNALED_TICK_NS))
+		t = (int64_t)UNSIGNALED_TICK_NS;
 	if (use_uring && p->u.futex_ok) {
 		sup_uring_arm_futex(&p->u, (uint32_t *)seq, v);
 		r = sup_uring_wait(&p->u, t);

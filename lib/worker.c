@@ -23,6 +23,7 @@
 #define CLOCK_STRIDE 16       /* tiny tasks: one clock read per 16 */
 #define PRECISE_NS 2000       /* tasks this slow: one clock read each */
 #define SPIN_MIN_NS 2000      /* shortest spin worth starting */
+#define CALIBRATE_NS 1000     /* shortest interval that calibrates cycles */
 
 static int signal_consumer(struct worker *wk);
 
@@ -163,7 +164,6 @@ static int space_ready(struct worker *wk)
 	return wk->res_head != old || stop_state(wk) == CHAN_STOP_CANCEL;
 }
 
-/* Spins for the policy's budget while a spinner slot is free. */
 /*
  * How long to spin for new tasks: about twice the recent wait for them (the
  * gap), at least SPIN_MIN_NS, at most spin_ns; not at all when the gaps are
@@ -191,11 +191,9 @@ static uint64_t spin_budget(uint64_t gap, uint64_t cap)
 static int spin_for_tasks(struct worker *wk, int polite)
 {
 	const struct chan_ctl *ctl = &wk->c->g->ctl;
-	uint64_t end;
+	uint64_t budget = spin_budget(wk->gap_ema, ctl->spin_ns), end;
 	unsigned i;
 	int found = 0;
-
-	uint64_t budget = spin_budget(wk->gap_ema, ctl->spin_ns);
 
 	if (!budget || !spin_enter(&wk->c->g->spin.spinners, ctl->spin_policy, ctl->ncpu))
 		return 0;
@@ -296,8 +294,14 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 		room = more_room(wk, s.cap);
 		if (room == ROOM_NONE || (room == ROOM_WAIT && stop_state(wk) == CHAN_STOP_CANCEL))
 			break;
-		if (room == ROOM_WAIT)
+		if (room == ROOM_WAIT) {
+			/* Waiting for the consumer is not the task hanging. */
+			atomic_store_explicit(&wk->w->hot.task_start_ns, 0, memory_order_relaxed);
 			idle_wait(wk, &wk->w->slow.space_ann, space_ready);
+			if (wk->c->g->ctl.task_clock)
+				atomic_store_explicit(&wk->w->hot.task_start_ns, sys_now_ns(),
+						      memory_order_relaxed);
+		}
 	}
 	if (t.ref) {
 		cqe->flags = CQE_F_ARENA;
@@ -339,6 +343,8 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 			break;
 		if (stop_state(wk) == CHAN_STOP_CANCEL)
 			return;
+		if (wk->unsignaled)
+			signal_consumer(wk); /* never sleep on unsignaled completions */
 		usleep(100);
 	}
 	chan_cq(wk->c, wk->id)[wk->cq_tail & mask] = *cqe;
@@ -433,7 +439,7 @@ static void clock_flush(struct worker *wk)
 		return;
 	now = sys_now_ns();
 	c = cycles();
-	if (c > wk->tsc_last && now > wk->t_last)
+	if (c > wk->tsc_last && now - wk->t_last >= CALIBRATE_NS)
 		wk->slow_ticks = (c - wk->tsc_last) * PRECISE_NS / (now - wk->t_last);
 	note_task_time(wk, (now - wk->t_last) / wk->n_since);
 	wk->t_last = now;
@@ -447,8 +453,9 @@ static void clock_flush(struct worker *wk)
  * timed one by one only when a deadline is set or they are slow enough
  * (PRECISE_NS) for the read not to matter; tiny tasks are timed in strides of
  * CLOCK_STRIDE, cut short by a task the cycle counter finds slow (so a slow
- * task after tiny ones is timed, and signalled, at once).  A task's start is
- * the previous one's end within a run.
+ * task after tiny ones is timed at once, and signal_due() sees its time).  A
+ * task's start is the previous one's end within a run, or the end of the
+ * wake-up call that followed it.
  */
 static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos, int retry)
 {
@@ -532,7 +539,12 @@ int worker_run(struct worker *wk)
 		reset_if_empty(wk);
 		clock_start(wk);
 		if (wk->idle_since) {
-			uint64_t gap = wk->t_last - wk->idle_since;
+			uint64_t gap = wk->t_last - wk->idle_since, cap = 2ull * wk->c->g->ctl.spin_ns;
+
+			/* One long idle must not stop spinning for dozens of
+			 * short gaps after it. */
+			if (gap > cap)
+				gap = cap;
 
 			wk->gap_ema = wk->gap_ema ? (wk->gap_ema * 3 + gap) / 4 : gap;
 			wk->idle_since = 0;
@@ -541,8 +553,16 @@ int worker_run(struct worker *wk)
 			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
 
 			run_one(wk, &sqe, wk->head, 0);
-			if (signal_due(wk, tail - wk->head))
-				yield_cpu = signal_consumer(wk) && woke_a_neighbour(wk);
+			if (signal_due(wk, tail - wk->head)) {
+				/* A wake-up's system call is not task time: close the
+				 * stride before it, start a new one after. */
+				clock_flush(wk);
+				if (signal_consumer(wk)) {
+					if (woke_a_neighbour(wk))
+						yield_cpu = 1;
+					clock_start(wk);
+				}
+			}
 			if (atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
 			    CHAN_STOP_CANCEL)
 				break;

@@ -1000,6 +1000,102 @@ static void test_slow_task_signalled(void **state)
 	leak_end(&l);
 }
 
+/* Task user_data 99 sleeps 300 ms; others are the default task. */
+static int long_task(struct arena_task *t)
+{
+	if (t->user_data == 99) {
+		struct timespec ts = { 0, 300 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	return arena_task_get_item(t);
+}
+
+/*
+ * Completions a worker posted just before starting a long task reach the
+ * reaper without waiting for that task (the reaper looks at least every
+ * millisecond while tasks are in flight; lib/supervise.c).  Also: a first
+ * entry that can never be taken fails at once on a full pool instead of
+ * waiting for room.
+ */
+static void test_completions_before_long_task(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 16, .task = long_task };
+	struct arena_sqe s[9], bad = { .index = UINT64_MAX, .user_data = 5 };
+	struct arena_cqe e[16];
+	struct arena_pool *p;
+	uint64_t t0, waited;
+	struct leak l;
+	unsigned k, got = 0;
+	int r;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	for (k = 0; k < 9; k++)
+		s[k] = (struct arena_sqe){ .index = k, .user_data = k < 8 ? k : 99 };
+	t0 = now_ns();
+	assert_int_equal(arena_pool_submit(p, s, 9, 2000000000ll), 9);
+	while (got < 8) {
+		r = arena_pool_reap(p, e, 16, 2000000000ll);
+		assert_true(r > 0);
+		for (k = 0; k < (unsigned)r; k++)
+			assert_true(e[k].user_data < 8);
+		arena_pool_release_many(p, e, (unsigned)r);
+		got += (unsigned)r;
+	}
+	waited = now_ns() - t0;
+	print_message("  8 tiny results before a 300 ms task: all reaped after %.2f ms\n",
+		      waited / 1e6);
+	assert_true(waited < 150000000ull);
+	/* The 300 ms task is still running: a depth-1 view of fullness is not
+	 * needed, an invalid first entry fails whatever the room. */
+	t0 = now_ns();
+	assert_int_equal(arena_pool_submit(p, &bad, 1, 0), -ERANGE);
+	bad.index = 0;
+	bad.flags = 1;
+	assert_int_equal(arena_pool_submit(p, &bad, 1, 50000000ll), -EINVAL);
+	assert_true(now_ns() - t0 < 40000000ull);
+	assert_int_equal(arena_pool_reap(p, e, 1, 2000000000ll), 1);
+	assert_int_equal(e[0].user_data, 99);
+	arena_pool_release(p, &e[0]);
+	pool_del(p);
+	leak_end(&l);
+}
+
+/*
+ * A worker waiting for result space is waiting for the consumer, not hung:
+ * with a 50 ms task deadline and the only result held for 300 ms, the next
+ * task waits and completes, and no worker is killed.
+ */
+static void test_space_wait_not_hang(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 4, .result_bytes = 8192,
+				     .task = sized_task, .task_deadline_ns = 50000000ull };
+	struct arena_pool_stats st;
+	struct arena_cqe a, b;
+	struct arena_pool *p;
+	struct leak l;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	submit_op(p, 0, 1, 6000);
+	reap1(p, &a, 5000000000ll);
+	assert_int_equal(check_pattern(&a, 6000), 0);
+	submit_op(p, 1, 2, 6000);
+	assert_int_equal(arena_pool_reap(p, &b, 1, 300000000ll), -ETIMEDOUT);
+	arena_pool_release(p, &a);
+	reap1(p, &b, 5000000000ll);
+	assert_int_equal(check_pattern(&b, 6000), 0);
+	arena_pool_release(p, &b);
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	assert_int_equal(st.hangs_killed, 0);
+	assert_int_equal(st.crashes, 0);
+	pool_del(p);
+	leak_end(&l);
+}
+
 static void test_task_error(void **state)
 {
 	struct arena_pool_opts o = { .workers = 2, .depth = 32, .task = err_task };
@@ -1776,6 +1872,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_default_task_ref_empty, test_teardown),
 		cmocka_unit_test_teardown(test_task_error, test_teardown),
 		cmocka_unit_test_teardown(test_slow_task_signalled, test_teardown),
+		cmocka_unit_test_teardown(test_completions_before_long_task, test_teardown),
+		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize, test_teardown),
 		cmocka_unit_test_teardown(test_release_many, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
