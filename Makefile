@@ -32,6 +32,10 @@ else
 B := build/san-$(subst $(comma),-,$(SAN))
 override CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -O1
 override LDFLAGS += -fsanitize=$(SAN)
+# Undefined behaviour fails the test instead of only printing.
+ifneq ($(findstring undefined,$(SAN)),)
+override CFLAGS += -fno-sanitize-recover=undefined
+endif
 endif
 
 ifeq ($(V),1)

@@ -124,6 +124,11 @@ struct proc_mem {
 	uint64_t pss_kb;  /* Pss: shared pages divided among their users */
 };
 int proc_mem_read(pid_t pid, struct proc_mem *m);
+/* Sum of Pss (KiB) over the mappings of pid that start at one of the n
+ * addresses in starts[], or whose path contains name (when not NULL):
+ * what the process pays for the sequence itself. */
+int proc_mapping_pss(pid_t pid, const uintptr_t *starts, unsigned n, const char *name,
+		     uint64_t *kb);
 
 /* Waits for a child; 0 when it exited with status 0, else -ECHILD. */
 int child_reap(pid_t pid, const char *what, char *err, size_t errlen);
@@ -157,6 +162,8 @@ void progress_tick(struct progress *pg, uint64_t done);
 void progress_end(struct progress *pg);
 
 /* What one run of one mode measured. */
+#define SEQ_PSS_NONE UINT64_MAX
+
 struct mode_result {
 	enum bench_mode mode;
 	bool ran, ok;
@@ -177,6 +184,8 @@ struct mode_result {
 	uint64_t worker_hwm_kb;      /* largest worker peak RSS */
 	uint64_t worker_pss_kb;      /* mean worker PSS */
 	uint64_t helpers_pss_kb;     /* all workers + server PSS */
+	uint64_t seq_pss_kb;         /* mean worker PSS of the sequence's own
+					mappings; SEQ_PSS_NONE: not one mapping */
 	/* every repetition's total, for the record */
 	unsigned reps;
 	uint64_t rep_total_ns[BENCH_MAX_REPS];

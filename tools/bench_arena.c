@@ -151,7 +151,7 @@ static int produce(struct arena_run *ar, struct mode_result *res)
 static int measure_memory(struct arena_pool *p, unsigned nw, struct mode_result *res)
 {
 	struct proc_mem pm;
-	uint64_t sum = 0;
+	uint64_t sum = 0, seq = 0, kb;
 
 	for (unsigned i = 0; i < nw; i++) {
 		int pid = arena_pool_worker_pid(p, i);
@@ -164,9 +164,14 @@ static int measure_memory(struct arena_pool *p, unsigned nw, struct mode_result 
 		if (pm.hwm_kb > res->worker_hwm_kb)
 			res->worker_hwm_kb = pm.hwm_kb;
 		sum += pm.pss_kb;
+		/* The arena's memfd mapping (build_arena names it). */
+		if ((r = proc_mapping_pss(pid, NULL, 0, "memfd:arena-bench", &kb)) < 0)
+			return r;
+		seq += kb;
 	}
 	res->worker_pss_kb = sum / nw;
 	res->helpers_pss_kb = sum;
+	res->seq_pss_kb = seq / nw;
 	return 0;
 }
 

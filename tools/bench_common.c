@@ -344,6 +344,37 @@ int proc_mem_read(pid_t pid, struct proc_mem *m)
 	return proc_field_kb(path, "Pss", &m->pss_kb);
 }
 
+int proc_mapping_pss(pid_t pid, const uintptr_t *starts, unsigned n, const char *name,
+		     uint64_t *kb)
+{
+	char path[64], line[512];
+	FILE *f;
+	int in = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return -errno;
+	*kb = 0;
+	while (fgets(line, sizeof(line), f)) {
+		uintptr_t lo, hi;
+		int used = 0;
+
+		/* A mapping's first line: "lo-hi perms offset dev inode  path". */
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %*s %*s %*s %n", &lo, &hi,
+			   &used) == 2 && used > 0) {
+			in = 0;
+			for (unsigned k = 0; k < n; k++)
+				in |= starts[k] && lo == starts[k];
+			if (name && strstr(line + used, name))
+				in = 1;
+		} else if (in && strncmp(line, "Pss:", 4) == 0) {
+			*kb += strtoull(line + 4, NULL, 10);
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
 int child_reap(pid_t pid, const char *what, char *err, size_t errlen)
 {
 	int st;

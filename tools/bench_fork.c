@@ -276,8 +276,11 @@ out:
 /* Memory of every helper process while they are still alive. */
 static int measure_memory(struct fork_run *fr, struct mode_result *res)
 {
+	const struct workload *wl = fr->run->wl;
+	/* The sequence's own mappings: the item bytes and the offset table. */
+	uintptr_t seq_maps[2] = { (uintptr_t)wl->blob, (uintptr_t)wl->off };
 	struct proc_mem pm;
-	uint64_t sum = 0;
+	uint64_t sum = 0, seq = 0, kb;
 	int r;
 
 	for (unsigned i = 0; i < fr->nw; i++) {
@@ -286,8 +289,16 @@ static int measure_memory(struct fork_run *fr, struct mode_result *res)
 		if (pm.hwm_kb > res->worker_hwm_kb)
 			res->worker_hwm_kb = pm.hwm_kb;
 		sum += pm.pss_kb;
+		if ((r = proc_mapping_pss(fr->pid[i], seq_maps, 2, NULL, &kb)) < 0)
+			return r;
+		seq += kb;
 	}
 	res->worker_pss_kb = sum / fr->nw;
+	/* Pipe workers hold the sequence by fork; copy workers hold a fresh
+	 * copy per task in their heap (not one mapping: their w.PSS says it);
+	 * proxy workers hold none. */
+	res->seq_pss_kb = fr->m->inherit_sequence ? seq / fr->nw :
+			  fr->m->server ? 0 : SEQ_PSS_NONE;
 	if (fr->server > 0) {
 		if ((r = proc_mem_read(fr->server, &pm)) < 0)
 			return r;

@@ -94,10 +94,10 @@ void report_table(FILE *f, const struct bench_report *r)
 		fprintf(f, "the median of %u runs by total time\n\n", o->reps);
 	else
 		fprintf(f, "one run per mode\n\n");
-	fprintf(f, "%-6s %7s %9s %9s %9s %9s %10s %8s %8s %8s %9s %9s %9s  %s\n",
+	fprintf(f, "%-6s %7s %9s %9s %9s %9s %10s %8s %8s %8s %9s %9s %9s %9s  %s\n",
 		"mode", "tasks", "total", "per task", "p50", "p99", "tasks/s",
-		"vs copy", "vs proxy", "sys/task", "w.peakRSS", "w.PSS", "all PSS",
-		"check");
+		"vs copy", "vs proxy", "sys/task", "w.peakRSS", "w.PSS", "w.seqPSS",
+		"all PSS", "check");
 	for (int m = 0; m < MODE_COUNT; m++) {
 		const struct mode_result *x = &r->res[m];
 
@@ -108,7 +108,7 @@ void report_table(FILE *f, const struct bench_report *r)
 				x->tasks, x->err);
 			continue;
 		}
-		fprintf(f, "%-6s %7" PRIu64 " %9s %9s %9s %9s %10.0f %8s %8s %8.2f %9s %9s %9s  %s\n",
+		fprintf(f, "%-6s %7" PRIu64 " %9s %9s %9s %9s %10.0f %8s %8s %8.2f %9s %9s %9s %9s  %s\n",
 			mode_name(m), x->tasks,
 			fmt_dur(b[0], 32, (double)x->total_ns),
 			fmt_dur(b[1], 32, (double)x->total_ns / (double)x->tasks),
@@ -120,6 +120,7 @@ void report_table(FILE *f, const struct bench_report *r)
 			sys_per_task(x),
 			fmt_kb(b[6], 32, x->worker_hwm_kb),
 			fmt_kb(b[7], 32, x->worker_pss_kb),
+			x->seq_pss_kb == SEQ_PSS_NONE ? "-" : fmt_kb(b[9], 32, x->seq_pss_kb),
 			fmt_kb(b[8], 32, x->helpers_pss_kb),
 			"ok");
 	}
@@ -128,7 +129,9 @@ void report_table(FILE *f, const struct bench_report *r)
 		"receiving it; vs copy/proxy = per-task\nspeed-up; sys/task: copy/proxy/pipe "
 		"= read/write/poll calls in every process + gate\nwaits/wakes; arena = futex "
 		"waits+wakes from arena_pool_stats; w.peakRSS = largest worker\nVmHWM, w.PSS "
-		"= mean worker Pss, all PSS = workers + proxy server, read before they exit.\n");
+		"= mean worker Pss, w.seqPSS = the part of it in the sequence's own\nmappings "
+		"(arena: its memfd; pipe: the inherited copy; copy workers get a new copy\nper "
+		"task in their heap), all PSS = workers + proxy server, read before they exit.\n");
 }
 
 /* JSON string body with the characters JSON forbids escaped. */
@@ -208,11 +211,15 @@ int report_json(const char *path, const struct bench_report *r)
 		fprintf(f, ", \"producer\": %" PRIu64 ", \"consumer\": %" PRIu64
 			", \"workers\": %" PRIu64 ", \"server\": %" PRIu64 "}, "
 			"\"worker_peak_rss_kib\": %" PRIu64 ", \"worker_pss_kib\": %" PRIu64
-			", \"helpers_pss_kib\": %" PRIu64 ", \"checksum\": \"%016" PRIx64
-			"\", \"expected\": \"%016" PRIx64 "\", \"rep_total_s\": [",
+			", \"helpers_pss_kib\": %" PRIu64 ", \"worker_seq_pss_kib\": ",
 			x->sys_producer, x->sys_consumer, x->sys_worker, x->sys_server,
-			x->worker_hwm_kb, x->worker_pss_kb, x->helpers_pss_kb,
-			x->checksum, x->expected);
+			x->worker_hwm_kb, x->worker_pss_kb, x->helpers_pss_kb);
+		if (x->seq_pss_kb == SEQ_PSS_NONE)
+			fputs("null", f);
+		else
+			fprintf(f, "%" PRIu64, x->seq_pss_kb);
+		fprintf(f, ", \"checksum\": \"%016" PRIx64 "\", \"expected\": \"%016" PRIx64
+			"\", \"rep_total_s\": [", x->checksum, x->expected);
 		for (unsigned i = 0; i < x->reps; i++)
 			fprintf(f, "%s%.6f", i ? ", " : "", (double)x->rep_total_ns[i] / 1e9);
 		fprintf(f, "], \"worker_crashes\": %" PRIu64 ", \"tasks_rerun\": %" PRIu64
@@ -234,7 +241,7 @@ int report_csv(const char *path, const struct bench_report *r)
 	fputs("mode,ok,tasks,total_s,per_task_ns,mean_latency_ns,p50_ns,p99_ns,"
 	      "tasks_per_s,speedup_vs_copy,speedup_vs_proxy,syscalls_per_task,"
 	      "worker_peak_rss_kib,worker_pss_kib,helpers_pss_kib,items,item_size,"
-	      "workers,depth,reps,error\n", f);
+	      "workers,depth,reps,worker_seq_pss_kib,error\n", f);
 	for (int m = 0; m < MODE_COUNT; m++) {
 		const struct mode_result *x = &r->res[m];
 
@@ -250,6 +257,9 @@ int report_csv(const char *path, const struct bench_report *r)
 			sys_per_task(x), x->worker_hwm_kb, x->worker_pss_kb,
 			x->helpers_pss_kb, r->opt->items, r->opt->item_size,
 			r->opt->workers, r->opt->depth, r->opt->reps);
+		if (x->seq_pss_kb != SEQ_PSS_NONE)
+			fprintf(f, "%" PRIu64, x->seq_pss_kb);
+		fputc(',', f);
 		/* Quoted, with inner quotes doubled (RFC 4180). */
 		fputc('"', f);
 		for (const char *s = x->ok ? "" : x->err; *s; s++) {

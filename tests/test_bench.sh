@@ -1,0 +1,72 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The benchmark programs as a user runs them, at small counts (speed is not
+# checked here, only that they work): arena-bench runs every mode and checks
+# every result, writes JSON, CSV and SVG, and refuses bad options with exit 2;
+# ring-bench --quick runs one shape of each kind.
+# Env: B (build dir, default build).  Exit 0 ok, anything else failed.
+# Writes only to a temp dir.
+set -u
+LC_ALL=C
+export LC_ALL
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+B=${B:-build}
+case $B in /*) ;; *) B=$root/$B ;; esac
+AB=$B/tools/arena-bench
+RB=$B/bench/ring-bench
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+ok() { echo "test_bench: ok: $*"; }
+bad() { echo "test_bench: FAILED: $*"; fails=$((fails + 1)); }
+
+# Every mode, small counts; every result checked by the program itself.
+if "$AB" --items 2000 --tasks 3000 --copy-tasks 4 --workers 3 --depth 10 \
+	--json "$tmp/r.json" --csv "$tmp/r.csv" --svg "$tmp/r.svg" >"$tmp/out" 2>&1; then
+	ok "arena-bench ran every mode"
+else
+	bad "arena-bench exited $? :"; cat "$tmp/out"
+fi
+for m in copy proxy pipe arena; do
+	grep -q "^$m .* ok\$" "$tmp/out" || bad "no ok row for $m in the table"
+	grep -q "^$m,1," "$tmp/r.csv" || bad "no ok CSV row for $m"
+	grep -q "\"mode\": \"$m\", \"ok\": true" "$tmp/r.json" || bad "no ok JSON entry for $m"
+done
+[ "$(head -c 5 "$tmp/r.svg")" = "<svg " ] || [ "$(head -c 5 "$tmp/r.svg")" = "<?xml" ] ||
+	bad "the SVG does not start as an SVG document"
+grep -q "</svg>" "$tmp/r.svg" || bad "the SVG is not closed"
+grep -q "w.seqPSS" "$tmp/out" || bad "no sequence PSS column"
+[ "$fails" -eq 0 ] && ok "table, JSON, CSV and SVG"
+
+# Bad options: a clear message and exit 2.
+for args in "--workers 0" "--workers 65" "--depth 0" "--modes copy,bogus" \
+	"--items x" "--reps 0" "--no-such-option"; do
+	# shellcheck disable=SC2086
+	"$AB" $args >"$tmp/bad.out" 2>&1
+	rc=$?
+	if [ "$rc" -ne 2 ]; then
+		bad "arena-bench $args exited $rc, not 2"
+	elif [ ! -s "$tmp/bad.out" ]; then
+		bad "arena-bench $args said nothing"
+	fi
+done
+"$AB" --help >"$tmp/help" 2>&1 && grep -q -- "--modes" "$tmp/help" ||
+	bad "arena-bench --help"
+[ "$fails" -eq 0 ] && ok "bad options exit 2 with a message; --help"
+
+# ring-bench: one quick shape per kind, results checked by the program.
+if "$RB" --quick --workers 2 --depths 10 --rounds 200 --json "$tmp/rb.json" \
+	>"$tmp/rb.out" 2>&1; then
+	grep -q '"bench": "ring-bench"' "$tmp/rb.json" || bad "ring-bench JSON"
+	ok "ring-bench --quick"
+else
+	bad "ring-bench exited $? :"; cat "$tmp/rb.out"
+fi
+"$RB" --workers 0 >/dev/null 2>&1
+[ $? -eq 2 ] || bad "ring-bench --workers 0 did not exit 2"
+
+[ "$fails" -eq 0 ] && echo "test_bench: all checks passed"
+[ "$fails" -eq 0 ]
