@@ -135,13 +135,22 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)B=$(B) SAN=$(SAN) CC="$(CC)" ./tests/run $(TEST_BIN)
 
+# The optional parts (python/, mpi/, fuzzers, model, valgrind) keep their rules
+# in mk/*.mk.  Each appends to CHECK_EXTRA the targets `make check` runs after
+# the three suites, and to BENCH_EXTRA what `make bench` runs after arena-bench.
+CHECK_EXTRA :=
+BENCH_EXTRA :=
+-include $(sort $(wildcard mk/*.mk))
+
 check: test
 	$(Q)$(MAKE) --no-print-directory SAN=address,undefined test
 	$(Q)$(MAKE) --no-print-directory SAN=thread test
+	$(Q)for t in $(CHECK_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory tools
 	$(Q)$(B)/tools/arena-bench $(BENCH_ARGS)
+	$(Q)for t in $(BENCH_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)
