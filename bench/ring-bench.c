@@ -68,6 +68,7 @@ struct options {
 	enum arena_spin spin;
 	uint32_t spin_ns;
 	uint32_t work_us;
+	unsigned one_depth;        /* one-thread rows at this depth, 0: none */
 	unsigned hot_rounds, idle_rounds, floor_rounds;
 };
 
@@ -77,6 +78,7 @@ static struct options opt = {
 	.depths = { 1, 10, 1024 }, .ndepths = 3,
 	.spin = ARENA_SPIN_AUTO,
 	.work_us = 20,
+	.one_depth = 10,
 	.hot_rounds = 20000, .idle_rounds = 2000, .floor_rounds = 20000,
 };
 
@@ -177,6 +179,99 @@ static struct pct percentiles(uint64_t *s, size_t n)
 	return p;
 }
 
+/*
+ * CPU time and scheduler counters of one thread or process: the time from a
+ * CPU-time clock (exact), the counters from /proc/PID/task/TID/sched (absent
+ * without CONFIG_SCHED_DEBUG: they read 0, has_sched false).
+ */
+struct usage {
+	uint64_t cpu_ns;        /* time on a CPU, user + system */
+	uint64_t migrations;    /* moves from one CPU to another */
+	uint64_t vcsw, ivcsw;   /* switches: voluntary (slept), involuntary (preempted) */
+};
+
+static bool has_sched = true;
+
+static void usage_add(struct usage *a, const struct usage *b)
+{
+	a->cpu_ns += b->cpu_ns;
+	a->migrations += b->migrations;
+	a->vcsw += b->vcsw;
+	a->ivcsw += b->ivcsw;
+}
+
+static struct usage usage_sub(struct usage a, const struct usage *b)
+{
+	a.cpu_ns -= b->cpu_ns;
+	a.migrations -= b->migrations;
+	a.vcsw -= b->vcsw;
+	a.ivcsw -= b->ivcsw;
+	return a;
+}
+
+static void read_sched(pid_t pid, pid_t tid, struct usage *u)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/sched", (int)pid, (int)tid);
+	if (!(f = fopen(path, "r"))) {
+		has_sched = false;
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+		uint64_t v;
+
+		if (!colon)
+			continue;
+		v = strtoull(colon + 1, NULL, 10);
+		if (!strncmp(line, "se.nr_migrations ", 17))
+			u->migrations = v;
+		else if (!strncmp(line, "nr_voluntary_switches ", 22))
+			u->vcsw = v;
+		else if (!strncmp(line, "nr_involuntary_switches ", 24))
+			u->ivcsw = v;
+	}
+	fclose(f);
+}
+
+static uint64_t clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clk, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The calling thread's usage so far. */
+static struct usage thread_usage(void)
+{
+	struct usage u = { .cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) };
+
+	read_sched(getpid(), (pid_t)syscall(SYS_gettid), &u);
+	return u;
+}
+
+/* The usage so far of single-threaded processes (the workers), summed. */
+static struct usage procs_usage(const pid_t *pids, unsigned n)
+{
+	struct usage sum = { 0 };
+
+	for (unsigned i = 0; i < n; i++) {
+		struct usage u = { 0 };
+		clockid_t clk;
+
+		if (pids[i] <= 0 || clock_getcpuclockid(pids[i], &clk) != 0)
+			die("no CPU clock for worker %d", (int)pids[i]);
+		u.cpu_ns = clock_ns(clk);
+		read_sched(pids[i], pids[i], &u);
+		usage_add(&sum, &u);
+	}
+	return sum;
+}
+
 static void build_arena(void)
 {
 	struct arena_create_opts co = { .name = "ring-bench" };
@@ -207,14 +302,43 @@ struct tp_result {
 	uint64_t futex_calls;       /* arena: waits + wakes of every side */
 	double futex_per_task;
 	struct arena_pool_stats st;
+	/* Over the timed run.  prod: the producer thread, or the one thread
+	 * that submits and reaps (the one-thread shape, the pipe pools'
+	 * parent); cons: the consumer thread (two-thread shape only); work:
+	 * every worker process, summed. */
+	struct usage prod, cons, work;
+	double cpu_us_per_task;     /* prod + cons + work */
+	double efficiency;          /* work tasks: ideal / us_per_task, else 0 */
 	bool valid;
 };
+
+/* Work tasks: the best a pool can do is work_us over min(workers, CPUs). */
+static double ideal_us_per_task(unsigned workers)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned par = ncpu > 0 && (unsigned long)ncpu < workers ? (unsigned)ncpu : workers;
+
+	return (double)opt.work_us / par;
+}
+
+static void tp_finish(struct tp_result *res, enum kind k, unsigned workers)
+{
+	uint64_t cpu = res->prod.cpu_ns + res->cons.cpu_ns + res->work.cpu_ns;
+
+	res->tasks_per_s = res->tasks * 1e9 / res->ns;
+	res->us_per_task = res->ns / 1e3 / res->tasks;
+	res->cpu_us_per_task = cpu / 1e3 / res->tasks;
+	res->efficiency = k == KIND_WORK && opt.work_us ?
+			  ideal_us_per_task(workers) / res->us_per_task : 0;
+	res->valid = true;
+}
 
 struct tp_ctx {
 	struct arena_pool *pool;
 	uint64_t n;
 	uint8_t *seen;
 	uint64_t got, t_end;
+	struct usage cons;          /* the consumer thread's, over its life */
 	_Atomic int err;
 	char msg[200];
 };
@@ -227,46 +351,62 @@ static void tp_fail(struct tp_ctx *c, int err, const char *msg)
 	atomic_store(&c->err, err);   /* after msg: the reader sees both */
 }
 
+/* Checks and counts n reaped completions, then releases them. */
+static void tp_take(struct tp_ctx *c, struct arena_cqe *cqe, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct arena_cqe *q = &cqe[i];
+		uint64_t t = q->user_data;
+
+		if (q->status < 0)
+			tp_fail(c, q->status, "a task failed");
+		else if (t >= c->n || c->seen[t])
+			tp_fail(c, -EBADMSG, "unknown or duplicate completion");
+		else if (q->index != t % NITEMS || !item_ok(q->index, q->data, q->len))
+			tp_fail(c, -EBADMSG, "wrong result bytes");
+		else {
+			c->seen[t] = 1;
+			c->got++;
+		}
+	}
+	arena_pool_release_many(c->pool, cqe, (unsigned)n);
+}
+
+/* Reaps up to BATCH completions, waiting up to a slice.  Returns how many
+ * (0 after a timeout), or -1 after an error (recorded in c). */
+static int tp_reap(struct tp_ctx *c, struct arena_cqe *cqe, uint64_t *last)
+{
+	int n = arena_pool_reap(c->pool, cqe, BATCH, SLICE_NS);
+
+	if (n == -ETIMEDOUT) {
+		if (now_ns() - *last > STALL_NS)
+			tp_fail(c, -ETIMEDOUT, "no completion for 30 s");
+		return 0;
+	}
+	if (n < 0) {
+		char m[120];
+
+		snprintf(m, sizeof(m), "arena_pool_reap: %s", arena_strerror(n));
+		tp_fail(c, n, m);
+		return -1;
+	}
+	*last = now_ns();
+	tp_take(c, cqe, n);
+	return n;
+}
+
 static void *tp_consumer(void *arg)
 {
 	struct tp_ctx *c = arg;
 	struct arena_cqe cqe[BATCH];
 	uint64_t last = now_ns();
+	struct usage u0 = thread_usage();
 
-	while (c->got < c->n && !atomic_load(&c->err)) {
-		int n = arena_pool_reap(c->pool, cqe, BATCH, SLICE_NS);
-
-		if (n == -ETIMEDOUT) {
-			if (now_ns() - last > STALL_NS)
-				tp_fail(c, -ETIMEDOUT, "no completion for 30 s");
-			continue;
-		}
-		if (n < 0) {
-			char m[120];
-
-			snprintf(m, sizeof(m), "arena_pool_reap: %s", arena_strerror(n));
-			tp_fail(c, n, m);
+	while (c->got < c->n && !atomic_load(&c->err))
+		if (tp_reap(c, cqe, &last) < 0)
 			break;
-		}
-		last = now_ns();
-		for (int i = 0; i < n; i++) {
-			const struct arena_cqe *q = &cqe[i];
-			uint64_t t = q->user_data;
-
-			if (q->status < 0)
-				tp_fail(c, q->status, "a task failed");
-			else if (t >= c->n || c->seen[t])
-				tp_fail(c, -EBADMSG, "unknown or duplicate completion");
-			else if (q->index != t % NITEMS || !item_ok(q->index, q->data, q->len))
-				tp_fail(c, -EBADMSG, "wrong result bytes");
-			else {
-				c->seen[t] = 1;
-				c->got++;
-			}
-		}
-		arena_pool_release_many(c->pool, cqe, (unsigned)n);
-	}
 	c->t_end = now_ns();
+	c->cons = usage_sub(thread_usage(), &u0);
 	return NULL;
 }
 
@@ -299,53 +439,112 @@ static void pool_end(struct arena_pool *p)
 	arena_pool_destroy(p);   /* reaps the workers */
 }
 
+static void fill_sqes(struct arena_sqe *sqe, uint64_t t, unsigned m)
+{
+	for (unsigned i = 0; i < m; i++)
+		sqe[i] = (struct arena_sqe){ .index = (t + i) % NITEMS, .user_data = t + i,
+					     .op = ARENA_OP_COPY };
+}
+
+/* Submits m tasks from t on, waiting for room (the two-thread shape). */
+static void submit_all(struct tp_ctx *c, struct arena_sqe *sqe, uint64_t t, unsigned m,
+		       uint64_t *last)
+{
+	unsigned off = 0;
+
+	fill_sqes(sqe, t, m);
+	while (off < m && !atomic_load(&c->err)) {
+		int r = arena_pool_submit(c->pool, sqe + off, m - off, SLICE_NS);
+
+		if (r > 0) {
+			off += (unsigned)r;
+			*last = now_ns();
+		} else if (r == -ETIMEDOUT) {
+			if (now_ns() - *last > STALL_NS)
+				tp_fail(c, r, "submission blocked for 30 s");
+		} else {
+			char msg[120];
+
+			snprintf(msg, sizeof(msg), "arena_pool_submit: %s", arena_strerror(r));
+			tp_fail(c, r < 0 ? r : -EIO, msg);
+		}
+	}
+}
+
+/*
+ * threads 2: a producer thread submits batches of up to BATCH (waiting for
+ * room), a consumer thread reaps batches and releases them.  threads 1: one
+ * thread keeps up to depth tasks in flight and reaps (what a binding's
+ * imap() does, the Python module's shape): it submits whatever room there
+ * is without waiting, then waits for completions.
+ */
 static struct tp_result arena_throughput(unsigned workers, unsigned depth, enum kind k,
-					 uint64_t n)
+					 uint64_t n, unsigned threads)
 {
 	struct tp_result res = { .tasks = n };
 	struct tp_ctx c = { .n = n };
 	struct arena_sqe sqe[BATCH];
+	struct arena_cqe cqe[BATCH];
+	pid_t pids[MAX_WORKERS];
+	struct usage p0, w0;
 	pthread_t th;
-	uint64_t t0, last;
+	uint64_t t0, last, t = 0;
 	int r;
 
 	/* Created before the consumer thread starts: the pool forks. */
 	c.pool = pool_new(workers, depth, k);
 	if (!(c.seen = calloc(n, 1)))
 		die("out of memory");
-	if ((r = pthread_create(&th, NULL, tp_consumer, &c)) != 0)
+	for (unsigned i = 0; i < workers; i++)
+		if ((pids[i] = arena_pool_worker_pid(c.pool, i)) <= 0)
+			die("arena_pool_worker_pid(%u): %s", i, arena_strerror(pids[i]));
+	if (threads == 2 && (r = pthread_create(&th, NULL, tp_consumer, &c)) != 0)
 		die("pthread_create: %s", strerror(r));
+	w0 = procs_usage(pids, workers);
+	p0 = thread_usage();
 	t0 = last = now_ns();
-	for (uint64_t t = 0; t < n && !atomic_load(&c.err); ) {
-		unsigned m = n - t < BATCH ? (unsigned)(n - t) : BATCH, off = 0;
+	if (threads == 2) {
+		for (; t < n && !atomic_load(&c.err); t += BATCH)
+			submit_all(&c, sqe, t, n - t < BATCH ? (unsigned)(n - t) : BATCH, &last);
+		res.prod = usage_sub(thread_usage(), &p0);
+		pthread_join(th, NULL);
+	} else {
+		uint64_t inflight = 0;
 
-		for (unsigned i = 0; i < m; i++)
-			sqe[i] = (struct arena_sqe){ .index = (t + i) % NITEMS,
-						     .user_data = t + i,
-						     .op = ARENA_OP_COPY };
-		while (off < m && !atomic_load(&c.err)) {
-			r = arena_pool_submit(c.pool, sqe + off, m - off, SLICE_NS);
-			if (r > 0) {
-				off += (unsigned)r;
-				last = now_ns();
-			} else if (r == -ETIMEDOUT) {
-				if (now_ns() - last > STALL_NS)
-					tp_fail(&c, r, "submission blocked for 30 s");
-			} else {
-				char msg[120];
+		while (c.got < n && !atomic_load(&c.err)) {
+			while (t < n && inflight < depth && !atomic_load(&c.err)) {
+				uint64_t room = depth - inflight;
+				unsigned m = (unsigned)(n - t < room ? n - t : room);
 
-				snprintf(msg, sizeof(msg), "arena_pool_submit: %s",
-					 arena_strerror(r));
-				tp_fail(&c, r < 0 ? r : -EIO, msg);
+				m = m < BATCH ? m : BATCH;
+				fill_sqes(sqe, t, m);
+				r = arena_pool_submit(c.pool, sqe, m, 0);
+				if (r <= 0) {
+					char msg[120];
+
+					snprintf(msg, sizeof(msg), "arena_pool_submit with room: %s",
+						 arena_strerror(r < 0 ? r : -EIO));
+					tp_fail(&c, r < 0 ? r : -EIO, msg);
+					break;
+				}
+				t += (uint64_t)r;
+				inflight += (uint64_t)r;
 			}
+			r = tp_reap(&c, cqe, &last);
+			if (r < 0)
+				break;
+			inflight -= (uint64_t)r;
 		}
-		t += m;
+		c.t_end = now_ns();
+		res.prod = usage_sub(thread_usage(), &p0);
 	}
-	pthread_join(th, NULL);
+	res.work = usage_sub(procs_usage(pids, workers), &w0);
+	res.cons = c.cons;
 	if (atomic_load(&c.err) || c.got != n)
-		die("arena pool, %s tasks, %u workers, depth %u: %s (%" PRIu64 " of %"
-		    PRIu64 " results)", kind_name[k], workers, depth,
-		    atomic_load(&c.err) ? c.msg : "count mismatch", c.got, n);
+		die("arena pool, %s tasks, %u workers, depth %u, %u thread%s: %s (%" PRIu64
+		    " of %" PRIu64 " results)", kind_name[k], workers, depth, threads,
+		    threads > 1 ? "s" : "", atomic_load(&c.err) ? c.msg : "count mismatch",
+		    c.got, n);
 	arena_pool_stats(c.pool, &res.st);
 	if (res.st.submitted != n || res.st.reaped != n)
 		die("arena pool stats: submitted %" PRIu64 " reaped %" PRIu64 ", expected %"
@@ -353,13 +552,11 @@ static struct tp_result arena_throughput(unsigned workers, unsigned depth, enum 
 	pool_end(c.pool);
 	free(c.seen);
 	res.ns = c.t_end - t0;
-	res.tasks_per_s = n * 1e9 / res.ns;
-	res.us_per_task = res.ns / 1e3 / n;
 	res.futex_calls = res.st.producer_waits + res.st.producer_wakes +
 			  res.st.consumer_waits + res.st.consumer_wakes +
 			  res.st.worker_waits + res.st.worker_wakes;
 	res.futex_per_task = (double)res.futex_calls / n;
-	res.valid = true;
+	tp_finish(&res, k, workers);
 	return res;
 }
 
@@ -555,6 +752,8 @@ static struct tp_result pipe_throughput(unsigned workers, unsigned depth, enum k
 	uint8_t *seen = calloc(n, 1);
 	unsigned fsize = 1;
 	uint64_t next = 0, done = 0, inflight = 0, t0;
+	pid_t pids[MAX_WORKERS];
+	struct usage p0, w0;
 	const char *err = NULL;
 
 	if (!w || !pfd || !seen)
@@ -593,6 +792,10 @@ static struct tp_result pipe_throughput(unsigned workers, unsigned depth, enum k
 		w[i].rfd = rp[0];
 		pfd[i] = (struct pollfd){ .fd = rp[0], .events = POLLIN };
 	}
+	for (unsigned i = 0; i < workers; i++)
+		pids[i] = w[i].pid;
+	w0 = procs_usage(pids, workers);
+	p0 = thread_usage();
 	t0 = now_ns();
 	while (done < n && !err) {
 		/* Dispatch: fill up to depth, least outstanding first. */
@@ -672,6 +875,9 @@ static struct tp_result pipe_throughput(unsigned workers, unsigned depth, enum k
 		}
 	}
 	res.ns = now_ns() - t0;
+	res.prod = usage_sub(thread_usage(), &p0);
+	if (!err)
+		res.work = usage_sub(procs_usage(pids, workers), &w0);
 	/* Closing the task pipes stops the workers; reap every one. */
 	for (unsigned i = 0; i < workers; i++) {
 		close(w[i].tfd);
@@ -698,9 +904,7 @@ static struct tp_result pipe_throughput(unsigned workers, unsigned depth, enum k
 		    " results)", batch ? "batched pipe" : "pipe", kind_name[k], workers, depth,
 		    err ? err : "count mismatch",
 		    done, n);
-	res.tasks_per_s = n * 1e9 / res.ns;
-	res.us_per_task = res.ns / 1e3 / n;
-	res.valid = true;
+	tp_finish(&res, k, workers);
 	return res;
 }
 
@@ -829,6 +1033,7 @@ static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned roun
 
 struct config {
 	enum kind kind;
+	unsigned threads;           /* the arena's parent threads: 2 or 1 */
 	unsigned workers, depth;
 	uint64_t tasks;
 	struct tp_result arena, pipe, batch;
@@ -878,6 +1083,9 @@ static void usage(FILE *f)
 "  --workers LIST    worker counts, comma-separated (default 1,2,5)\n"
 "  --depths LIST     depths (tasks in flight), comma-separated (default 1,10,1024)\n"
 "  --work-us N       busy time of a work task in us (default 20)\n"
+"  --one-thread-depth N  rows where one thread submits up to N ahead and reaps\n"
+"                    (the Python module's shape), for every worker count\n"
+"                    (default 10; 0: none)\n"
 "  --rounds N        one-task round trips, hot (default 20000; idle = N/10)\n"
 "  --spin POLICY     pool spin policy: auto (default), never, always\n"
 "  --spin-ns N       pool spin budget in ns (default: the library's)\n"
@@ -930,7 +1138,8 @@ static __attribute__((noreturn)) void bad(const char *what, const char *arg)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_TASKS = 256, O_WORKERS, O_DEPTHS, O_JSON, O_SPIN, O_SPIN_NS, O_WORK, O_ROUNDS };
+	enum { O_TASKS = 256, O_WORKERS, O_DEPTHS, O_JSON, O_SPIN, O_SPIN_NS, O_WORK, O_ROUNDS,
+	       O_ONE };
 	static const struct option lo[] = {
 		{ "tasks", required_argument, NULL, O_TASKS },
 		{ "quick", no_argument, NULL, 'q' },
@@ -941,6 +1150,7 @@ static void parse_args(int argc, char **argv)
 		{ "spin-ns", required_argument, NULL, O_SPIN_NS },
 		{ "work-us", required_argument, NULL, O_WORK },
 		{ "rounds", required_argument, NULL, O_ROUNDS },
+		{ "one-thread-depth", required_argument, NULL, O_ONE },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -999,6 +1209,11 @@ static void parse_args(int argc, char **argv)
 			opt.hot_rounds = (unsigned)v;
 			rounds_set = true;
 			break;
+		case O_ONE:
+			if (!parse_u64(optarg, 0, MAX_DEPTH, &v))
+				bad("--one-thread-depth (0..4096)", optarg);
+			opt.one_depth = (unsigned)v;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -1023,10 +1238,30 @@ static const char *pf(const struct goal *g)
 	return !g->measured ? "n/a" : g->pass ? "PASS" : "MISS";
 }
 
+static void json_usage(FILE *f, const char *name, const struct usage *u, uint64_t n)
+{
+	fprintf(f, "\"%s\": {\"cpu_ns\": %" PRIu64 ", \"cpu_us_per_task\": %.4f, "
+		"\"migrations\": %" PRIu64 ", \"voluntary_switches\": %" PRIu64 ", "
+		"\"involuntary_switches\": %" PRIu64 "}", name, u->cpu_ns, u->cpu_ns / 1e3 / n,
+		u->migrations, u->vcsw, u->ivcsw);
+}
+
 static void json_tp(FILE *f, const struct tp_result *r, bool arena)
 {
 	fprintf(f, "{\"tasks\": %" PRIu64 ", \"ns\": %" PRIu64 ", \"tasks_per_s\": %.1f, "
-		"\"us_per_task\": %.4f", r->tasks, r->ns, r->tasks_per_s, r->us_per_task);
+		"\"us_per_task\": %.4f, \"cpu_us_per_task\": %.4f, \"efficiency\": ",
+		r->tasks, r->ns, r->tasks_per_s, r->us_per_task, r->cpu_us_per_task);
+	if (r->efficiency > 0)
+		fprintf(f, "%.4f, ", r->efficiency);
+	else
+		fprintf(f, "null, ");
+	/* prod: the producer thread, or the one thread of the one-thread shape
+	 * and of the pipe pools; cons: the consumer thread (zero without). */
+	json_usage(f, "producer", &r->prod, r->tasks);
+	fprintf(f, ", ");
+	json_usage(f, "consumer", &r->cons, r->tasks);
+	fprintf(f, ", ");
+	json_usage(f, "workers", &r->work, r->tasks);
 	if (arena) {
 		const struct arena_pool_stats *s = &r->st;
 
@@ -1066,23 +1301,33 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 		return -errno;
 	fprintf(f, "{\n  \"bench\": \"ring-bench\",\n  \"cpus\": %ld,\n  \"quick\": %s,\n"
 		"  \"tasks_base\": %" PRIu64 ",\n  \"work_us\": %u,\n  \"spin\": \"%s\",\n"
-		"  \"spin_ns\": %u,\n  \"items\": %u,\n  \"item_bytes\": [%u, %u],\n"
+		"  \"spin_ns\": %u,\n  \"sched_counters\": %s,\n  \"items\": %u,\n  \"item_bytes\": [%u, %u],\n"
 		"  \"total_s\": %.2f,\n  \"throughput\": [\n",
 		sysconf(_SC_NPROCESSORS_ONLN), opt.quick ? "true" : "false", opt.tasks,
 		opt.work_us, opt.spin == ARENA_SPIN_AUTO ? "auto" :
-		opt.spin == ARENA_SPIN_NEVER ? "never" : "always", opt.spin_ns, NITEMS,
+		opt.spin == ARENA_SPIN_NEVER ? "never" : "always", opt.spin_ns,
+		has_sched ? "true" : "false", NITEMS,
 		ITEM_MIN, ITEM_MAX, total_s);
 	for (size_t i = 0; i < ncf; i++) {
-		fprintf(f, "    {\"kind\": \"%s\", \"workers\": %u, \"depth\": %u, \"arena\": ",
-			kind_name[cf[i].kind], cf[i].workers, cf[i].depth);
+		fprintf(f, "    {\"kind\": \"%s\", \"threads\": %u, \"workers\": %u, "
+			"\"depth\": %u, \"ideal_us_per_task\": ", kind_name[cf[i].kind],
+			cf[i].threads, cf[i].workers, cf[i].depth);
+		if (cf[i].kind == KIND_WORK)
+			fprintf(f, "%.4f", ideal_us_per_task(cf[i].workers));
+		else
+			fprintf(f, "null");
+		fprintf(f, ", \"arena\": ");
 		json_tp(f, &cf[i].arena, true);
 		fprintf(f, ", \"pipe\": ");
 		json_tp(f, &cf[i].pipe, false);
 		fprintf(f, ", \"pipe_batch\": ");
 		json_tp(f, &cf[i].batch, false);
-		fprintf(f, ", \"arena_over_pipe\": %.3f, \"arena_over_pipe_batch\": %.3f}%s\n",
+		fprintf(f, ", \"arena_over_pipe\": %.3f, \"arena_over_pipe_batch\": %.3f, "
+			"\"cpu_arena_over_pipe_batch\": %.3f}%s\n",
 			cf[i].arena.tasks_per_s / cf[i].pipe.tasks_per_s,
-			cf[i].arena.tasks_per_s / cf[i].batch.tasks_per_s, i + 1 < ncf ? "," : "");
+			cf[i].arena.tasks_per_s / cf[i].batch.tasks_per_s,
+			cf[i].arena.cpu_us_per_task / cf[i].batch.cpu_us_per_task,
+			i + 1 < ncf ? "," : "");
 	}
 	fprintf(f, "  ],\n  \"latency\": [\n");
 	for (size_t i = 0; i < nlat; i++) {
@@ -1123,9 +1368,92 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 	return 0;
 }
 
+/* Runs one row: the arena in the given shape, then both pipe pools. */
+static void run_config(struct config *c, enum kind k, unsigned threads, unsigned w, unsigned d)
+{
+	c->kind = k;
+	c->threads = threads;
+	c->workers = w;
+	c->depth = d;
+	c->tasks = tasks_for(k, d);
+	c->arena = arena_throughput(w, d, k, c->tasks, threads);
+	/* Pipes are timed over fewer tasks where the arena's count is raised
+	 * for its high rate. */
+	uint64_t pn = c->tasks < opt.tasks ? c->tasks : opt.tasks;
+
+	c->pipe = pipe_throughput(w, d, k, pn, false);
+	c->batch = pipe_throughput(w, d, k, pn, true);
+}
+
+static void print_cpu_table(const struct config *cf, size_t ncf)
+{
+	printf("\nCPU time per task (us) of every process involved, over the timed run: "
+	       "prod = the producer\nthread (1-thread rows and pipe pools: the one parent "
+	       "thread), cons = the consumer thread,\nwrk = all workers; eff = ideal / "
+	       "measured time per task, ideal = %u us / min(workers, %ld CPUs)\n",
+	       opt.work_us, sysconf(_SC_NPROCESSORS_ONLN));
+	printf("%-4s %3s %3s %5s | %6s %6s %6s %6s %5s | %6s %6s %6s %5s | %6s %6s %6s %5s | "
+	       "%s\n", "kind", "thr", "wrk", "depth", "prod", "cons", "wrk", "arena", "eff",
+	       "parent", "wrk", "pipe", "eff", "parent", "wrk", "batch", "eff", "cpu ar/batch");
+	for (size_t i = 0; i < ncf; i++) {
+		const struct config *c = &cf[i];
+		const struct tp_result *a = &c->arena, *p = &c->pipe, *b = &c->batch;
+		double n = (double)a->tasks;
+		char ea[8] = "-", ep[8] = "-", eb[8] = "-";
+
+		if (c->kind == KIND_WORK) {
+			snprintf(ea, sizeof(ea), "%.3f", a->efficiency);
+			snprintf(ep, sizeof(ep), "%.3f", p->efficiency);
+			snprintf(eb, sizeof(eb), "%.3f", b->efficiency);
+		}
+		if (i && c->kind != cf[i - 1].kind)
+			printf("\n");
+		printf("%-4s %3u %3u %5u | %6.3f %6.3f %6.3f %6.3f %5s | %6.3f %6.3f %6.3f %5s | "
+		       "%6.3f %6.3f %6.3f %5s | %6.2fx\n", kind_name[c->kind], c->threads,
+		       c->workers, c->depth, a->prod.cpu_ns / 1e3 / n, a->cons.cpu_ns / 1e3 / n,
+		       a->work.cpu_ns / 1e3 / n, a->cpu_us_per_task, ea,
+		       p->prod.cpu_ns / 1e3 / p->tasks, p->work.cpu_ns / 1e3 / p->tasks,
+		       p->cpu_us_per_task, ep, b->prod.cpu_ns / 1e3 / b->tasks,
+		       b->work.cpu_ns / 1e3 / b->tasks, b->cpu_us_per_task, eb,
+		       a->cpu_us_per_task / b->cpu_us_per_task);
+	}
+}
+
+/* The issue-18 goals over every row: the worst row's value. */
+static void set_row_goals(const struct config *cf, size_t ncf, struct goal *speed,
+			  struct goal *cpu, struct goal *eff1024, struct goal *eff10)
+{
+	double min_speed = 1e300, max_cpu = 0, min_e1024 = 1e300, min_e10 = 1e300;
+	bool any1024 = false, any10 = false;
+
+	for (size_t i = 0; i < ncf; i++) {
+		const struct config *c = &cf[i];
+		double sp = c->arena.tasks_per_s / c->batch.tasks_per_s;
+		double cp = c->arena.cpu_us_per_task / c->batch.cpu_us_per_task;
+
+		min_speed = sp < min_speed ? sp : min_speed;
+		max_cpu = cp > max_cpu ? cp : max_cpu;
+		if (c->kind != KIND_WORK || !opt.work_us)
+			continue;
+		if (c->depth == 1024) {
+			any1024 = true;
+			if (c->arena.efficiency < min_e1024)
+				min_e1024 = c->arena.efficiency;
+		} else if (c->depth == 10) {
+			any10 = true;
+			if (c->arena.efficiency < min_e10)
+				min_e10 = c->arena.efficiency;
+		}
+	}
+	set_goal(speed, ncf > 0, min_speed);
+	set_goal(cpu, ncf > 0, max_cpu);
+	set_goal(eff1024, any1024, min_e1024);
+	set_goal(eff10, any10, min_e10);
+}
+
 int main(int argc, char **argv)
 {
-	struct config cf[2 * MAX_LIST * MAX_LIST];
+	struct config cf[2 * MAX_LIST * MAX_LIST + 2 * MAX_LIST];
 	struct lat_result lat[MAX_LIST];
 	struct floor_result ff, f1, fs;
 	size_t ncf = 0;
@@ -1139,6 +1467,14 @@ int main(int argc, char **argv)
 		{ .name = "seed 20us tasks", .shape = "5 workers, depth 10, work", .unit = "us/task", .op = "<=", .target = 13 },
 		{ .name = "idle one-task p50", .shape = "5 workers, one task, idle", .unit = "us", .op = "<=", .target = 10 },
 		{ .name = "idle one-task p99", .shape = "5 workers, one task, idle", .unit = "us", .op = "<=", .target = 50 },
+		/* Issue 18: never behind a batched pipe pool. */
+		{ .name = "arena/batch", .shape = "every row (the worst)", .unit = "x", .op = ">=", .target = 1.0 },
+		{ .name = "CPU arena/batch", .shape = "every row (the worst)", .unit = "x", .op = "<=", .target = 1.0 },
+		{ .name = "efficiency", .shape = "work rows, depth 1024 (worst)", .unit = "", .op = ">=", .target = 0.95 },
+		{ .name = "efficiency", .shape = "work rows, depth 10 (worst)", .unit = "", .op = ">=", .target = 0.85 },
+		{ .name = "seed arena/pipe", .shape = "5 workers, depth 10, tiny", .unit = "x", .op = ">=", .target = 5 },
+		{ .name = "seed futex (today's)", .shape = "5 workers, depth 10, tiny", .unit = "calls/task", .op = "<=", .target = 0.36 },
+		{ .name = "idle p99/futex p99", .shape = "5 workers, one task, idle", .unit = "x", .op = "<=", .target = 1.5 },
 	};
 	const size_t ng = sizeof(g) / sizeof(g[0]);
 
@@ -1150,38 +1486,35 @@ int main(int argc, char **argv)
 	       sysconf(_SC_NPROCESSORS_ONLN), NITEMS, ITEM_MIN, ITEM_MAX, opt.work_us,
 	       opt.spin == ARENA_SPIN_AUTO ? "auto" : opt.spin == ARENA_SPIN_NEVER ?
 	       "never" : "always", opt.quick ? " (--quick)" : "");
-	printf("pipe: forked workers, a task and a result pipe each, one write per task "
-	       "(the goal's baseline);\nbatch: the same pipes with batched writes/reads; "
-	       "work = %u us busy + copy; pipes run min(tasks, %" PRIu64 ") tasks\n\n",
-	       opt.work_us, opt.tasks);
-	printf("%-4s %3s %5s %8s | %11s %8s %7s | %10s %8s %8s | %10s %8s %8s | %s\n",
-	       "kind", "wrk", "depth", "tasks", "arena tsk/s", "us/task", "futex/t",
+	printf("thr 2: a producer and a consumer thread; thr 1: one thread submits up to depth "
+	       "ahead and reaps\n(the Python module's shape); pipe: forked workers, a task and "
+	       "a result pipe each, one\nwrite per task (the goal's baseline); batch: the same "
+	       "pipes with batched writes/reads;\nwork = %u us busy + copy; pipes run min(tasks, "
+	       "%" PRIu64 ") tasks\n\n", opt.work_us, opt.tasks);
+	printf("%-4s %3s %3s %5s %8s | %11s %8s %7s | %10s %8s %8s | %10s %8s %8s | %s\n",
+	       "kind", "thr", "wrk", "depth", "tasks", "arena tsk/s", "us/task", "futex/t",
 	       "pipe tsk/s", "us/task", "arena/pp", "batch t/s", "us/task", "ar/batch",
 	       "goals");
 	for (int k = 0; k < KIND_COUNT; k++) {
 		if (k == KIND_WORK)
 			printf("\n");
 		for (unsigned wi = 0; wi < opt.nworkers; wi++)
-			for (unsigned di = 0; di < opt.ndepths; di++) {
-				struct config *c = &cf[ncf++];
-				unsigned w = opt.workers[wi], d = opt.depths[di];
+			for (unsigned di = 0; di <= opt.ndepths; di++) {
+				unsigned w = opt.workers[wi];
+				unsigned d = di < opt.ndepths ? opt.depths[di] : opt.one_depth;
+				unsigned thr = di < opt.ndepths ? 2 : 1;
+				struct config *c = &cf[ncf];
 				char note[160] = "";
 
-				c->kind = (enum kind)k;
-				c->workers = w;
-				c->depth = d;
-				c->tasks = tasks_for(c->kind, d);
-				c->arena = arena_throughput(w, d, c->kind, c->tasks);
-				/* Pipes are timed over fewer tasks where the arena's
-				 * count is raised for its high rate. */
-				uint64_t pn = c->tasks < opt.tasks ? c->tasks : opt.tasks;
-
-				c->pipe = pipe_throughput(w, d, c->kind, pn, false);
-				c->batch = pipe_throughput(w, d, c->kind, pn, true);
+				if (!d)
+					continue;
+				ncf++;
+				run_config(c, (enum kind)k, thr, w, d);
 				double ratio = c->arena.tasks_per_s / c->pipe.tasks_per_s;
 				double bratio = c->arena.tasks_per_s / c->batch.tasks_per_s;
 
-				if (k == KIND_TINY && w == 2 && d == 1024) {
+				if (thr == 1) {
+				} else if (k == KIND_TINY && w == 2 && d == 1024) {
 					set_goal(&g[0], true, c->arena.tasks_per_s);
 					set_goal(&g[1], true, ratio);
 					set_goal(&g[2], true, c->arena.futex_per_task);
@@ -1191,21 +1524,25 @@ int main(int argc, char **argv)
 				} else if (k == KIND_TINY && w == 5 && d == 10) {
 					set_goal(&g[3], true, c->arena.us_per_task);
 					set_goal(&g[4], true, c->arena.futex_per_task);
-					snprintf(note, sizeof(note), "<=2us %s, <=1 futex %s",
-						 pf(&g[3]), pf(&g[4]));
+					set_goal(&g[12], true, ratio);
+					set_goal(&g[13], true, c->arena.futex_per_task);
+					snprintf(note, sizeof(note), "<=2us %s, <=1 futex %s, >=5x %s",
+						 pf(&g[3]), pf(&g[4]), pf(&g[12]));
 				} else if (k == KIND_WORK && w == 5 && d == 10 &&
 					   opt.work_us == 20) {
 					set_goal(&g[5], true, c->arena.us_per_task);
 					snprintf(note, sizeof(note), "<=13us %s", pf(&g[5]));
 				}
-				printf("%-4s %3u %5u %8" PRIu64 " | %11.0f %8.3f %7.4f | %10.0f "
+				printf("%-4s %3u %3u %5u %8" PRIu64 " | %11.0f %8.3f %7.4f | %10.0f "
 				       "%8.3f %7.2fx | %10.0f %8.3f %7.2fx | %s\n", kind_name[k],
-				       w, d, c->tasks, c->arena.tasks_per_s, c->arena.us_per_task,
+				       thr, w, d, c->tasks, c->arena.tasks_per_s, c->arena.us_per_task,
 				       c->arena.futex_per_task, c->pipe.tasks_per_s,
 				       c->pipe.us_per_task, ratio, c->batch.tasks_per_s,
 				       c->batch.us_per_task, bratio, note);
 			}
 	}
+	print_cpu_table(cf, ncf);
+	set_row_goals(cf, ncf, &g[8], &g[9], &g[10], &g[11]);
 
 	printf("\none task at a time (submit1, reap 1, release), depth 10; hot: back to "
 	       "back, idle: after a %u-%u us pause\n", IDLE_PAUSE_MIN_NS / 1000,
@@ -1240,6 +1577,10 @@ int main(int argc, char **argv)
 		       f1.p.p50_us, f1.p.p99_us);
 	printf("  spin ping-pong (one shared cache line):           p50 %8.2f us  p99 %8.2f us\n",
 	       fs.p.p50_us, fs.p.p99_us);
+
+	for (unsigned wi = 0; wi < opt.nworkers; wi++)
+		if (opt.workers[wi] == 5 && ff.p.p99_us > 0)
+			set_goal(&g[14], true, lat[wi].idle.p99_us / ff.p.p99_us);
 
 	printf("\ngoals (a benchmark: a MISS is reported, not an exit code):\n");
 	for (size_t i = 0; i < ng; i++) {

@@ -61,12 +61,61 @@ done
 if "$RB" --quick --workers 2 --depths 10 --rounds 200 --json "$tmp/rb.json" \
 	>"$tmp/rb.out" 2>&1; then
 	grep -q '"bench": "ring-bench"' "$tmp/rb.json" || bad "ring-bench JSON"
+	# Both thread shapes, both kinds, in the table and the CPU table.
+	for k in tiny work; do
+		for t in 2 1; do
+			grep -Eq "^$k +$t +2 +10 +[0-9]+ \| +[0-9]+ " "$tmp/rb.out" ||
+				bad "no $k row with $t parent thread(s)"
+			grep -Eq "^$k +$t +2 +10 \|( +[0-9]+\.[0-9]+){4} " "$tmp/rb.out" ||
+				bad "no CPU row for $k with $t parent thread(s)"
+		done
+	done
+	grep -q "cpu ar/batch" "$tmp/rb.out" || bad "no CPU table"
+	# Work rows have an efficiency in (0, 1.5); tiny rows none.
+	grep -Eq "^work +2 +2 +10 \|.* 0\.[0-9]{3} \|.* [01]\.[0-9]{3} \|" "$tmp/rb.out" ||
+		bad "no efficiency in the work rows of the CPU table"
+	python3 - "$tmp/rb.json" <<'PY' >"$tmp/json.err" 2>&1 || bad "ring-bench JSON fields: $(cat "$tmp/json.err")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = d["throughput"]
+assert {(r["kind"], r["threads"]) for r in rows} == \
+    {("tiny", 2), ("tiny", 1), ("work", 2), ("work", 1)}, rows
+for r in rows:
+    for pool in ("arena", "pipe", "pipe_batch"):
+        x = r[pool]
+        roles = sum(x[k]["cpu_us_per_task"] for k in ("producer", "consumer", "workers"))
+        assert x["cpu_us_per_task"] > 0, (pool, x)
+        assert abs(roles - x["cpu_us_per_task"]) < 1e-3 * roles + 1e-3, (pool, x)
+        assert x["workers"]["cpu_ns"] > 0 and x["producer"]["cpu_ns"] > 0, (pool, x)
+        if r["kind"] == "work":
+            assert 0 < x["efficiency"] < 1.5, (pool, x)
+        else:
+            assert x["efficiency"] is None, (pool, x)
+    # The consumer thread exists only in the two-thread shape.
+    assert (r["arena"]["consumer"]["cpu_ns"] > 0) == (r["threads"] == 2), r
+    assert r["cpu_arena_over_pipe_batch"] > 0
+names = {g["goal"] for g in d["goals"]}
+for n in ("arena/batch", "CPU arena/batch", "efficiency", "idle p99/futex p99"):
+    assert n in names, n
+PY
 	ok "ring-bench --quick"
 else
 	bad "ring-bench exited $? :"; cat "$tmp/rb.out"
 fi
-"$RB" --workers 0 >/dev/null 2>&1
-[ $? -eq 2 ] || bad "ring-bench --workers 0 did not exit 2"
+for args in "--workers 0" "--one-thread-depth 4097" "--one-thread-depth x"; do
+	# shellcheck disable=SC2086
+	"$RB" $args >/dev/null 2>&1
+	rc=$?
+	[ "$rc" -eq 2 ] || bad "ring-bench $args exited $rc, not 2"
+done
+# --one-thread-depth 0: no one-thread rows.
+if "$RB" --quick --workers 1 --depths 4 --one-thread-depth 0 --rounds 20 --tasks 200 \
+	>"$tmp/rb0.out" 2>&1; then
+	grep -Eq "^tiny +1 +1 +" "$tmp/rb0.out" && bad "one-thread rows despite --one-thread-depth 0"
+	grep -Eq "^tiny +2 +1 +4 " "$tmp/rb0.out" || bad "no two-thread row with --one-thread-depth 0"
+else
+	bad "ring-bench --one-thread-depth 0 exited $? :"; cat "$tmp/rb0.out"
+fi
 
 [ "$fails" -eq 0 ] && echo "test_bench: all checks passed"
 [ "$fails" -eq 0 ]
