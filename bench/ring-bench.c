@@ -245,6 +245,33 @@ static uint64_t clock_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The whole machine's busy and stolen CPU time so far (/proc/stat, clock
+ * ticks): what other processes took during a row is busy minus ours. */
+struct machine {
+	uint64_t busy_ns, steal_ns;
+	bool ok;
+};
+
+static struct machine machine_now(void)
+{
+	struct machine m = { 0 };
+	unsigned long long v[8] = { 0 };
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+
+	if (!f)
+		return m;
+	if (hz > 0 && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+			     &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+		/* user nice system idle iowait irq softirq steal */
+		m.busy_ns = (v[0] + v[1] + v[2] + v[5] + v[6]) * (1000000000ull / (uint64_t)hz);
+		m.steal_ns = v[7] * (1000000000ull / (uint64_t)hz);
+		m.ok = true;
+	}
+	fclose(f);
+	return m;
+}
+
 /* The calling thread's usage so far. */
 static struct usage thread_usage(void)
 {
@@ -309,8 +336,18 @@ struct tp_result {
 	struct usage prod, cons, work;
 	double cpu_us_per_task;     /* prod + cons + work */
 	double efficiency;          /* work tasks: ideal / us_per_task, else 0 */
+	/* The CPUs' share (of wall time x CPUs) that other processes took or
+	 * the hypervisor stole meanwhile: a row measured under load shows it;
+	 * -1 when /proc/stat is unreadable.  Tick resolution (10 ms). */
+	double others, steal;
+	struct machine m0;
 	bool valid;
 };
+
+static void tp_start(struct tp_result *res)
+{
+	res->m0 = machine_now();
+}
 
 /* Work tasks: the best a pool can do is work_us over min(workers, CPUs). */
 static double ideal_us_per_task(unsigned workers)
@@ -330,6 +367,17 @@ static void tp_finish(struct tp_result *res, enum kind k, unsigned workers)
 	res->cpu_us_per_task = cpu / 1e3 / res->tasks;
 	res->efficiency = k == KIND_WORK && opt.work_us ?
 			  ideal_us_per_task(workers) / res->us_per_task : 0;
+	struct machine m1 = machine_now();
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	double cap = (double)res->ns * (ncpu > 0 ? ncpu : 1);
+
+	res->others = res->steal = -1;
+	if (res->m0.ok && m1.ok) {
+		double o = (double)(m1.busy_ns - res->m0.busy_ns) - (double)cpu;
+
+		res->others = o > 0 ? o / cap : 0;
+		res->steal = (double)(m1.steal_ns - res->m0.steal_ns) / cap;
+	}
 	res->valid = true;
 }
 
@@ -502,6 +550,7 @@ static struct tp_result arena_throughput(unsigned workers, unsigned depth, enum 
 		die("pthread_create: %s", strerror(r));
 	w0 = procs_usage(pids, workers);
 	p0 = thread_usage();
+	tp_start(&res);
 	t0 = last = now_ns();
 	if (threads == 2) {
 		for (; t < n && !atomic_load(&c.err); t += BATCH)
@@ -796,6 +845,7 @@ static struct tp_result pipe_throughput(unsigned workers, unsigned depth, enum k
 		pids[i] = w[i].pid;
 	w0 = procs_usage(pids, workers);
 	p0 = thread_usage();
+	tp_start(&res);
 	t0 = now_ns();
 	while (done < n && !err) {
 		/* Dispatch: fill up to depth, least outstanding first. */
@@ -1255,6 +1305,7 @@ static void json_tp(FILE *f, const struct tp_result *r, bool arena)
 		fprintf(f, "%.4f, ", r->efficiency);
 	else
 		fprintf(f, "null, ");
+	fprintf(f, "\"others_share\": %.4f, \"steal_share\": %.4f, ", r->others, r->steal);
 	/* prod: the producer thread, or the one thread of the one-thread shape
 	 * and of the pipe pools; cons: the consumer thread (zero without). */
 	json_usage(f, "producer", &r->prod, r->tasks);
@@ -1392,9 +1443,12 @@ static void print_cpu_table(const struct config *cf, size_t ncf)
 	       "thread), cons = the consumer thread,\nwrk = all workers; eff = ideal / "
 	       "measured time per task, ideal = %u us / min(workers, %ld CPUs)\n",
 	       opt.work_us, sysconf(_SC_NPROCESSORS_ONLN));
+	printf("others = the CPUs' share other processes took meanwhile (arena run / batch "
+	       "run, %%):\na row with others above a few %% was measured under load\n");
 	printf("%-4s %3s %3s %5s | %6s %6s %6s %6s %5s | %6s %6s %6s %5s | %6s %6s %6s %5s | "
-	       "%s\n", "kind", "thr", "wrk", "depth", "prod", "cons", "wrk", "arena", "eff",
-	       "parent", "wrk", "pipe", "eff", "parent", "wrk", "batch", "eff", "cpu ar/batch");
+	       "%7s | %s\n", "kind", "thr", "wrk", "depth", "prod", "cons", "wrk", "arena", "eff",
+	       "parent", "wrk", "pipe", "eff", "parent", "wrk", "batch", "eff", "others",
+	       "cpu ar/batch");
 	for (size_t i = 0; i < ncf; i++) {
 		const struct config *c = &cf[i];
 		const struct tp_result *a = &c->arena, *p = &c->pipe, *b = &c->batch;
@@ -1409,13 +1463,13 @@ static void print_cpu_table(const struct config *cf, size_t ncf)
 		if (i && c->kind != cf[i - 1].kind)
 			printf("\n");
 		printf("%-4s %3u %3u %5u | %6.3f %6.3f %6.3f %6.3f %5s | %6.3f %6.3f %6.3f %5s | "
-		       "%6.3f %6.3f %6.3f %5s | %6.2fx\n", kind_name[c->kind], c->threads,
+		       "%6.3f %6.3f %6.3f %5s | %3.0f/%-3.0f | %6.2fx\n", kind_name[c->kind], c->threads,
 		       c->workers, c->depth, a->prod.cpu_ns / 1e3 / n, a->cons.cpu_ns / 1e3 / n,
 		       a->work.cpu_ns / 1e3 / n, a->cpu_us_per_task, ea,
 		       p->prod.cpu_ns / 1e3 / p->tasks, p->work.cpu_ns / 1e3 / p->tasks,
 		       p->cpu_us_per_task, ep, b->prod.cpu_ns / 1e3 / b->tasks,
 		       b->work.cpu_ns / 1e3 / b->tasks, b->cpu_us_per_task, eb,
-		       a->cpu_us_per_task / b->cpu_us_per_task);
+		       a->others * 100, b->others * 100, a->cpu_us_per_task / b->cpu_us_per_task);
 	}
 }
 
