@@ -1000,6 +1000,56 @@ static void test_slow_task_signalled(void **state)
 	leak_end(&l);
 }
 
+/* Every task computes for 100 us first. */
+static int work100_task(struct arena_task *t)
+{
+	spin_ns(100000);
+	return arena_task_get_item(t);
+}
+
+/*
+ * A worker with a long queue does not wake the consumer for every few
+ * completions: 200 tasks of 100 us queued on one worker (20 ms of work) make
+ * the consumer sleep about once a millisecond (its own look) plus a few
+ * times at the end, not once a task (worker.c signal_due: before, each
+ * completion waited 100 us of task time and was signalled, about 200
+ * sleeps).  Load only makes the count smaller (fewer of the consumer's
+ * looks find nothing).
+ */
+static void test_long_queue_few_wakeups(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 256, .task = work100_task };
+	struct arena_sqe s[200];
+	struct arena_cqe e[64];
+	struct arena_pool_stats st;
+	struct arena_pool *p;
+	struct leak l;
+	unsigned k, got = 0;
+	int r;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	for (k = 0; k < 200; k++)
+		s[k] = (struct arena_sqe){ .index = k, .user_data = k };
+	assert_int_equal(arena_pool_submit(p, s, 200, 2000000000ll), 200);
+	while (got < 200) {
+		r = arena_pool_reap(p, e, 64, 2000000000ll);
+		assert_true(r > 0);
+		for (k = 0; k < (unsigned)r; k++)
+			assert_int_equal(e[k].status, (int)0);
+		arena_pool_release_many(p, e, (unsigned)r);
+		got += (unsigned)r;
+	}
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	print_message("  200 tasks of 100 us on one worker: the consumer slept %" PRIu64
+		      " times, was woken %" PRIu64 " times\n", st.consumer_waits,
+		      st.worker_wakes);
+	assert_true(st.consumer_waits < 100);
+	pool_del(p);
+	leak_end(&l);
+}
+
 /* Task user_data 99 sleeps 300 ms; others are the default task. */
 static int long_task(struct arena_task *t)
 {
@@ -1873,6 +1923,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_task_error, test_teardown),
 		cmocka_unit_test_teardown(test_slow_task_signalled, test_teardown),
 		cmocka_unit_test_teardown(test_completions_before_long_task, test_teardown),
+		cmocka_unit_test_teardown(test_long_queue_few_wakeups, test_teardown),
 		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize, test_teardown),
 		cmocka_unit_test_teardown(test_release_many, test_teardown),
