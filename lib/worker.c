@@ -379,17 +379,22 @@ static int signal_consumer(struct worker *wk)
 
 /*
  * Whether to tell the consumer about the completions posted so far, with
- * `left` tasks still queued here (t: the recent task time): when the queue
- * is empty, after SIGNAL_BATCH, or once they have waited about
- * SIGNAL_DELAY_NS; but not while more than LONG_QUEUE_NS of work is queued
- * here: nothing here runs dry soon, the reaper looks by itself every
- * millisecond while tasks are in flight (supervise.c), and each wake-up
- * takes a CPU from a worker (20 us tasks at depth 1024: 0.1-0.15 consumer
- * wake-ups a task, 1.5-2 us of CPU a task, without this rule; 0.02-0.03
- * with it).  Telling it earlier, before the queue runs out (so that the
- * refill comes before it runs dry), measured slower on 2 CPUs: every
- * consumer wake-up takes a CPU from a worker (ring-bench, one-thread rows:
- * 0.25-0.36 waits a task instead of 0.17-0.2).
+ * `left` tasks still queued here (t: the recent task time):
+ *  - when the queue is empty;
+ *  - never while more than LONG_QUEUE_NS of work is queued here: nothing
+ *    here runs dry soon, and the reaper looks by itself every millisecond
+ *    while tasks are in flight (supervise.c);
+ *  - after SIGNAL_BATCH;
+ *  - once they have waited about SIGNAL_DELAY_NS and are at least as many
+ *    as the tasks still queued: a refill is then due, and a queue half
+ *    drained still covers the refill's latency.
+ * Each consumer wake-up takes a CPU from a worker when the workers fill the
+ * CPUs (5-15 us of CPU here): with 20 us tasks, 0.02-0.03 consumer sleeps a
+ * task instead of 0.10-0.15 at depth 1024 and 0.07-0.12 instead of
+ * 0.13-0.17 at depths 32 and 64 (ring-bench).  Telling it earlier, before a
+ * short queue runs dry so that the refill comes before it does, measured
+ * slower on 2 CPUs: 0.25-0.36 waits a task instead of 0.17-0.2 (one-thread
+ * rows), more CPU than the idle gap it closes.
  */
 static int signal_due(const struct worker *wk, uint32_t left)
 {
@@ -401,7 +406,9 @@ static int signal_due(const struct worker *wk, uint32_t left)
 		return 1;
 	if ((uint64_t)left * t > LONG_QUEUE_NS)
 		return 0;
-	return wk->unsignaled >= SIGNAL_BATCH || wk->unsignaled * t >= SIGNAL_DELAY_NS;
+	if (wk->unsignaled >= SIGNAL_BATCH)
+		return 1;
+	return wk->unsignaled * t >= SIGNAL_DELAY_NS && wk->unsignaled >= left;
 }
 
 /*
