@@ -940,6 +940,113 @@ static void test_result_wrap(void **state)
 	free(seen);
 }
 
+/*
+ * Issue 13, "an honest pool that hangs": one worker, a 128-byte area; two
+ * results A and B, then a task C, with every hold/release order of A and B
+ * around it and sizes up to and beyond the area.  C must end (with its
+ * bytes, or -EMSGSIZE when larger than the area), a small task after it must
+ * run, and a draining stop must finish.  The worker once skipped the area's
+ * tail for C while B was held and counted the skipped bytes as used for
+ * ever: C never completed (the reproduction is the first case below).
+ */
+static int hold_case(struct arena_pool *p, uint64_t *ud, unsigned a, unsigned b, unsigned c,
+		     unsigned holds, int b_first)
+{
+	const uint64_t R = 128;
+	struct arena_cqe ra, rb, rc, e;
+	int r, ha = holds & 1, hb = (holds >> 1) & 1;
+	uint64_t uda = (*ud)++, udb = (*ud)++, udc = (*ud)++, udd = (*ud)++;
+
+	submit_op(p, 1, uda, a);
+	reap1(p, &ra, 5000000000ll);
+	if (check_pattern(&ra, a))
+		return -1;
+	/* B fits next to a held A only when both fit the area. */
+	if (!ha || ((a + 7) & ~7u) + ((b + 7) & ~7u) > R) {
+		arena_pool_release(p, &ra);
+		ha = 0;
+	}
+	submit_op(p, 2, udb, b);
+	reap1(p, &rb, 5000000000ll);
+	if (check_pattern(&rb, b))
+		return -2;
+	if (!hb)
+		arena_pool_release(p, &rb);
+	submit_op(p, 3, udc, c);
+	/* Give the worker time to try C while A and B are held. */
+	r = arena_pool_reap(p, &rc, 1, 2000000ll);
+	if (r != 1 && r != -ETIMEDOUT)
+		return -3;
+	if (b_first && hb)
+		arena_pool_release(p, &rb);
+	if (ha)
+		arena_pool_release(p, &ra);
+	if (r != 1) {
+		r = arena_pool_reap(p, &rc, 1, 2000000ll);
+		if (r != 1 && r != -ETIMEDOUT)
+			return -3;
+	}
+	if (!b_first && hb)
+		arena_pool_release(p, &rb);
+	if (r != 1) {
+		r = arena_pool_reap(p, &rc, 1, 5000000000ll);
+		if (r != 1) {
+			print_message("  A %u%s B %u%s C %u: C never completed (%d)\n", a,
+				      ha ? " held" : "", b, hb ? " held" : "", c, r);
+			return -4;
+		}
+	}
+	if (c > R ? rc.status != -EMSGSIZE || rc.len : check_pattern(&rc, c) != 0) {
+		print_message("  A %u B %u C %u: status %d len %" PRIu64 "\n", a, b, c,
+			      rc.status, rc.len);
+		return -5;
+	}
+	arena_pool_release(p, &rc);
+	submit_op(p, 4, udd, 8);
+	reap1(p, &e, 5000000000ll);
+	if (check_pattern(&e, 8))
+		return -6;
+	arena_pool_release(p, &e);
+	return 0;
+}
+
+static void test_result_holds(void **state)
+{
+	static const unsigned sa[] = { 100, 8, 64, 120, 128 };
+	static const unsigned sb[] = { 9, 8, 56, 64, 128 };
+	static const unsigned sc[] = { 513, 129, 8, 24, 64, 120, 128 };
+	struct arena_pool_opts o = { .workers = 1, .depth = 4, .result_bytes = 128,
+				     .task = sized_task };
+	struct arena_pool *p;
+	unsigned ia, ib, ic, holds, order, cases = 0;
+	uint64_t ud = 0;
+	struct leak l;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	/* The issue's reproduction first: A 100 released, B 9 held, C 513. */
+	assert_int_equal(hold_case(p, &ud, 100, 9, 513, 2, 1), 0);
+	for (ia = 0; ia < 5; ia++)
+		for (ib = 0; ib < 5; ib++)
+			for (holds = 0; holds < 4; holds++)
+				for (order = 0; order < (holds == 3 ? 2u : 1u); order++)
+					for (ic = 0; ic < 7; ic++) {
+						int r = hold_case(p, &ud, sa[ia], sb[ib], sc[ic],
+								  holds, (int)order);
+
+						if (r)
+							fail_msg("A %u B %u C %u holds %u order %u: "
+								 "step %d", sa[ia], sb[ib], sc[ic],
+								 holds, order, -r);
+						cases++;
+					}
+	print_message("  %u hold/release cases\n", cases);
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
+	pool_del(p);
+	leak_end(&l);
+}
+
 /* Tasks with user_data >= 100 busy-wait 10 ms and return the time they
  * ended (CLOCK_MONOTONIC, the same in every process); others are the default
  * task. */
@@ -1878,6 +1985,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_release_many, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
 		cmocka_unit_test_teardown(test_result_wrap, test_teardown),
+		cmocka_unit_test_teardown(test_result_holds, test_teardown),
 		cmocka_unit_test_teardown(test_ordered, test_teardown),
 		cmocka_unit_test_teardown(test_stop_cancel, test_teardown),
 		cmocka_unit_test_teardown(test_stop_drain, test_teardown),
