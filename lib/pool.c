@@ -197,6 +197,7 @@ static void pool_free(struct arena_pool *p)
 	pthread_mutex_destroy(&p->rel_lock);
 	free(p->worker_path);
 	free(p->cbuf);
+	pool_records_free(p);
 	free(p->w);
 	free(p->wp);
 	free(p);
@@ -283,6 +284,9 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		p->w[i].space_gen = EVC_NONE;
 		p->w[i].cq_head = prm.index_base;
 	}
+	r = pool_records_init(p, prm.index_base);
+	if (r < 0)
+		goto fail;
 	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))
 		sup_uring_init(&p->u, 2 * CHAN_MAX_WORKERS + 8); /* failure: fallback */
 	for (i = 0; i < p->nworkers; i++) {

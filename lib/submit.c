@@ -32,8 +32,11 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 		struct chan_worker *w = chan_w(&p->c, i);
 		struct pool_wprod *pw = &p->wp[i];
 		/* Worker-written words, read once.  Only a hint for dispatch: a
-		 * garbage head gives a poor choice, never a bad access. */
-		uint32_t head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
+		 * garbage head gives a poor choice, never a bad access.
+		 * acquire: pairs with the worker's release of sq_head (it copied
+		 * the slots before it out first); the slots we refill on its
+		 * word are free (liburing reads khead the same way). */
+		uint32_t head = atomic_load_explicit(&w->hot.sq_head, memory_order_acquire);
 		uint64_t tns = atomic_load_explicit(&w->rec.task_ns, memory_order_relaxed);
 		/* Asleep for tasks, or blocked on result space: either way it
 		 * does not run what we queue now. */
@@ -87,11 +90,13 @@ static int pick(struct arena_pool *p, const struct disp *d)
 	return least_awake >= 0 ? least_awake : best_any;
 }
 
-/* Writes one SQE into a worker's SQ (not yet published).  prod_lock held. */
+/* Writes one SQE into our record and the worker's SQ (not yet published).
+ * prod_lock held. */
 static void push_to(struct arena_pool *p, unsigned i, const struct chan_sqe *sqe)
 {
 	struct pool_wprod *pw = &p->wp[i];
 
+	pw->recs[pw->sq_tail & p->c.sq_mask] = *sqe;
 	chan_sq(&p->c, i)[pw->sq_tail & p->c.sq_mask] = *sqe;
 	pw->sq_tail++;
 }
@@ -126,11 +131,16 @@ void pool_publish_locked(struct arena_pool *p, uint64_t touched)
 	unsigned i;
 
 	for (i = 0; i < p->nworkers; i++)
-		if (touched & (1ull << i))
+		if (touched & (1ull << i)) {
+			/* release: our records are written before a consumer
+			 * reads them (reap.c pool_harvest). */
+			atomic_store_explicit(&p->wp[i].pub_tail, p->wp[i].sq_tail,
+					      memory_order_release);
 			/* release: the SQEs are written before the worker's
 			 * acquire load of sq_tail can see them. */
 			atomic_store_explicit(&chan_w(&p->c, i)->prod.sq_tail, p->wp[i].sq_tail,
 					      memory_order_release);
+		}
 	/* One full fence for the whole batch (evc.h, W1 -> W2). */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (i = 0; i < p->nworkers; i++) {
