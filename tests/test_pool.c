@@ -279,8 +279,7 @@ static struct chan_worker *worker_block(uint8_t *base, unsigned i)
 {
 	const struct chan_hdr *h = (const struct chan_hdr *)base;
 
-	return (struct chan_worker *)(base + sizeof(struct chan_global) +
-				      (uint64_t)i * h->worker_stride);
+	return (struct chan_worker *)(base + h->worker_off + (uint64_t)i * h->worker_stride);
 }
 
 #define CORRUPT_UD 7u
@@ -1862,6 +1861,254 @@ static void test_worker_corrupts_sq_head(void **state)
 	leak_end(&l);
 }
 
+/* ------------------------------------------------------------------------ */
+/* A hostile task: it knows the channel layout (channel.h) and writes into    */
+/* the channel.  Issue 13: every task is delivered at most once, with the     */
+/* caller's own user_data, or the pool fails with -EBADMSG; never a hang.     */
+/* ------------------------------------------------------------------------ */
+
+enum evil { EVIL_FORGE_SEQ, EVIL_REWRITE_UD, EVIL_REPLAY, EVIL_SQ_HEAD_BACK, EVIL_INHAND_OLD,
+	    EVIL_SCRIBBLE_UD, EVIL_SCRIBBLE_GARBAGE, EVIL_N };
+
+static const char *const evil_name[] = {
+	"forges another task's seq", "rewrites its user_data", "replays an old completion",
+	"moves sq_head back and dies", "names an old finished task in hand and dies",
+	"rewrites user_data in every SQ slot and dies", "scribbles garbage on every SQ slot and dies"
+};
+
+#define EVIL_UD0 1000u    /* user_data of task k is EVIL_UD0 + k */
+#define EVIL_N_TASKS 200u
+#define EVIL_FROM 40u     /* the first task that may attack */
+
+/* Posts `e` as this worker's next CQE behind its back, wakes the consumer and
+ * waits until the consumer has taken it (or the pool stops). */
+static void evil_post(struct chan_global *g, struct chan_worker *w, const struct chan_cqe *e)
+{
+	const struct chan_hdr *h = &g->hdr;
+	uint32_t tail = atomic_load(&w->hot.cq_tail);
+	uint64_t end = now_ns() + 3000000000ull;
+
+	((struct chan_cqe *)((uint8_t *)w + h->cq_off))[tail & (h->cq_depth - 1)] = *e;
+	atomic_store(&w->hot.cq_tail, tail + 1);
+	atomic_fetch_add(&g->cq_seq.seq, 1);
+	syscall(SYS_futex, &g->cq_seq.seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	while (atomic_load(&w->cons.cq_head) != tail + 1 && !atomic_load(&g->ctl.stop) &&
+	       now_ns() < end)
+		usleep(200);
+}
+
+static int evil_task(struct arena_task *t)
+{
+	enum evil mode = (enum evil)(uintptr_t)t->arg;
+	struct chan_global *g;
+	struct chan_worker *w;
+	const struct chan_hdr *h;
+	struct chan_cqe e, *cq;
+	struct chan_sqe *sq;
+	uint64_t size, rng = t->user_data;
+	uint32_t tail, mask, head, k;
+	unsigned i;
+	uint8_t *base;
+	const void *d;
+	size_t len;
+
+	if (t->user_data < EVIL_UD0 + EVIL_FROM || atomic_load(g_once))
+		return arena_task_get_item(t);
+	base = worker_map_channel(&size);
+	if (!base)
+		return -ENOENT;
+	g = (struct chan_global *)base;
+	h = &g->hdr;
+	mask = h->cq_depth - 1;
+	w = worker_block(base, t->worker);
+	cq = (struct chan_cqe *)((uint8_t *)w + h->cq_off);
+	tail = atomic_load(&w->hot.cq_tail);
+	/* Old completions to replay or name: wait until this worker has some. */
+	if (atomic_load(&w->rec.tasks_done) < 3) {
+		munmap(base, size);
+		return arena_task_get_item(t);
+	}
+	atomic_store(g_once, 1);
+	if (arena_get(t->arena, t->index, &d, &len) < 0)
+		len = 0;
+	switch (mode) {
+	case EVIL_FORGE_SEQ:
+		/* The task before ours (in flight or done), empty result, a
+		 * user_data nobody submitted. */
+		memset(&e, 0, sizeof(e));
+		e.seq = w->hot.inhand.seq - 1;
+		e.user_data = 0xdeadull;
+		e.index = t->index;
+		e.flags = CQE_F_ARENA;
+		evil_post(g, w, &e);
+		break;
+	case EVIL_REWRITE_UD:
+		/* Our own completion, posted early, with another user_data and
+		 * the right bytes; the worker's real one then lands on a slot
+		 * already taken. */
+		memset(&e, 0, sizeof(e));
+		e.seq = w->hot.inhand.seq;
+		e.user_data = 0xbadull;
+		e.index = t->index;
+		e.flags = CQE_F_ARENA;
+		e.res_off = len ? (uint64_t)((const uint8_t *)d - (const uint8_t *)arena_base(t->arena)) : 0;
+		e.res_len = len;
+		evil_post(g, w, &e);
+		break;
+	case EVIL_REPLAY:
+		e = cq[(tail - 1) & mask];
+		evil_post(g, w, &e);
+		break;
+	case EVIL_SQ_HEAD_BACK:
+		atomic_fetch_sub(&w->hot.sq_head, 3);
+		raise(SIGKILL);
+		break;
+	case EVIL_INHAND_OLD:
+		e = cq[(tail - 2) & mask];
+		w->hot.inhand.seq = e.seq;
+		w->hot.inhand.user_data = e.user_data;
+		w->hot.inhand.index = e.index;
+		w->hot.inhand_pos = atomic_load(&w->hot.sq_head) - 1;
+		w->hot.inhand_retry = 0;
+		atomic_store(&w->hot.inhand_valid, 1);
+		raise(SIGKILL);
+		break;
+	case EVIL_SCRIBBLE_UD:
+	case EVIL_SCRIBBLE_GARBAGE:
+		for (i = 0; i < h->workers; i++) {
+			struct chan_worker *o = worker_block(base, i);
+
+			sq = (struct chan_sqe *)((uint8_t *)o + h->sq_off);
+			head = atomic_load(&o->hot.sq_head);
+			/* Every slot, queued ones included (those behind our
+			 * own task are requeued or re-run after the death). */
+			for (k = 0; k < h->sq_depth; k++) {
+				struct chan_sqe *x = &sq[(head + k) & (h->sq_depth - 1)];
+
+				if (mode == EVIL_SCRIBBLE_UD) {
+					x->user_data ^= 0x5a5a0000ull;
+				} else {
+					x->index = splitmix(&rng);
+					x->user_data = splitmix(&rng);
+					x->seq = splitmix(&rng);
+					x->op = (uint32_t)splitmix(&rng);
+				}
+			}
+		}
+		raise(SIGKILL);
+		break;
+	case EVIL_N:
+		break;
+	}
+	munmap(base, size);
+	return arena_task_get_item(t);
+}
+
+/*
+ * Runs EVIL_N_TASKS REF tasks on 2 workers past one attack (the garbage
+ * scribbler on 1: with no restart there is then no survivor, and every task
+ * left must complete with -ECHILD, from the parent's own record).  Returns 1
+ * when the pool failed with -EBADMSG, 0 when every task came back right.
+ */
+static int evil_run(enum evil mode, uint32_t flags)
+{
+	struct arena_pool_opts o = { .workers = mode == EVIL_SCRIBBLE_GARBAGE ? 1 : 2,
+				     .depth = 8, .task = evil_task, .flags = flags,
+				     .task_arg = (void *)(uintptr_t)mode };
+	unsigned limit = EVIL_N_TASKS, echild = 0;
+	uint8_t seen[EVIL_N_TASKS] = { 0 };
+	struct arena_cqe cq[8];
+	struct arena_pool *p;
+	unsigned sub = 0, got = 0, i;
+	struct leak l;
+	int r, failed = 0;
+
+	atomic_store(g_once, 0);
+	leak_begin(&l);
+	pool_new(&p, &o);
+	while (got < limit) {
+		while (sub < limit) {
+			struct arena_sqe s = { .index = nonempty(sub % 300), .op = ARENA_OP_REF,
+					       .user_data = EVIL_UD0 + sub };
+
+			r = arena_pool_submit(p, &s, 1, 0);
+			if (r == -EAGAIN || r == -EBADMSG)
+				break;
+			if (r == -ECHILD && o.workers == 1 && (flags & ARENA_POOL_NO_RESTART)) {
+				limit = sub; /* no worker left */
+				break;
+			}
+			if (r != 1)
+				fail_msg("%s: submit %d (%s)", evil_name[mode], r, arena_strerror(r));
+			sub++;
+		}
+		if (got == limit)
+			break;
+		r = arena_pool_reap(p, cq, 8, 10000000000ll);
+		if (r == -EBADMSG) {
+			failed = 1;
+			break;
+		}
+		if (r < 1)
+			fail_msg("%s (flags %u): reap %d (%s) after %u of %u (limit %u): a hang",
+				 evil_name[mode], flags, r, arena_strerror(r), got, sub, limit);
+		for (i = 0; i < (unsigned)r; i++) {
+			uint64_t ud = cq[i].user_data, k = ud - EVIL_UD0;
+			const void *d;
+			size_t len;
+
+			if (ud < EVIL_UD0 || k >= sub)
+				fail_msg("%s (flags %u): delivered user_data %#" PRIx64
+					 " that was never submitted", evil_name[mode], flags, ud);
+			if (seen[k]++)
+				fail_msg("%s (flags %u): task %" PRIu64 " delivered twice",
+					 evil_name[mode], flags, k);
+			assert_int_equal(cq[i].index, nonempty(k % 300));
+			assert_int_equal(arena_get(g_arena, cq[i].index, &d, &len), 0);
+			if (cq[i].status == -ECHILD && o.workers == 1 &&
+			    (flags & ARENA_POOL_NO_RESTART) && !cq[i].len) {
+				echild++;
+				continue;
+			}
+			if (cq[i].status != 0 || cq[i].len != len || cq[i].data != d)
+				fail_msg("%s (flags %u): task %" PRIu64 " status %d len %" PRIu64
+					 ": a wrong result", evil_name[mode], flags, k,
+					 cq[i].status, cq[i].len);
+			arena_pool_release(p, &cq[i]);
+		}
+		got += (unsigned)r;
+	}
+	if (echild)
+		print_message("  (%u tasks left with no worker: -ECHILD)\n", echild);
+	if (failed)
+		expect_failed(p);
+	else
+		assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 10000000000ll), 0);
+	pool_del(p);
+	leak_end(&l);
+	assert_int_equal(atomic_load(g_once), 1); /* the attack happened */
+	return failed;
+}
+
+static void test_hostile_worker(void **state)
+{
+	static const uint32_t flag_sets[] = { 0, ARENA_POOL_NO_RESTART };
+	unsigned m, f;
+
+	(void)state;
+	g_once = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(g_once != MAP_FAILED);
+	for (m = 0; m < EVIL_N; m++)
+		for (f = 0; f < 2; f++) {
+			int failed = evil_run((enum evil)m, flag_sets[f]);
+
+			print_message("  %-46s %s: %s\n", evil_name[m],
+				      f ? "no restart" : "restart   ",
+				      failed ? "pool failed (-EBADMSG)" : "every task right, once");
+		}
+	munmap((void *)g_once, 4096);
+}
+
 static void test_default_task(void **state)
 {
 	struct arena_pool_opts o = { .workers = 2, .depth = 64 };
@@ -1997,6 +2244,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_worker_corrupts_cq_tail, test_teardown),
 		cmocka_unit_test_teardown(test_worker_corrupts_sq_head, test_teardown),
 		cmocka_unit_test_teardown(test_worker_stale_announcement, test_teardown),
+		cmocka_unit_test_teardown(test_hostile_worker, test_teardown),
 		cmocka_unit_test_teardown(test_no_lost_wakeup, test_teardown),
 		cmocka_unit_test_teardown(test_index_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_exactly_once, test_teardown),
