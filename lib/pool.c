@@ -152,7 +152,7 @@ int pool_start_worker(struct arena_pool *p, unsigned i)
 static int check_opts(const struct arena *a, const struct arena_pool_opts *o)
 {
 	const uint32_t known = ARENA_POOL_ORDERED | ARENA_POOL_NO_URING |
-			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE;
+			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE | ARENA_POOL_EINTR;
 
 	if (!a || !arena_is_sealed(a))
 		return -EINVAL;
@@ -369,8 +369,14 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 			slice = (int64_t)(deadline - sys_now_ns());
 		/* Sleep without the lock: reapers must go on releasing space. */
 		pthread_mutex_unlock(&p->cons_lock);
-		poll(pfd, n, (int)(slice / 1000000) + 1);
+		n = poll(pfd, n, (int)(slice / 1000000) + 1) < 0 && errno == EINTR;
 		pthread_mutex_lock(&p->cons_lock);
+		/* A signal handler ran: the caller may want to act on it (and
+		 * call stop again to go on waiting). */
+		if (n && (p->o.flags & ARENA_POOL_EINTR)) {
+			r = -EINTR;
+			break;
+		}
 	}
 	if (r == 0)
 		p->workers_gone = 1;

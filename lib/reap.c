@@ -371,11 +371,14 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		use_uring = p->u.ok && !p->uring_busy;
 		p->uring_busy |= use_uring;
 		pthread_mutex_unlock(&p->cons_lock);
-		pool_consumer_sleep(p, v, left, use_uring);
+		r = pool_consumer_sleep(p, v, left, use_uring);
 		pthread_mutex_lock(&p->cons_lock);
 		if (use_uring)
 			p->uring_busy = 0;
 		evc_done_owned(&p->c.g->cq_waiters.ann, &p->cq_ann);
+		/* A signal handler ran: the caller may want to act on it. */
+		if (r == -EINTR && (p->o.flags & ARENA_POOL_EINTR))
+			break;
 	}
 	pthread_mutex_unlock(&p->cons_lock);
 	return r;
@@ -424,26 +427,32 @@ static void advance_head(struct arena_pool *p, unsigned i)
 	evc_wake(&w->slow.space_ann, &pw->space_gen, &w->prod.wake_seq, 1, 0);
 }
 
-void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe)
+int arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe)
 {
 	int i;
 
-	if (!p || !cqe || !cqe->ticket)
-		return;
+	if (!p || !cqe)
+		return -EINVAL;
+	if (!cqe->ticket)
+		return 0;
 	pthread_mutex_lock(&p->rel_lock);
 	i = mark_released(p, cqe->ticket);
 	if (i >= 0)
 		advance_head(p, (unsigned)i);
 	pthread_mutex_unlock(&p->rel_lock);
+	return 0;
 }
 
-void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n)
+int arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n)
 {
 	uint64_t touched = 0;
 	unsigned k;
 
-	if (!p || !cqes || !n)
-		return;
+	/* A negative count (a failed reap's result, say) cast to unsigned. */
+	if (!p || (n && !cqes) || n > INT_MAX)
+		return -EINVAL;
+	if (!n)
+		return 0;
 	pthread_mutex_lock(&p->rel_lock);
 	for (k = 0; k < n; k++) {
 		int i = mark_released(p, cqes[k].ticket);
@@ -456,4 +465,5 @@ void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes,
 		if (touched & (1ull << k))
 			advance_head(p, k);
 	pthread_mutex_unlock(&p->rel_lock);
+	return 0;
 }

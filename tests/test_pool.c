@@ -28,6 +28,8 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <signal.h>
 
 #include <arena.h>
 #include "channel.h" /* the channel layout, to corrupt it field by field */
@@ -1862,6 +1864,225 @@ static void test_worker_corrupts_sq_head(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The C API a binding needs: interruptible waits, index ranges, releases     */
+/* ------------------------------------------------------------------------ */
+
+/* Tasks with user_data >= 1000 sleep (user_data - 1000) ms first; then the
+ * default task (copy). */
+static int nap_task(struct arena_task *t)
+{
+	if (t->user_data >= 1000) {
+		struct timespec ts = { (time_t)((t->user_data - 1000) / 1000),
+				       (long)((t->user_data - 1000) % 1000) * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	t->op = ARENA_OP_COPY;
+	return arena_task_get_item(t);
+}
+
+static volatile sig_atomic_t g_alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	g_alarms++;
+}
+
+/* SIGALRM every 2 ms, with a handler installed as Python installs its own
+ * (no SA_RESTART).  on = 0 stops it. */
+static void alarm_storm(int on)
+{
+	struct itimerval it = { { 0, on ? 2000 : 0 }, { 0, on ? 2000 : 0 } };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on ? on_alarm : SIG_DFL;
+	if (!on)
+		assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+	assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+	if (on)
+		assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+/*
+ * ARENA_POOL_EINTR: a blocking reap (nothing in flight), a blocking submit
+ * (pool full) and a draining stop (a task still running) return -EINTR when
+ * a signal handler runs, on io_uring and on the fallback; without the flag a
+ * reap goes on waiting through the signals.
+ */
+static void test_eintr(void **state)
+{
+	static const uint32_t flag_sets[] = { ARENA_POOL_EINTR,
+					      ARENA_POOL_EINTR | ARENA_POOL_NO_URING };
+	struct arena_pool *p;
+	struct arena_cqe e;
+	struct leak l;
+	unsigned f;
+	int r;
+
+	(void)state;
+	for (f = 0; f < 2; f++) {
+		struct arena_pool_opts o = { .workers = 1, .depth = 1, .task = nap_task,
+					     .flags = flag_sets[f] };
+		struct arena_sqe s = { .index = 1, .user_data = 1 };
+
+		leak_begin(&l);
+		pool_new(&p, &o);
+		alarm_storm(1);
+		assert_int_equal(arena_pool_reap(p, &e, 1, 5000000000ll), -EINTR);
+		assert_int_equal(arena_pool_reap(p, &e, 1, -1), -EINTR);
+		/* A task of 3 s fills the pool (depth 1). */
+		assert_int_equal(arena_pool_submit1(p, 1, 4000), 0);
+		assert_int_equal(arena_pool_submit(p, &s, 1, 5000000000ll), -EINTR);
+		assert_int_equal(arena_pool_submit_range(p, 1, 1, 1, 0, -1), -EINTR);
+		assert_int_equal(arena_pool_reap(p, &e, 1, -1), -EINTR);
+		assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), -EINTR);
+		alarm_storm(0);
+		/* Nothing was lost: cancel, and the task still comes back once. */
+		assert_int_equal(arena_pool_stop(p, ARENA_STOP_CANCEL, 10000000000ll), 0);
+		r = arena_pool_reap(p, &e, 1, 10000000000ll);
+		assert_int_equal(r, 1);
+		assert_int_equal(e.user_data, 4000);
+		arena_pool_release(p, &e);
+		assert_int_equal(arena_pool_reap(p, &e, 1, 0), -ENODATA);
+		pool_del(p);
+		leak_end(&l);
+	}
+	/* Without the flag the waits go on through the signals. */
+	{
+		struct arena_pool_opts o = { .workers = 1, .depth = 1, .task = nap_task };
+
+		pool_new(&p, &o);
+		g_alarms = 0;
+		alarm_storm(1);
+		assert_int_equal(arena_pool_reap(p, &e, 1, 100000000ll), -ETIMEDOUT);
+		alarm_storm(0);
+		assert_true(g_alarms > 0);
+		pool_del(p);
+	}
+}
+
+/* arena_pool_submit_range: consecutive items and user_data, a range that
+ * ends beyond the arena is taken up to its last item, then -ERANGE. */
+static void test_submit_range(void **state)
+{
+	struct arena_pool_opts o = { .workers = 2, .depth = 16 };
+	uint8_t seen[300] = { 0 };
+	struct arena_cqe cq[16];
+	struct arena_pool *p;
+	uint64_t sub = 0, got = 0, i;
+	struct leak l;
+	int r;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	assert_int_equal(arena_pool_submit_range(NULL, 0, 1, 0, 0, 0), -EINVAL);
+	assert_int_equal(arena_pool_submit_range(p, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(arena_pool_submit_range(p, NITEMS, 1, 0, 0, 0), -ERANGE);
+	assert_int_equal(arena_pool_submit_range(p, UINT64_MAX, 5, 0, 0, 0), -ERANGE);
+	/* Items NITEMS-300 .. NITEMS-1 asked as one range of 1000. */
+	while (got < 300) {
+		if (sub < 300) {
+			r = arena_pool_submit_range(p, NITEMS - 300 + sub, 1000 - (uint32_t)sub,
+						    5000 + sub, ARENA_OP_COPY, 0);
+			if (r != -EAGAIN) {
+				if (r < 1)
+					fail_msg("submit_range: %d (%s)", r, arena_strerror(r));
+				assert_true(sub + (uint64_t)r <= 300);
+				sub += (uint64_t)r;
+			}
+		} else {
+			assert_int_equal(arena_pool_submit_range(p, NITEMS - 300 + sub, 5, 0, 0, 0),
+					 -ERANGE);
+		}
+		r = arena_pool_reap(p, cq, 16, 5000000000ll);
+		assert_true(r >= 1);
+		for (i = 0; i < (uint64_t)r; i++) {
+			uint64_t k = cq[i].user_data - 5000;
+			const void *d;
+			size_t len;
+
+			assert_true(k < sub);
+			assert_int_equal(seen[k]++, 0);
+			assert_int_equal(cq[i].index, NITEMS - 300 + k);
+			assert_int_equal(arena_get(g_arena, cq[i].index, &d, &len), 0);
+			assert_int_equal(cq[i].status, 0);
+			assert_int_equal(cq[i].len, len);
+			if (len)
+				assert_memory_equal(cq[i].data, d, len);
+		}
+		assert_int_equal(arena_pool_release_many(p, cq, (unsigned)r), 0);
+		got += (uint64_t)r;
+	}
+	pool_del(p);
+	leak_end(&l);
+}
+
+struct rel_args {
+	struct arena_pool *p;
+	struct arena_cqe *c;
+	int r[4];
+};
+
+static void *release_thread(void *arg)
+{
+	struct rel_args *a = arg;
+
+	a->r[0] = arena_pool_release(a->p, &a->c[0]);
+	a->r[1] = arena_pool_release_many(a->p, &a->c[1], 1);
+	return NULL;
+}
+
+/*
+ * Results held across a stop are intact and released from another thread;
+ * release_many refuses a negative count cast to unsigned (the README's
+ * example once passed a failed reap's result on).
+ */
+static void test_release_after_stop(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 8, .result_bytes = 4096,
+				     .task = sized_task };
+	struct rel_args ra;
+	struct arena_cqe c[4];
+	struct arena_pool *p;
+	pthread_t th;
+	struct leak l;
+	unsigned k;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	for (k = 0; k < 4; k++)
+		submit_op(p, k, k, 900);
+	for (k = 0; k < 4; k++) {
+		reap1(p, &c[k], 5000000000ll);
+		assert_int_equal(check_pattern(&c[k], 900), 0);
+	}
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
+	assert_int_equal(arena_pool_release_many(p, c, (unsigned)-EAGAIN), -EINVAL);
+	assert_int_equal(arena_pool_release_many(p, c, (unsigned)-1), -EINVAL);
+	assert_int_equal(arena_pool_release_many(p, NULL, 2), -EINVAL);
+	assert_int_equal(arena_pool_release_many(NULL, c, 2), -EINVAL);
+	assert_int_equal(arena_pool_release(NULL, &c[0]), -EINVAL);
+	assert_int_equal(arena_pool_release(p, NULL), -EINVAL);
+	ra.p = p;
+	ra.c = c;
+	assert_int_equal(pthread_create(&th, NULL, release_thread, &ra), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(ra.r[0], 0);
+	assert_int_equal(ra.r[1], 0);
+	for (k = 2; k < 4; k++)
+		assert_int_equal(check_pattern(&c[k], 900), 0);
+	assert_int_equal(arena_pool_release_many(p, &c[2], 2), 0);
+	assert_int_equal(arena_pool_release_many(p, c, 4), 0); /* twice: ignored */
+	assert_int_equal(arena_pool_release_many(p, c, 0), 0);
+	pool_del(p);
+	leak_end(&l);
+}
+
+/* ------------------------------------------------------------------------ */
 /* A hostile task: it knows the channel layout (channel.h) and writes into    */
 /* the channel.  Issue 13: every task is delivered at most once, with the     */
 /* caller's own user_data, or the pool fails with -EBADMSG; never a hang.     */
@@ -2245,6 +2466,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_worker_corrupts_sq_head, test_teardown),
 		cmocka_unit_test_teardown(test_worker_stale_announcement, test_teardown),
 		cmocka_unit_test_teardown(test_hostile_worker, test_teardown),
+		cmocka_unit_test_teardown(test_eintr, test_teardown),
+		cmocka_unit_test_teardown(test_submit_range, test_teardown),
+		cmocka_unit_test_teardown(test_release_after_stop, test_teardown),
 		cmocka_unit_test_teardown(test_no_lost_wakeup, test_teardown),
 		cmocka_unit_test_teardown(test_index_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_exactly_once, test_teardown),
