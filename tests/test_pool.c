@@ -1863,6 +1863,70 @@ static void test_worker_corrupts_sq_head(void **state)
 	leak_end(&l);
 }
 
+/* user_data 77 on worker 0 writes 64 bytes past its slice (a buffer
+ * overrun); on worker 1 it says so with -ENOTTY.  Others: the default task. */
+static int overrun_task(struct arena_task *t)
+{
+	if (t->user_data != 77)
+		return arena_task_get_item(t);
+	if (t->worker != 0)
+		return -ENOTTY;
+	memset(t->out, 0xee, t->out_cap + 64);
+	return (int)t->out_cap;
+}
+
+/*
+ * Issue 13, "channel fds and isolation": a task that writes past out_cap
+ * dies of SIGSEGV on the guard page after its result area (handled as a
+ * crash: -EOWNERDEAD with max_attempts 1) instead of writing on the next
+ * worker's lines; the pool goes on working.
+ */
+static void test_result_guard_page(void **state)
+{
+	struct arena_pool_opts o = { .workers = 2, .depth = 4, .result_bytes = 4096,
+				     .max_attempts = 1, .task = overrun_task };
+	struct arena_pool_stats st;
+	struct arena_pool *p;
+	struct arena_cqe e;
+	struct leak l;
+	unsigned k;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	/* Until it runs on worker 0 (dispatch picks the worker). */
+	for (k = 0; k < 200; k++) {
+		assert_int_equal(arena_pool_submit1(p, 1, 77), 0);
+		reap1(p, &e, 10000000000ll);
+		if (e.status != -ENOTTY)
+			break;
+		usleep(1000);
+	}
+	if (e.status != -EOWNERDEAD)
+		print_message("  overrun past the result area: status %d (%s)\n", e.status,
+			      arena_strerror(e.status));
+	assert_int_equal(e.status, -EOWNERDEAD);
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	assert_true(st.crashes >= 1);
+	/* Both workers still right. */
+	for (k = 0; k < 50; k++) {
+		const void *d;
+		size_t len;
+
+		assert_int_equal(arena_pool_submit1(p, k, k), 0);
+		reap1(p, &e, 10000000000ll);
+		assert_int_equal(e.status, 0);
+		assert_int_equal(arena_get(g_arena, k, &d, &len), 0);
+		assert_int_equal(e.len, len);
+		if (len)
+			assert_memory_equal(e.data, d, len);
+		arena_pool_release(p, &e);
+	}
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 10000000000ll), 0);
+	pool_del(p);
+	leak_end(&l);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The C API a binding needs: interruptible waits, index ranges, releases     */
 /* ------------------------------------------------------------------------ */
@@ -2466,6 +2530,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_worker_corrupts_sq_head, test_teardown),
 		cmocka_unit_test_teardown(test_worker_stale_announcement, test_teardown),
 		cmocka_unit_test_teardown(test_hostile_worker, test_teardown),
+		cmocka_unit_test_teardown(test_result_guard_page, test_teardown),
 		cmocka_unit_test_teardown(test_eintr, test_teardown),
 		cmocka_unit_test_teardown(test_submit_range, test_teardown),
 		cmocka_unit_test_teardown(test_release_after_stop, test_teardown),
