@@ -516,13 +516,6 @@ int worker_run(struct worker *wk)
 	refresh_res_head(wk);
 	atomic_store_explicit(&w->rec.pid, (uint32_t)getpid(), memory_order_relaxed);
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
-	if (atomic_load_explicit(&w->cons.retry_valid, memory_order_acquire)) {
-		struct chan_sqe sqe = w->cons.retry;
-
-		run_one(wk, &sqe, 0, 1);
-		clock_flush(wk);
-		signal_consumer(wk);
-	}
 	for (;;) {
 		uint32_t stop = stop_state(wk);
 		uint32_t tail = atomic_load_explicit(&w->prod.sq_tail, memory_order_acquire);
