@@ -7,8 +7,16 @@
  *    a producer thread submits batches of up to 64, a consumer thread reaps
  *    batches of up to 64 and releases them; futex calls per task come from
  *    arena_pool_stats();
+ *  - the same with one thread that keeps up to depth tasks in flight and
+ *    reaps (no consumer thread: the Python module's shape), at
+ *    --one-thread-depth (default 10);
  *  - the same shapes over a pool of forked workers fed through pipes (the
  *    baseline a C programmer writes without libarena); the ratio arena/pipe;
+ *  - for each of them, the CPU time per task of every process involved
+ *    (producer and consumer threads, workers), the share of the CPUs other
+ *    processes took meanwhile (a row measured under load shows it), and for
+ *    work tasks the efficiency: ideal time per task (work / min(workers,
+ *    CPUs)) over the measured one;
  *  - the round trip of one task at a time: back to back ("hot") and after a
  *    random pause longer than the spin budget, so every side sleeps ("idle");
  *  - floors: a futex ping-pong between two processes (the wake-up cost) and a
