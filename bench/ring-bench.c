@@ -137,13 +137,51 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* The computing task's body: busy for us microseconds of CLOCK_MONOTONIC. */
+/*
+ * The computing task's body: a fixed amount of computation, about us
+ * microseconds of CPU (calibrated once against the thread's CPU-time clock,
+ * so preemption during calibration does not skew it).  Not a wait on the
+ * wall clock: a worker preempted in the middle of a task must finish the
+ * task's work afterwards, so the CPU that other threads take from the
+ * workers shows in the time per task, as it does for real work.
+ */
+static double loop_per_us;      /* iterations of work_loop() per us of CPU */
+
+static uint64_t work_loop(uint64_t n)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	for (uint64_t i = 0; i < n; i++) {
+		x ^= x >> 13;
+		x *= 0xff51afd7ed558ccdull;   /* a dependent chain: no overlap */
+		__asm__ volatile("" : "+r"(x));
+	}
+	return x;
+}
+
+static void calibrate_work(void)
+{
+	double best = 0;
+
+	/* The fastest of a few rounds: the least disturbed (caches, frequency). */
+	for (int r = 0; r < 5; r++) {
+		uint64_t n = 200000, t0 = 0, t1 = 0;
+		struct timespec a, b;
+
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+		work_loop(n);
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+		t0 = (uint64_t)a.tv_sec * 1000000000ull + (uint64_t)a.tv_nsec;
+		t1 = (uint64_t)b.tv_sec * 1000000000ull + (uint64_t)b.tv_nsec;
+		if (t1 > t0 && n * 1e3 / (double)(t1 - t0) > best)
+			best = n * 1e3 / (double)(t1 - t0);
+	}
+	loop_per_us = best > 0 ? best : 100;
+}
+
 static void busy_us(uint32_t us)
 {
-	uint64_t end = now_ns() + (uint64_t)us * 1000u;
-
-	while (now_ns() < end)
-		cpu_relax();
+	work_loop((uint64_t)(us * loop_per_us));
 }
 
 static int task_work(struct arena_task *t)
@@ -1140,7 +1178,7 @@ static void usage(FILE *f)
 "  --quick           much smaller counts (< 10 s)\n"
 "  --workers LIST    worker counts, comma-separated (default 1,2,5)\n"
 "  --depths LIST     depths (tasks in flight), comma-separated (default 1,10,1024)\n"
-"  --work-us N       busy time of a work task in us (default 20)\n"
+"  --work-us N       CPU time a work task computes, in us (default 20)\n"
 "  --one-thread-depth N  rows where one thread submits up to N ahead and reaps\n"
 "                    (the Python module's shape), for every worker count\n"
 "                    (default 10; 0: none)\n"
@@ -1360,11 +1398,11 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 		return -errno;
 	fprintf(f, "{\n  \"bench\": \"ring-bench\",\n  \"cpus\": %ld,\n  \"quick\": %s,\n"
 		"  \"tasks_base\": %" PRIu64 ",\n  \"work_us\": %u,\n  \"spin\": \"%s\",\n"
-		"  \"spin_ns\": %u,\n  \"sched_counters\": %s,\n  \"items\": %u,\n  \"item_bytes\": [%u, %u],\n"
+		"  \"spin_ns\": %u,\n  \"work_loop_per_us\": %.1f,\n  \"sched_counters\": %s,\n  \"items\": %u,\n  \"item_bytes\": [%u, %u],\n"
 		"  \"total_s\": %.2f,\n  \"throughput\": [\n",
 		sysconf(_SC_NPROCESSORS_ONLN), opt.quick ? "true" : "false", opt.tasks,
 		opt.work_us, opt.spin == ARENA_SPIN_AUTO ? "auto" :
-		opt.spin == ARENA_SPIN_NEVER ? "never" : "always", opt.spin_ns,
+		opt.spin == ARENA_SPIN_NEVER ? "never" : "always", opt.spin_ns, loop_per_us,
 		has_sched ? "true" : "false", NITEMS,
 		ITEM_MIN, ITEM_MAX, total_s);
 	for (size_t i = 0; i < ncf; i++) {
@@ -1542,6 +1580,7 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	calibrate_work();
 	build_arena();
 
 	printf("ring-bench: %ld CPUs, %u items of %u-%u bytes, work tasks %u us, spin %s%s\n",
@@ -1551,7 +1590,7 @@ int main(int argc, char **argv)
 	printf("thr 2: a producer and a consumer thread; thr 1: one thread submits up to depth "
 	       "ahead and reaps\n(the Python module's shape); pipe: forked workers, a task and "
 	       "a result pipe each, one\nwrite per task (the goal's baseline); batch: the same "
-	       "pipes with batched writes/reads;\nwork = %u us busy + copy; pipes run min(tasks, "
+	       "pipes with batched writes/reads;\nwork = %u us of computation + copy; pipes run min(tasks, "
 	       "%" PRIu64 ") tasks\n\n", opt.work_us, opt.tasks);
 	printf("%-4s %3s %3s %5s %8s | %11s %8s %7s | %10s %8s %8s | %10s %8s %8s | %s\n",
 	       "kind", "thr", "wrk", "depth", "tasks", "arena tsk/s", "us/task", "futex/t",
