@@ -1692,6 +1692,15 @@ int main(int argc, char **argv)
 			printf("  %-4s %-20s %-28s %s %g %-10s not measured in this run\n",
 			       pf(&g[i]), g[i].name, g[i].shape, g[i].op, g[i].target, g[i].unit);
 	}
+	unsigned loaded = 0;
+
+	for (size_t i = 0; i < ncf; i++)
+		if (cf[i].arena.others > 0.1 || cf[i].batch.others > 0.1)
+			loaded++;
+	if (loaded)
+		printf("  %u of %zu throughput rows ran while other processes took over 10%% of the "
+		       "CPUs\n  (column others): their wall times, ratios and efficiencies are the "
+		       "machine's, not the pool's\n", loaded, ncf);
 	double total_s = (now_ns() - start) / 1e9;
 
 	printf("total %.1f s\n", total_s);
