@@ -91,6 +91,9 @@ static void prepare_restart(struct arena_pool *p, unsigned i, uint32_t head,
 	struct chan_worker *w = chan_w(&p->c, i);
 
 	atomic_store_explicit(&w->hot.sq_head, head, memory_order_relaxed);
+	/* Our tail, as published: requeue() may have taken its tasks back
+	 * after the last publication. */
+	atomic_store_explicit(&w->prod.sq_tail, p->wp[i].sq_tail, memory_order_relaxed);
 	atomic_store_explicit(&w->hot.cq_tail, pw->cq_head, memory_order_relaxed);
 	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
