@@ -128,14 +128,32 @@ static void wait_zombie(pid_t pid)
 
 /* ---- SIGCHLD ignored: the exit status is lost, not a crash --------------- */
 
+/* 1 when every worker of p has exited (and been reaped by someone). */
+static atomic_int g_stolen;
+
+static int workers_gone(pid_t *pids, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (kill(pids[i], 0) == 0)
+			return 0;
+	return 1;
+}
+
 /* A drain stop whose workers exit while nobody in the pool looks (so that
  * whoever else reaps children gets there first), then the stop's end. */
-static void stop_unwatched(struct arena_pool *p)
+static void stop_unwatched(struct arena_pool *p, unsigned nworkers, int stolen_want)
 {
-	int r = arena_pool_stop(p, ARENA_STOP_DRAIN, 0);
+	pid_t pids[8];
+	uint64_t t0 = now_ns();
+	int r;
 
+	for (unsigned i = 0; i < nworkers; i++)
+		pids[i] = arena_pool_worker_pid(p, i);
+	r = arena_pool_stop(p, ARENA_STOP_DRAIN, 0);
 	assert_true(r == 0 || r == -ETIMEDOUT);
-	usleep(200000);
+	while (!(stolen_want ? atomic_load(&g_stolen) >= stolen_want
+			     : workers_gone(pids, nworkers)) && now_ns() - t0 < 10000000000ull)
+		usleep(1000);
 	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, WAIT_NS), 0);
 }
 
@@ -152,7 +170,7 @@ static void test_sigchld_ignored(void **state)
 		assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
 		assert_int_equal(arena_pool_create(&p, A, &o), 0);
 		assert_int_equal(run_tasks(p, 1000), 0);
-		stop_unwatched(p);
+		stop_unwatched(p, 2, 0);
 		stats(p, &st);
 		arena_pool_destroy(p);
 		sigaction(SIGCHLD, &old, NULL);
@@ -169,7 +187,6 @@ static void test_sigchld_ignored(void **state)
 /* ---- another thread reaps every child it can ------------------------------ */
 
 static atomic_int g_reaper_stop;
-static atomic_int g_stolen;
 
 static void *waitpid_loop(void *arg)
 {
@@ -198,7 +215,7 @@ static void test_waitpid_thread(void **state)
 		assert_int_equal(arena_pool_create(&p, A, &o), 0);
 		assert_int_equal(pthread_create(&th, NULL, waitpid_loop, NULL), 0);
 		assert_int_equal(run_tasks(p, 1000), 0);
-		stop_unwatched(p);
+		stop_unwatched(p, 2, 2);
 		stats(p, &st);
 		arena_pool_destroy(p);
 		usleep(2000);
