@@ -9,6 +9,7 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -706,6 +707,108 @@ static void test_fork_fails_retried(void **state)
 	}
 }
 
+/* ---- the fork server dies or hangs: the parent goes on ------------------ */
+
+/* The fork server: our child that is not one of p's workers. */
+static pid_t find_server(struct arena_pool *p, unsigned nworkers)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = -1, me = getpid();
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		char path[300], buf[512], *rp;
+		int ppid, pid = atoi(e->d_name), mine = 0;
+		FILE *f;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		buf[0] = 0;
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+		rp = strrchr(buf, ')');
+		if (!rp || sscanf(rp + 2, "%*c %d", &ppid) != 1 || ppid != me)
+			continue;
+		for (unsigned i = 0; i < nworkers; i++)
+			mine |= arena_pool_worker_pid(p, i) == pid;
+		if (!mine)
+			found = pid;
+	}
+	closedir(d);
+	return found;
+}
+
+static void run_server_lost(uint32_t flags, unsigned workers, int how)
+{
+	struct arena_pool_opts o = { .flags = flags, .workers = workers, .depth = 16 };
+	struct arena_pool_stats st;
+	struct arena_pool *p;
+	struct arena_cqe c[16];
+	uint64_t t0;
+	pid_t srv, pid;
+
+	assert_int_equal(arena_pool_create(&p, A, &o), 0);
+	assert_int_equal(run_tasks(p, 100), 0);
+	srv = find_server(p, workers);
+	assert_true(srv > 0);
+	kill(srv, how);
+	pid = arena_pool_worker_pid(p, 0);
+	kill(pid, SIGKILL);
+	t0 = now_ns();
+	if (workers > 1) {
+		/* No replacement: the survivor runs everything. */
+		assert_int_equal(run_tasks(p, 1000), 0);
+		while (arena_pool_worker_pid(p, 0) != -ESRCH) {
+			arena_pool_reap(p, c, 16, 1000000);
+			assert_true(now_ns() - t0 < 30000000000ull);
+		}
+		assert_int_equal(run_tasks(p, 100), 0);
+	} else {
+		/* No worker left: tasks complete with -ECHILD, then submit
+		 * says so; nothing hangs. */
+		struct arena_sqe s = { .index = 1 };
+		int r;
+
+		while ((r = arena_pool_submit(p, &s, 1, 0)) == 1 || r == -EAGAIN) {
+			int n = arena_pool_reap(p, c, 16, WAIT_NS);
+
+			assert_true(n > 0);
+			for (int k = 0; k < n; k++) {
+				assert_true(c[k].status == 0 || c[k].status == -ECHILD);
+				arena_pool_release(p, &c[k]);
+			}
+			assert_true(now_ns() - t0 < 30000000000ull);
+		}
+		assert_int_equal(r, -ECHILD);
+	}
+	stats(p, &st);
+	assert_int_equal(st.crashes, 1);
+	assert_int_equal(st.workers_restarted, 0);
+	assert_int_equal(arena_pool_worker_pid(p, 0), -ESRCH);
+	print_message("fork server %s, flags=%u, %u worker(s): slot given up after %.1f ms\n",
+		      how == SIGKILL ? "killed" : "stopped", flags, workers, (now_ns() - t0) / 1e6);
+	arena_pool_destroy(p);
+	assert_int_equal(count_children(), 0);
+}
+
+static void test_server_lost(void **state)
+{
+	(void)state;
+	for (int m = 0; m < 2; m++) {
+		run_server_lost(MODES[m], 2, SIGKILL);
+		run_server_lost(MODES[m], 1, SIGKILL);
+	}
+	/* A server that stops answering: the restart waits FSRV_TIMEOUT_MS,
+	 * then the server is killed and the slot given up. */
+	run_server_lost(0, 2, SIGSTOP);
+}
+
 /* ---- a worker killed during a stop with nothing to do is not replaced ---- */
 
 static void test_no_restart_in_stop(void **state)
@@ -943,6 +1046,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_worker_fds),
 		cmocka_unit_test(test_worker_argv_copied),
 		cmocka_unit_test(test_fork_fails_retried),
+		cmocka_unit_test(test_server_lost),
 		cmocka_unit_test(test_no_restart_in_stop),
 		cmocka_unit_test(test_deadline_charged_by_seq),
 		cmocka_unit_test(test_uring_one_owner),
