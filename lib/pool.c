@@ -454,7 +454,8 @@ int arena_pool_worker_pid(const struct arena_pool *p, unsigned i)
 	 * while sleeping); the lock is private state, not the pool's value. */
 	lock = (pthread_mutex_t *)&p->cons_lock;
 	pthread_mutex_lock(lock);
-	r = p->w[i].pidfd >= 0 ? p->w[i].pid : -ESRCH;
+	/* pid 0: it was gone before its pid could be read (SIGCHLD ignored). */
+	r = p->w[i].pidfd >= 0 && p->w[i].pid > 0 ? p->w[i].pid : -ESRCH;
 	pthread_mutex_unlock(lock);
 	return r;
 }

@@ -145,12 +145,21 @@ static int others_alive(struct arena_pool *p, unsigned i)
  * when it must be given up (its tasks then go to the survivors).  A failed
  * fork is retried with a backoff from RESTART_BACKOFF_MIN_NS doubling to
  * RESTART_BACKOFF_MAX_NS.  Meanwhile its tasks go to the survivors, or, with
- * none left, wait in its queue for the replacement.  prod_lock held.
+ * none left, wait in its queue for the replacement.  prod_lock held (and
+ * dropped while the fork server answers), cons_lock held.
  */
 static int restart(struct arena_pool *p, unsigned i, uint32_t head)
 {
 	struct pool_worker *pw = &p->w[i];
-	int r = pool_start_worker(p, i);
+	int r;
+
+	/* Submitters need not wait for the fork server's answer (up to
+	 * FSRV_TIMEOUT_MS if it hangs): the slot's words are prepared, tasks
+	 * they queue on it meanwhile are the replacement's, or the
+	 * survivors' below.  cons_lock, still held, keeps the rest. */
+	pthread_mutex_unlock(&p->prod_lock);
+	r = pool_start_worker(p, i);
+	pthread_mutex_lock(&p->prod_lock);
 
 	if (r == 0) {
 		if (pw->restart_due)
