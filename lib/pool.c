@@ -230,6 +230,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	if (t) {
 		p->index_base = t->ring_index_base;
 		p->test_fail_starts = t->fail_starts;
+		p->test_fail_watches = t->fail_watches;
 	}
 	r = copy_opts(p, &o);
 	if (r < 0)
@@ -287,7 +288,6 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		if (r < 0)
 			goto fail;
 	}
-	p->started_once = 1;
 	if (p->u.ok) {
 		r = pool_arm_watches(p);
 		if (r == 0)
@@ -295,6 +295,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		if (r < 0)
 			goto fail;
 	}
+	p->started_once = 1; /* test knobs count from here */
 	p->last_poll_ns = sys_now_ns();
 	*out = p;
 	return 0;

@@ -136,7 +136,7 @@ struct arena_pool {
 	_Atomic uint32_t restarts_pending; /* workers with restart_due */
 	/* The fork server (cons_lock, and prod_lock when restarting). */
 	struct fsrv fs;
-	uint32_t test_fail_starts;
+	uint32_t test_fail_starts, test_fail_watches;
 	int started_once;
 	uint64_t last_poll_ns;
 	_Atomic uint64_t st_reaped, st_completed, st_cons_waits, st_cons_wakes,

@@ -18,6 +18,9 @@ struct arena_pool_test_opts {
 	uint32_t ring_index_base; /* first ring index (wrap-around tests) */
 	uint32_t fail_starts;     /* the fork server fails this many worker
 	                           * starts after the first ones with -EAGAIN */
+	uint32_t fail_watches;    /* this many io_uring pidfd watches after the
+	                           * first ones fail (the slot is then polled) */
+	uint32_t reserved;
 };
 
 #endif

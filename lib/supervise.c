@@ -381,6 +381,11 @@ int pool_arm_watches(struct arena_pool *p)
 		if (!pw->watch_pending)
 			continue;
 		if (pw->pidfd >= 0) {
+			if (p->test_fail_watches && p->started_once) {
+				p->test_fail_watches--;
+				r = -EBUSY;
+				break;
+			}
 			r = sup_uring_watch_pidfd(&p->u, pw->pidfd,
 						  ((uint64_t)(pw->gen & 0xfffff) << 8) | i);
 			if (r < 0)

@@ -809,6 +809,47 @@ static void test_server_lost(void **state)
 	run_server_lost(0, 2, SIGSTOP);
 }
 
+/* ---- a pidfd watch that fails: the worker is polled instead ------------- */
+
+static void test_watch_fails(void **state)
+{
+	struct arena_pool_test_opts t = {
+		.o = { .flags = ARENA_POOL_TEST_OPTS, .workers = 2, .depth = 16 },
+		.fail_watches = 1u << 30, /* every watch after create fails */
+	};
+	struct arena_pool_stats st;
+	struct arena_pool *p;
+	struct arena_cqe c;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(arena_pool_create(&p, A, &t.o), 0);
+	stats(p, &st);
+	if (!st.uring) {
+		arena_pool_destroy(p);
+		skip();
+	}
+	assert_int_equal(run_tasks(p, 100), 0);
+	/* The first kill is seen through the ring; its replacement's watch
+	 * fails, so the second death is seen only by polling. */
+	for (int k = 0; k < 2; k++) {
+		pid = arena_pool_worker_pid(p, 0);
+		kill(pid, SIGKILL);
+		assert_int_equal(run_tasks(p, 500), 0);
+		while (arena_pool_worker_pid(p, 0) == pid || arena_pool_worker_pid(p, 0) < 0) {
+			arena_pool_reap(p, &c, 1, 1000000);
+			usleep(1000);
+		}
+	}
+	assert_int_equal(run_tasks(p, 200), 0);
+	stats(p, &st);
+	assert_int_equal(st.crashes, 2);
+	assert_int_equal(st.workers_restarted, 2);
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, WAIT_NS), 0);
+	arena_pool_destroy(p);
+	assert_int_equal(count_children(), 0);
+}
+
 /* ---- a worker killed during a stop with nothing to do is not replaced ---- */
 
 static void test_no_restart_in_stop(void **state)
@@ -1047,6 +1088,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_worker_argv_copied),
 		cmocka_unit_test(test_fork_fails_retried),
 		cmocka_unit_test(test_server_lost),
+		cmocka_unit_test(test_watch_fails),
 		cmocka_unit_test(test_no_restart_in_stop),
 		cmocka_unit_test(test_deadline_charged_by_seq),
 		cmocka_unit_test(test_uring_one_owner),
