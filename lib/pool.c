@@ -80,7 +80,7 @@ static int check_opts(const struct arena *a, const struct arena_pool_opts *o)
 {
 	const uint32_t known = ARENA_POOL_ORDERED | ARENA_POOL_NO_URING |
 			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE |
-			       ARENA_POOL_TEST_OPTS;
+			       ARENA_POOL_EINTR | ARENA_POOL_TEST_OPTS;
 	unsigned k;
 
 	if (!a || !arena_is_sealed(a))
@@ -182,6 +182,7 @@ static void pool_free(struct arena_pool *p)
 	free(p->worker_argv);
 	free(p->keep_fds);
 	free(p->cbuf);
+	pool_records_free(p);
 	free(p->w);
 	free(p->wp);
 	free(p);
@@ -276,6 +277,9 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		p->w[i].space_gen = EVC_NONE;
 		p->w[i].cq_head = prm.index_base;
 	}
+	r = pool_records_init(p, prm.index_base);
+	if (r < 0)
+		goto fail;
 	/* Every worker starts from the fork server, forked now, before the
 	 * io_uring exists: no worker ever holds the ring. */
 	r = fsrv_start(p);
@@ -372,8 +376,14 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 			slice = (int64_t)(deadline - sys_now_ns());
 		/* Sleep without the lock: reapers must go on releasing space. */
 		pthread_mutex_unlock(&p->cons_lock);
-		poll(pfd, n, (int)(slice / 1000000) + 1);
+		n = poll(pfd, n, (int)(slice / 1000000) + 1) < 0 && errno == EINTR;
 		pthread_mutex_lock(&p->cons_lock);
+		/* A signal handler ran: the caller may want to act on it (and
+		 * call stop again to go on waiting). */
+		if (n && (p->o.flags & ARENA_POOL_EINTR)) {
+			r = -EINTR;
+			break;
+		}
 	}
 	if (r == 0) {
 		p->workers_gone = 1;

@@ -21,31 +21,117 @@
 #endif
 
 /* Gives one task of a worker that is gone to a survivor, or completes it. */
-static void requeue_one(struct arena_pool *p, const struct chan_sqe *sqe, uint64_t *touched)
+static void requeue_one(struct arena_pool *p, const struct chan_sqe *rec, uint64_t *touched)
 {
 	if (p->stopping_cancel)
-		pool_complete_synthetic(p, sqe, -ECANCELED);
-	else if (pool_push_locked(p, sqe, touched) < 0)
-		pool_complete_synthetic(p, sqe, -ECHILD);
+		pool_complete_synthetic(p, rec, -ECANCELED);
+	else if (pool_push_locked(p, rec, touched) < 0)
+		pool_complete_synthetic(p, rec, -ECHILD);
 }
 
-/* Moves a dead worker's lost and queued tasks to survivors. */
-static void requeue(struct arena_pool *p, unsigned dead, const struct chan_sqe *lost,
-		    uint32_t head)
+/*
+ * Moves every task in flight on a worker that is gone to survivors (or
+ * completes it), taking them from our own record: never from the SQ slots in
+ * the channel, which any worker can write.  cons_lock and prod_lock held.
+ */
+static void requeue(struct arena_pool *p, unsigned dead)
 {
-	struct pool_wprod *pw = &p->wp[dead];
+	struct pool_wprod *wp = &p->wp[dead];
+	struct pool_worker *pw = &p->w[dead];
 	uint64_t touched = 0;
-	uint32_t k;
 
-	pw->alive = 0;
-	if (lost)
-		requeue_one(p, lost, &touched);
-	/* The SQ slots are ours (the parent wrote them); no worker reads them. */
-	for (k = head; k != pw->sq_tail; k++)
-		requeue_one(p, &chan_sq(&p->c, dead)[k & p->c.sq_mask], &touched);
-	pw->sq_tail = head;
+	wp->alive = 0;
+	for (; pw->rec_head != wp->sq_tail; pw->rec_head++)
+		requeue_one(p, &wp->recs[pw->rec_head & p->c.sq_mask], &touched);
 	if (touched)
 		pool_publish_locked(p, touched);
+}
+
+/*
+ * The task a dead worker was running, if any: only the oldest task in flight
+ * on it can be (it runs them in order and its earlier completions were
+ * harvested), so the worker's `inhand` words only say whether it had taken
+ * that one.  Whatever they say, the task comes from our record: a dead
+ * worker naming another task (an old, finished one, say) names nothing.
+ * cons_lock and prod_lock held.
+ */
+static struct chan_sqe *task_in_hand(struct arena_pool *p, unsigned i)
+{
+	struct chan_worker *w = chan_w(&p->c, i);
+	struct pool_worker *pw = &p->w[i];
+	struct chan_sqe *rec;
+
+	if (pw->rec_head == p->wp[i].sq_tail)
+		return NULL;
+	rec = &p->wp[i].recs[pw->rec_head & p->c.sq_mask];
+	/* acquire: pairs with the worker's release of inhand_valid. */
+	if (!atomic_load_explicit(&w->hot.inhand_valid, memory_order_acquire) ||
+	    __atomic_load_n(&w->hot.inhand.seq, __ATOMIC_RELAXED) != rec->seq)
+		return NULL;
+	return rec;
+}
+
+/*
+ * Charges the task in hand one attempt; one that has killed max_attempts
+ * workers (or any, while cancelling) completes now with `status`, and is
+ * taken out of the record.  Returns 1 when a task was in hand.
+ */
+static int charge_in_hand(struct arena_pool *p, unsigned i, int status)
+{
+	struct chan_sqe *rec = task_in_hand(p, i);
+
+	if (!rec)
+		return 0;
+	rec->attempts = rec->attempts < p->max_attempts ? rec->attempts + 1 : p->max_attempts;
+	if (rec->attempts >= p->max_attempts || p->stopping_cancel) {
+		pool_complete_synthetic(p, rec, p->stopping_cancel ? -ECANCELED : status);
+		if (!p->stopping_cancel)
+			STAT_ADD(p, st_failed, 1);
+		p->w[i].rec_head++;
+	} else {
+		STAT_ADD(p, st_rerun, 1);
+	}
+	return 1;
+}
+
+/*
+ * Before a replacement starts: its SQ is rewritten from our record (tasks
+ * [rec_head, sq_tail) in order, the one in hand first), and the words it
+ * starts from are ours, not the dead worker's.  cons_lock and prod_lock held.
+ */
+static void prepare_restart(struct arena_pool *p, unsigned i)
+{
+	struct chan_worker *w = chan_w(&p->c, i);
+	struct pool_worker *pw = &p->w[i];
+	struct pool_wprod *wp = &p->wp[i];
+	uint32_t k;
+
+	for (k = pw->rec_head; k != wp->sq_tail; k++)
+		chan_sq(&p->c, i)[k & p->c.sq_mask] = wp->recs[k & p->c.sq_mask];
+	atomic_store_explicit(&w->prod.sq_tail, wp->sq_tail, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.sq_head, pw->rec_head, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.cq_tail, pw->cq_head, memory_order_relaxed);
+	atomic_store_explicit(&w->cons.cq_head, pw->cq_head, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
+	/* A dead sleeper's announcements (the owner is dead, so a plain
+	 * store is safe); what it left there may be garbage, so every
+	 * waker forgets the generation it woke (evc.h, rule 3). */
+	atomic_store_explicit(&w->slow.wake_ann,
+			      atomic_load_explicit(&w->slow.wake_ann, memory_order_relaxed) &
+			      ~(EVC_GEN - 1), memory_order_relaxed);
+	atomic_store_explicit(&w->slow.space_ann,
+			      atomic_load_explicit(&w->slow.space_ann, memory_order_relaxed) &
+			      ~(EVC_GEN - 1), memory_order_relaxed);
+	wp->wake_gen = EVC_NONE;
+	pthread_mutex_lock(&p->rel_lock);
+	w->cons.res_start = pw->res_end;
+	pw->space_gen = EVC_NONE;
+	pthread_mutex_unlock(&p->rel_lock);
+	/* No retry slot: the task in hand is the first one of the SQ again.
+	 * release: everything above is written before the replacement exists
+	 * (fork orders it anyway; this documents the intent). */
+	atomic_store_explicit(&w->cons.retry_valid, 0, memory_order_release);
 }
 
 /*
@@ -81,47 +167,6 @@ static int exit_clean(struct arena_pool *p, unsigned i, int *status)
 	       !atomic_load_explicit(&w->hot.inhand_valid, memory_order_acquire);
 }
 
-/* Rewrites worker i's words from our own checked state, so that a
- * replacement starts from them and not from the dead worker's.  prod_lock
- * held. */
-static void prepare_restart(struct arena_pool *p, unsigned i, uint32_t head,
-			    const struct chan_sqe *lost)
-{
-	struct pool_worker *pw = &p->w[i];
-	struct chan_worker *w = chan_w(&p->c, i);
-
-	atomic_store_explicit(&w->hot.sq_head, head, memory_order_relaxed);
-	/* Our tail, as published: requeue() may have taken its tasks back
-	 * after the last publication. */
-	atomic_store_explicit(&w->prod.sq_tail, p->wp[i].sq_tail, memory_order_relaxed);
-	atomic_store_explicit(&w->hot.cq_tail, pw->cq_head, memory_order_relaxed);
-	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
-	atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
-	/* A dead sleeper's announcements (the owner is dead, so a plain
-	 * store is safe); what it left there may be garbage, so every
-	 * waker forgets the generation it woke (evc.h, rule 3). */
-	atomic_store_explicit(&w->slow.wake_ann,
-			      atomic_load_explicit(&w->slow.wake_ann, memory_order_relaxed) &
-			      ~(EVC_GEN - 1), memory_order_relaxed);
-	atomic_store_explicit(&w->slow.space_ann,
-			      atomic_load_explicit(&w->slow.space_ann, memory_order_relaxed) &
-			      ~(EVC_GEN - 1), memory_order_relaxed);
-	p->wp[i].wake_gen = EVC_NONE;
-	pthread_mutex_lock(&p->rel_lock);
-	w->cons.res_start = pw->res_end;
-	pw->space_gen = EVC_NONE;
-	pthread_mutex_unlock(&p->rel_lock);
-	if (lost) {
-		w->cons.retry = *lost;
-		pw->retry = *lost;
-		pw->retry_pending = 1;
-	}
-	/* release: the retry slot is written before the worker that
-	 * reads retry_valid with acquire exists at all; the ordering
-	 * matters only for the documentation of intent (fork orders). */
-	atomic_store_explicit(&w->cons.retry_valid, lost ? 1 : 0, memory_order_release);
-}
-
 /* A fork that failed for want of resources (a process limit, memory) is
  * worth trying again; a dead fork server is not. */
 static int start_error_transient(int r)
@@ -145,10 +190,11 @@ static int others_alive(struct arena_pool *p, unsigned i)
  * when it must be given up (its tasks then go to the survivors).  A failed
  * fork is retried with a backoff from RESTART_BACKOFF_MIN_NS doubling to
  * RESTART_BACKOFF_MAX_NS.  Meanwhile its tasks go to the survivors, or, with
- * none left, wait in its queue for the replacement.  prod_lock held (and
- * dropped while the fork server answers), cons_lock held.
+ * none left, wait in its queue (and our record) for the replacement.
+ * prod_lock held (and dropped while the fork server answers), cons_lock
+ * held.
  */
-static int restart(struct arena_pool *p, unsigned i, uint32_t head)
+static int restart(struct arena_pool *p, unsigned i)
 {
 	struct pool_worker *pw = &p->w[i];
 	int r;
@@ -160,7 +206,6 @@ static int restart(struct arena_pool *p, unsigned i, uint32_t head)
 	pthread_mutex_unlock(&p->prod_lock);
 	r = pool_start_worker(p, i);
 	pthread_mutex_lock(&p->prod_lock);
-
 	if (r == 0) {
 		if (pw->restart_due)
 			atomic_fetch_sub_explicit(&p->restarts_pending, 1, memory_order_relaxed);
@@ -178,18 +223,9 @@ static int restart(struct arena_pool *p, unsigned i, uint32_t head)
 	if (pw->restart_backoff > RESTART_BACKOFF_MAX_NS)
 		pw->restart_backoff = RESTART_BACKOFF_MAX_NS;
 	pw->restart_due = sys_now_ns() + pw->restart_backoff;
-	pw->restart_head = head;
-	if (p->wp[i].alive && others_alive(p, i)) {
-		/* Survivors run its tasks meanwhile; the replacement starts
-		 * empty. */
-		struct chan_sqe lost = pw->retry;
-		int had = pw->retry_pending;
-
-		atomic_store_explicit(&chan_w(&p->c, i)->cons.retry_valid, 0, memory_order_relaxed);
-		pw->retry_pending = 0;
-		requeue(p, i, had ? &lost : NULL, head);
-		pw->restart_head = p->wp[i].sq_tail;
-	}
+	/* Survivors run its tasks meanwhile; the replacement starts empty. */
+	if (p->wp[i].alive && others_alive(p, i))
+		requeue(p, i);
 	return 1;
 }
 
@@ -197,15 +233,9 @@ static int restart(struct arena_pool *p, unsigned i, uint32_t head)
  * survivors (or complete).  prod_lock held. */
 static void give_up_restart(struct arena_pool *p, unsigned i)
 {
-	struct pool_worker *pw = &p->w[i];
-	struct chan_sqe lost = pw->retry;
-	int had = pw->retry_pending;
-
 	atomic_fetch_sub_explicit(&p->restarts_pending, 1, memory_order_relaxed);
-	pw->restart_due = 0;
-	pw->retry_pending = 0;
-	atomic_store_explicit(&chan_w(&p->c, i)->cons.retry_valid, 0, memory_order_relaxed);
-	requeue(p, i, had ? &lost : NULL, pw->restart_head);
+	p->w[i].restart_due = 0;
+	requeue(p, i);
 }
 
 /* Tries the restarts whose backoff has passed.  cons_lock held. */
@@ -220,13 +250,13 @@ static void retry_restarts(struct arena_pool *p, uint64_t now)
 		if (!pw->restart_due || now < pw->restart_due)
 			continue;
 		pthread_mutex_lock(&p->prod_lock);
-		idle = p->wp[i].sq_tail == pw->restart_head && !pw->retry_pending;
+		idle = pw->rec_head == p->wp[i].sq_tail;
 		if (p->stopping_cancel ||
 		    (idle && atomic_load_explicit(&p->c.g->ctl.stop, memory_order_relaxed))) {
 			give_up_restart(p, i);
 		} else {
-			prepare_restart(p, i, pw->restart_head, pw->retry_pending ? &pw->retry : NULL);
-			if (!restart(p, i, pw->restart_head))
+			prepare_restart(p, i);
+			if (!restart(p, i))
 				give_up_restart(p, i);
 		}
 		pthread_mutex_unlock(&p->prod_lock);
@@ -238,9 +268,8 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 {
 	struct pool_worker *pw = &p->w[i];
 	struct chan_worker *w = chan_w(&p->c, i);
-	struct chan_sqe sqe, *lost = NULL;
-	uint32_t head;
-	int clean, status, hang = 0, innocent = 0, restarted = 0;
+	const struct chan_sqe *rec;
+	int clean, status, restarted = 0, in_hand;
 
 	/* Reap it now: no zombie, whatever happens next. */
 	clean = exit_clean(p, i, &status);
@@ -257,76 +286,38 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 	/* Completions it published before dying are valid: deliver them once. */
 	pool_harvest(p, i);
 	pthread_mutex_lock(&p->prod_lock);
-	head = atomic_load_explicit(&w->hot.sq_head, memory_order_acquire);
-	if (p->wp[i].sq_tail - head > p->c.sq_mask + 1) {
-		pool_fail(p, -EBADMSG);
-		head = p->wp[i].sq_tail;
-	}
-	if (atomic_load_explicit(&w->hot.inhand_valid, memory_order_acquire)) {
-		uint32_t pos = w->hot.inhand_pos;
-		int taken = w->hot.inhand_retry ? 1 : head == pos + 1;
-
-		sqe = w->hot.inhand; /* one copy; only the copy is used */
-		if (taken && !(pw->last_valid && pw->last_seq == sqe.seq) &&
-		    sqe.index < arena_count(p->a) &&
-		    sqe.seq < atomic_load_explicit(&p->next_seq, memory_order_relaxed))
-			lost = &sqe;
-	} else if (pw->retry_pending) {
-		/* Killed before it even took the task it was started to re-run:
-		 * that task did not kill it, so it costs no attempt. */
-		sqe = pw->retry;
-		if (sqe.attempts)
-			sqe.attempts--;
-		lost = &sqe;
-	}
-	pw->retry_pending = 0;
 	if (!clean)
 		STAT_ADD(p, st_crashes, 1);
 	/* A deadline kill is charged to the task that overran; when it landed
 	 * after that task ended (the next one was in hand), the task in hand
-	 * did not kill its worker. */
-	if (pw->hang_killed && lost) {
-		hang = lost->seq == pw->hang_seq;
-		innocent = !hang;
-	}
-	if (lost) {
-		if (!innocent)
-			lost->attempts = lost->attempts < p->max_attempts ? lost->attempts + 1
-									  : p->max_attempts;
-		if (lost->attempts >= p->max_attempts || p->stopping_cancel) {
-			pool_complete_synthetic(p, lost, p->stopping_cancel ? -ECANCELED
-							 : hang ? -ETIMEDOUT
-							 : -EOWNERDEAD);
-			if (!p->stopping_cancel)
-				STAT_ADD(p, st_failed, 1);
-			lost = NULL;
-		} else {
-			STAT_ADD(p, st_rerun, 1);
-		}
+	 * did not kill its worker: it runs again at no cost. */
+	rec = task_in_hand(p, i);
+	if (pw->hang_killed && rec && rec->seq != pw->hang_seq) {
+		in_hand = 1;
+		STAT_ADD(p, st_rerun, 1);
+	} else {
+		in_hand = charge_in_hand(p, i, pw->hang_killed ? -ETIMEDOUT : -EOWNERDEAD);
 	}
 	/* A spinner killed mid-spin leaves the hint one too high. */
 	if (atomic_load_explicit(&w->rec.state, memory_order_relaxed) != ARENA_WORKER_SLEEPING)
 		atomic_store_explicit(&p->c.g->spin.spinners, 0, memory_order_relaxed);
 	/* A worker that exits with an error before completing anything (an
 	 * exec'd program that cannot attach, say) is not restarted for ever. */
-	if (status > 0 && !pw->gen_done && !lost)
+	if (status > 0 && !pw->gen_done && !in_hand)
 		pw->start_fails++;
 	else
 		pw->start_fails = 0;
-	/* During a stop, a worker with nothing queued or in hand is not
+	/* During a stop, a worker with nothing in flight on it is not
 	 * replaced (whatever it died of): there is nothing left for it. */
 	if (!clean && !p->stopping_cancel && !(p->o.flags & ARENA_POOL_NO_RESTART) &&
 	    pw->start_fails < MAX_START_FAILS &&
-	    !(atomic_load_explicit(&p->c.g->ctl.stop, memory_order_relaxed) && !lost &&
-	      head == p->wp[i].sq_tail)) {
-		prepare_restart(p, i, head, lost);
-		restarted = restart(p, i, head);
+	    !(atomic_load_explicit(&p->c.g->ctl.stop, memory_order_relaxed) &&
+	      pw->rec_head == p->wp[i].sq_tail)) {
+		prepare_restart(p, i);
+		restarted = restart(p, i);
 	}
-	if (!restarted) {
-		atomic_store_explicit(&w->cons.retry_valid, 0, memory_order_relaxed);
-		pw->retry_pending = 0;
-		requeue(p, i, lost, head);
-	}
+	if (!restarted)
+		requeue(p, i);
 	pthread_mutex_unlock(&p->prod_lock);
 	return 0;
 }
