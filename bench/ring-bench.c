@@ -16,7 +16,8 @@
  *    (producer and consumer threads, workers), the share of the CPUs other
  *    processes took meanwhile (a row measured under load shows it), and for
  *    work tasks the efficiency: ideal time per task (work / min(workers,
- *    CPUs)) over the measured one;
+ *    CPUs)) over the measured one, and the compute floor: the same tasks
+ *    in min(workers, CPUs) processes that only compute;
  *  - the round trip of one task at a time: back to back ("hot") and after a
  *    random pause longer than the spin budget, so every side sleeps ("idle");
  *  - floors: a futex ping-pong between two processes (the wake-up cost) and a
@@ -382,6 +383,7 @@ struct tp_result {
 	struct usage prod, cons, work;
 	double cpu_us_per_task;     /* prod + cons + work */
 	double efficiency;          /* work tasks: ideal / us_per_task, else 0 */
+	double floor_eff;           /* work tasks: compute floor / us_per_task */
 	/* The CPUs' share (of wall time x CPUs) that other processes took or
 	 * the hypervisor stole meanwhile: a row measured under load shows it;
 	 * -1 when /proc/stat is unreadable.  Tick resolution (10 ms). */
@@ -404,6 +406,56 @@ static double ideal_us_per_task(unsigned workers)
 	return (double)opt.work_us / par;
 }
 
+/*
+ * The compute floor: the same work tasks run by `par` forked processes that
+ * only compute (n / par each, no pool, no communication), started together.
+ * Its time per task is the best any pool can do on this machine at this
+ * moment (two busy CPUs may compute slower than one: shared caches, the
+ * host).  Measured once per process count, on first use.
+ */
+static double floor_us[MAX_WORKERS + 1];
+
+static double compute_floor(unsigned workers)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned par = ncpu > 0 && (unsigned long)ncpu < workers ? (unsigned)ncpu : workers;
+	uint64_t n = opt.tasks / 10 < 1000 ? 1000 : opt.tasks / 10, t0, t1;
+	pid_t pid[MAX_WORKERS];
+	int go[2], st;
+	char c = 0;
+
+	if (floor_us[par] > 0)
+		return floor_us[par];
+	if (pipe2(go, O_CLOEXEC) < 0)
+		die("pipe2: %s", strerror(errno));
+	fflush(NULL);
+	for (unsigned i = 0; i < par; i++) {
+		if ((pid[i] = fork()) < 0)
+			die("fork: %s", strerror(errno));
+		if (pid[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			close(go[1]);
+			if (read(go[0], &c, 1) < 0)   /* EOF: start */
+				_exit(3);
+			for (uint64_t k = i; k < n; k += par)
+				busy_us(opt.work_us);
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	t0 = now_ns();
+	close(go[1]);
+	for (unsigned i = 0; i < par; i++) {
+		while (waitpid(pid[i], &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			die("compute floor: a process failed");
+	}
+	t1 = now_ns();
+	floor_us[par] = (t1 - t0) / 1e3 / n;
+	return floor_us[par];
+}
+
 static void tp_finish(struct tp_result *res, enum kind k, unsigned workers)
 {
 	uint64_t cpu = res->prod.cpu_ns + res->cons.cpu_ns + res->work.cpu_ns;
@@ -413,6 +465,8 @@ static void tp_finish(struct tp_result *res, enum kind k, unsigned workers)
 	res->cpu_us_per_task = cpu / 1e3 / res->tasks;
 	res->efficiency = k == KIND_WORK && opt.work_us ?
 			  ideal_us_per_task(workers) / res->us_per_task : 0;
+	res->floor_eff = k == KIND_WORK && opt.work_us ?
+			 compute_floor(workers) / res->us_per_task : 0;
 	struct machine m1 = machine_now();
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	double cap = (double)res->ns * (ncpu > 0 ? ncpu : 1);
@@ -1348,9 +1402,9 @@ static void json_tp(FILE *f, const struct tp_result *r, bool arena)
 		"\"us_per_task\": %.4f, \"cpu_us_per_task\": %.4f, \"efficiency\": ",
 		r->tasks, r->ns, r->tasks_per_s, r->us_per_task, r->cpu_us_per_task);
 	if (r->efficiency > 0)
-		fprintf(f, "%.4f, ", r->efficiency);
+		fprintf(f, "%.4f, \"efficiency_vs_floor\": %.4f, ", r->efficiency, r->floor_eff);
 	else
-		fprintf(f, "null, ");
+		fprintf(f, "null, \"efficiency_vs_floor\": null, ");
 	fprintf(f, "\"others_share\": %.4f, \"steal_share\": %.4f, ", r->others, r->steal);
 	/* prod: the producer thread, or the one thread of the one-thread shape
 	 * and of the pipe pools; cons: the consumer thread (zero without). */
@@ -1410,9 +1464,10 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 			"\"depth\": %u, \"ideal_us_per_task\": ", kind_name[cf[i].kind],
 			cf[i].threads, cf[i].workers, cf[i].depth);
 		if (cf[i].kind == KIND_WORK)
-			fprintf(f, "%.4f", ideal_us_per_task(cf[i].workers));
+			fprintf(f, "%.4f, \"floor_us_per_task\": %.4f",
+				ideal_us_per_task(cf[i].workers), compute_floor(cf[i].workers));
 		else
-			fprintf(f, "null");
+			fprintf(f, "null, \"floor_us_per_task\": null");
 		fprintf(f, ", \"arena\": ");
 		json_tp(f, &cf[i].arena, true);
 		fprintf(f, ", \"pipe\": ");
@@ -1517,6 +1572,12 @@ static void print_cpu_table(const struct config *cf, size_t ncf)
 		       b->work.cpu_ns / 1e3 / b->tasks, b->cpu_us_per_task, eb,
 		       a->others * 100, b->others * 100, a->cpu_us_per_task / b->cpu_us_per_task);
 	}
+	for (unsigned par = 1; par <= MAX_WORKERS; par++)
+		if (floor_us[par] > 0)
+			printf("compute floor: the same %u us tasks in %u process%s that only compute "
+			       "(no pool): %.3f us/task, eff %.3f\n", opt.work_us, par,
+			       par > 1 ? "es" : "", floor_us[par],
+			       (double)opt.work_us / par / floor_us[par]);
 }
 
 /* The issue-18 goals over every row: the worst row's value. */
@@ -1597,8 +1658,12 @@ int main(int argc, char **argv)
 	       "pipe tsk/s", "us/task", "arena/pp", "batch t/s", "us/task", "ar/batch",
 	       "goals");
 	for (int k = 0; k < KIND_COUNT; k++) {
-		if (k == KIND_WORK)
+		if (k == KIND_WORK) {
 			printf("\n");
+			if (opt.work_us)
+				for (unsigned wi = 0; wi < opt.nworkers; wi++)
+					compute_floor(opt.workers[wi]);
+		}
 		for (unsigned wi = 0; wi < opt.nworkers; wi++)
 			for (unsigned di = 0; di <= opt.ndepths; di++) {
 				unsigned w = opt.workers[wi];

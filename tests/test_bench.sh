@@ -86,6 +86,8 @@ if "$RB" --quick --workers 2 --depths 10 --rounds 200 --json "$tmp/rb.json" \
 		done
 	done
 	grep -q "cpu ar/batch" "$tmp/rb.out" || bad "no CPU table"
+	grep -Eq "^compute floor: .* in 2 processes .* [0-9.]+ us/task" "$tmp/rb.out" ||
+		bad "no compute floor line"
 	# Work rows have an efficiency in (0, 1.5); tiny rows none.
 	grep -Eq "^work +2 +2 +10 \|.* 0\.[0-9]{3} \|.* [01]\.[0-9]{3} \|" "$tmp/rb.out" ||
 		bad "no efficiency in the work rows of the CPU table"
@@ -104,8 +106,14 @@ for r in rows:
         assert x["workers"]["cpu_ns"] > 0 and x["producer"]["cpu_ns"] > 0, (pool, x)
         if r["kind"] == "work":
             assert 0 < x["efficiency"] < 1.5, (pool, x)
+            assert x["efficiency_vs_floor"] > 0, (pool, x)
         else:
             assert x["efficiency"] is None, (pool, x)
+            assert x["efficiency_vs_floor"] is None, (pool, x)
+    if r["kind"] == "work":
+        assert r["floor_us_per_task"] > 0, r
+    else:
+        assert r["floor_us_per_task"] is None, r
     # The consumer thread exists only in the two-thread shape.
     assert (r["arena"]["consumer"]["cpu_ns"] > 0) == (r["threads"] == 2), r
     assert r["cpu_arena_over_pipe_batch"] > 0
