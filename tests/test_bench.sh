@@ -139,6 +139,13 @@ if "$RB" --quick --workers 1 --depths 4 --one-thread-depth 0 --rounds 20 --tasks
 else
 	bad "ring-bench --one-thread-depth 0 exited $? :"; cat "$tmp/rb0.out"
 fi
+# parent-cost: small, every result checked by the program.
+if "$B/bench/parent-cost" 2 64 20000 >"$tmp/pc.out" 2>&1 &&
+	grep -q "parent cpu .* ns/task" "$tmp/pc.out"; then
+	ok "parent-cost"
+else
+	bad "parent-cost:"; cat "$tmp/pc.out"
+fi
 
 [ "$fails" -eq 0 ] && echo "test_bench: all checks passed"
 [ "$fails" -eq 0 ]
