@@ -58,13 +58,19 @@ struct arena_mpi;
  * rank of the node then returns. */
 typedef int (*arena_mpi_build_fn)(struct arena *a, void *arg);
 
+/* Or makes the whole arena elsewhere (a binding, another library) and
+ * returns its sealed memfd, which the library then owns (it validates it
+ * with arena_open_fd and closes it), or a negative errno. */
+typedef int (*arena_mpi_build_fd_fn)(void *arg);
+
 struct arena_mpi_opts {
 	uint32_t flags;                 /* none yet: must be 0 */
 	uint32_t _reserved;
 	const char *path;               /* image file (arena_save) every node
 	                                 * can read, or NULL to use build */
-	arena_mpi_build_fn build;
-	void *build_arg;
+	arena_mpi_build_fn build;       /* exactly one of path, build and */
+	arena_mpi_build_fd_fn build_fd; /* build_fd */
+	void *build_arg;                /* for build or build_fd */
 	const struct arena_create_opts *create; /* for build; NULL = defaults */
 	int64_t timeout_ns;             /* bound on the whole share after the
 	                                 * communicator split, < 0 none;
@@ -73,7 +79,8 @@ struct arena_mpi_opts {
 
 /*
  * Collective over comm: every rank of comm calls it.  Each node's first rank
- * loads opts->path (arena_open_file) or creates, builds and seals an arena;
+ * loads opts->path (arena_open_file), or creates, builds and seals an arena
+ * (build), or opens the memfd build_fd returns;
  * the node's other ranks receive the same memfd, validated.  On success
  * *out holds the shared arena (arena_mpi_arena) and the node layout.
  *

@@ -53,7 +53,7 @@ $(MPI_SHARED): $(MPI_PIC) mpi/libarena_mpi.map $(SHARED)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(MPICC) -shared -Wl,-soname,libarena_mpi.so.$(SOMAJOR) \
 		-Wl,--version-script=mpi/libarena_mpi.map -Wl,-z,defs \
-		-o $@ $(MPI_PIC) -L$(B) -larena $(LDFLAGS)
+		-Wl,-rpath,'$$ORIGIN' -o $@ $(MPI_PIC) -L$(B) -larena $(LDFLAGS)
 	$(Q)ln -sf libarena_mpi.so.$(VERSION) $(B)/libarena_mpi.so.$(SOMAJOR)
 	$(Q)ln -sf libarena_mpi.so.$(SOMAJOR) $(B)/libarena_mpi.so
 

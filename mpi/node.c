@@ -312,7 +312,7 @@ int arena_mpi_share(struct arena_mpi **out, MPI_Comm comm,
 	uint64_t deadline, token = 0;
 	int listen_fd = -1, r, worst;
 
-	if (!out || !o || o->flags || (!o->path == !o->build))
+	if (!out || !o || o->flags || !!o->path + !!o->build + !!o->build_fd != 1)
 		return -EINVAL;
 	*out = NULL;
 	m = calloc(1, sizeof(*m));

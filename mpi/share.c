@@ -188,9 +188,17 @@ static int load(struct arena_mpi *m, const struct arena_mpi_opts *o)
 	struct arena *a = NULL;
 	int r;
 
-	if (o->path)
+	if (o->path) {
 		r = arena_open_file(&a, o->path);
-	else {
+	} else if (o->build_fd) {
+		int fd = o->build_fd(o->build_arg);
+
+		r = fd;
+		if (fd >= 0) {
+			r = arena_open_fd(&a, fd, 0); /* checks seals and all */
+			close(fd);
+		}
+	} else {
 		r = arena_create(&a, o->create);
 		if (r == 0)
 			r = o->build(a, o->build_arg);

@@ -4,16 +4,17 @@
  * mode per run; every rank checks what it sees and exits 0 when it is right,
  * printing one line "mpi-test rank R: ..." either way):
  *
- *   share NODES DIR    the arena built by a callback and loaded from an image
- *                      in DIR: each node's ranks hold the same memfd (one
+ *   share NODES DIR    the arena built by a callback, made by a build_fd
+ *                      callback, and loaded from an image in DIR: each node's ranks hold the same memfd (one
  *                      inode per node, NODES of them), the same items; runs
  *                      over every rank (strided) and over 3 ranks (block):
  *                      every index reaped exactly once job-wide, the tally's
  *                      count, index sum and checksum equal to those computed
  *                      here from the arena; a user reduction.
  *   corrupt KIND DIR   an image truncated (trunc) or with a bad table entry
- *                      (table) or a missing file (missing): every rank gets
- *                      -EBADMSG (-ENOENT for missing).
+ *                      (table) or a missing file (missing), or a build_fd
+ *                      that returns an unsealed memfd (unsealed): every rank
+ *                      gets -EBADMSG (-ENOENT for missing, -EPERM unsealed).
  *   fail TIMEOUT_S     share with the ARENA_MPI_FAULT points set by the
  *                      script: expects an error on every live rank.
  *   killrun VICTIM TIMEOUT_S  rank VICTIM dies (SIGKILL) in the middle of its
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,6 +86,40 @@ static int build(struct arena *a, void *arg)
 	for (uint64_t i = 0; r == 0 && i < n; i++)
 		r = arena_append(a, buf, item_make(i, buf), NULL);
 	return r;
+}
+
+/* For build_fd: the arena made here, its sealed memfd handed over. */
+static int build_fd(void *arg)
+{
+	struct arena *a;
+	int r = arena_create(&a, NULL), fd;
+
+	if (r == 0)
+		r = build(a, arg);
+	if (r == 0)
+		r = arena_seal(a);
+	fd = r == 0 ? dup(arena_fd(a)) : r;
+	arena_close(a);
+	return fd;
+}
+
+/* The same bytes in a memfd without seals: every rank must refuse it. */
+static int build_fd_unsealed(void *arg)
+{
+	int fd = build_fd(arg), copy;
+	struct stat st;
+	void *buf;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -EIO;
+	copy = memfd_create("unsealed", MFD_CLOEXEC);
+	buf = malloc((size_t)st.st_size);
+	if (copy < 0 || !buf || pread(fd, buf, (size_t)st.st_size, 0) != st.st_size ||
+	    pwrite(copy, buf, (size_t)st.st_size, 0) != st.st_size)
+		return -EIO;
+	free(buf);
+	close(fd);
+	return copy;
 }
 
 static void check_items(const struct arena *a, uint64_t n)
@@ -227,6 +263,15 @@ static int mode_share(int nodes, const char *dir)
 	check_run(m, ARENA_MPI_SHARD_BLOCK, 3, n - 5);
 	arena_mpi_close(m);
 
+	memset(&o, 0, sizeof(o));
+	o.build_fd = build_fd;
+	o.build_arg = &n;
+	r = arena_mpi_share(&m, MPI_COMM_WORLD, &o);
+	CHECK(r == 0, "share (build_fd): %s", arena_strerror(r));
+	check_one_copy_per_node(m, nodes);
+	check_items(arena_mpi_arena(m), n);
+	arena_mpi_close(m);
+
 	image_path(path, sizeof(path), dir, "share");
 	write_image(path, n);
 	memset(&o, 0, sizeof(o));
@@ -250,6 +295,16 @@ static int mode_corrupt(const char *kind, const char *dir)
 	char path[4096];
 	int want = -EBADMSG, r;
 
+	if (!strcmp(kind, "unsealed")) {
+		uint64_t n = N_ITEMS;
+
+		o.build_fd = build_fd_unsealed;
+		o.build_arg = &n;
+		r = arena_mpi_share(&m, MPI_COMM_WORLD, &o);
+		CHECK(r == -EPERM && m == NULL, "share of an unsealed memfd: %d", r);
+		say("unsealed memfd: %s, as expected", arena_strerror(r));
+		return 0;
+	}
 	image_path(path, sizeof(path), dir, kind);
 	write_image(path, N_ITEMS);
 	if (rank == 0) {
@@ -387,7 +442,7 @@ int main(int argc, char **argv)
 	else if (argc == 4 && !strcmp(argv[1], "killrun"))
 		r = mode_killrun(atoi(argv[2]), atol(argv[3]));
 	else
-		fprintf(stderr, "usage: mpi-test share NODES DIR | corrupt trunc|table|missing DIR"
+		fprintf(stderr, "usage: mpi-test share NODES DIR | corrupt trunc|table|missing|unsealed DIR"
 			" | fail TIMEOUT_S | killrun VICTIM TIMEOUT_S\n");
 	MPI_Finalize();
 	return r;

@@ -68,6 +68,7 @@ run share-1x4        0 "0 1 2 3" -- $T share 1 "$DIR"
 run truncated-image  0 "0 1 2 3" -- $N2 $T corrupt trunc "$DIR"
 run corrupt-table    0 "0 1 2 3" -- $N2 $T corrupt table "$DIR"
 run missing-image    0 "0 1 2 3" -- $N2 $T corrupt missing "$DIR"
+run unsealed-memfd   0 "0 1 2 3" -- $N2 $T corrupt unsealed "$DIR"
 run garbage-arena    0 "0:-74 1:-74 2:-74 3:-74" -- $N2 -x ARENA_MPI_FAULT=garbage-arena:2 $T fail $BOUND
 run garbage-hello    0 "0:-71 1:-71 2:-71 3:-71" -- $N2 -x ARENA_MPI_FAULT=garbage-hello:1 $T fail $BOUND
 run kill-before-connect any "0:-104 2:-110 3:-110" -- $RE $N2 -x ARENA_MPI_FAULT=kill-before-connect:1 $T fail $BOUND
