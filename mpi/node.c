@@ -253,13 +253,25 @@ static int exchange_cards(struct arena_mpi *m, uint64_t token, uint64_t deadline
 	return r;
 }
 
-static int setup_layout(struct arena_mpi *m, MPI_Comm comm)
+static int setup_layout(struct arena_mpi *m, MPI_Comm comm, uint64_t deadline)
 {
 	MPI_Group world_g, node_g;
+	MPI_Request req;
 	int zero = 0, r;
 
-	if (MPI_Comm_dup(comm, &m->comm) != MPI_SUCCESS)
+	/*
+	 * The non-blocking dup completes only once every rank has arrived: a
+	 * rank that died before calling share is then a timeout, not a hang.
+	 * The split after it is blocking (MPI has no other), but everyone has
+	 * just been seen alive.
+	 */
+	if (MPI_Comm_idup(comm, &m->comm, &req) != MPI_SUCCESS)
 		return -ECOMM;
+	r = mpi_wait(m, &req, deadline);
+	if (r < 0) {
+		m->comm = MPI_COMM_NULL; /* pending: never ours to free */
+		return r;
+	}
 	/* Our errors come back as codes, never as an abort of the job. */
 	MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
 	MPI_Comm_rank(m->comm, &m->l.rank);
@@ -319,9 +331,10 @@ int arena_mpi_share(struct arena_mpi **out, MPI_Comm comm,
 	if (!m)
 		return -ENOMEM;
 	m->comm = m->node = MPI_COMM_NULL;
-	r = setup_layout(m, comm);
-	/* The split above is blocking MPI; the bound starts here. */
+	MPI_Comm_rank(comm, &m->l.rank);
+	mpi_fault(m, "kill-before-share");
 	deadline = mpi_deadline(o->timeout_ns, MPI_DEFAULT_TIMEOUT_NS);
+	r = setup_layout(m, comm, deadline);
 	if (r == 0 && m->l.loader) {
 		/* Bound before the cards go out, so that a rank that has the
 		 * name can connect: a refusal then means the loader gave up. */

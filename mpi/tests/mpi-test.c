@@ -246,6 +246,48 @@ static void write_image(const char *path, uint64_t n)
 	MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* Shards alone: every index of [0, n) in exactly one rank's shard, blocks
+ * in rank order and within one of each other in length; bad arguments. */
+static void check_shards(void)
+{
+	static const uint64_t ns[] = { 0, 1, 3, 4, 5, 17, 10007 };
+	struct arena_mpi_shard sh;
+
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		for (int sz = 1; sz <= 6; sz++) {
+			for (uint32_t kind = 0; kind < 2; kind++) {
+				uint64_t n = ns[i], next = 0, lo = UINT64_MAX, hi = 0;
+				unsigned char *hit = calloc(n + 1, 1);
+
+				CHECK(hit != NULL, "calloc");
+				for (int r = 0; r < sz; r++) {
+					CHECK(arena_mpi_shard(n, r, sz, kind, &sh) == 0, "shard");
+					for (uint64_t k = 0; k < sh.count; k++) {
+						uint64_t x = arena_mpi_shard_index(&sh, k);
+
+						CHECK(x < n && !hit[x]++, "n %" PRIu64 " size %d kind %u:"
+						      " index %" PRIu64 " twice or out", n, sz, kind, x);
+					}
+					if (kind == ARENA_MPI_SHARD_BLOCK) {
+						CHECK(sh.count == 0 || sh.first == next, "block order");
+						next += sh.count;
+					}
+					lo = sh.count < lo ? sh.count : lo;
+					hi = sh.count > hi ? sh.count : hi;
+				}
+				for (uint64_t x = 0; x < n; x++)
+					CHECK(hit[x] == 1, "index %" PRIu64 " missed", x);
+				CHECK(hi - lo <= 1, "uneven shards %" PRIu64 "..%" PRIu64, lo, hi);
+				free(hit);
+			}
+		}
+	}
+	CHECK(arena_mpi_shard(10, 0, 0, 0, &sh) == -EINVAL, "size 0");
+	CHECK(arena_mpi_shard(10, 3, 3, 0, &sh) == -EINVAL, "rank = size");
+	CHECK(arena_mpi_shard(10, -1, 3, 0, &sh) == -EINVAL, "rank < 0");
+	CHECK(arena_mpi_shard(10, 0, 3, 2, &sh) == -EINVAL, "kind");
+}
+
 static int mode_share(int nodes, const char *dir)
 {
 	uint64_t n = N_ITEMS;
@@ -255,6 +297,7 @@ static int mode_share(int nodes, const char *dir)
 	char path[4096];
 	int r;
 
+	check_shards();
 	r = arena_mpi_share(&m, MPI_COMM_WORLD, &o);
 	CHECK(r == 0, "share (build): %s", arena_strerror(r));
 	check_one_copy_per_node(m, nodes);

@@ -71,6 +71,7 @@ run missing-image    0 "0 1 2 3" -- $N2 $T corrupt missing "$DIR"
 run unsealed-memfd   0 "0 1 2 3" -- $N2 $T corrupt unsealed "$DIR"
 run garbage-arena    0 "0:-74 1:-74 2:-74 3:-74" -- $N2 -x ARENA_MPI_FAULT=garbage-arena:2 $T fail $BOUND
 run garbage-hello    0 "0:-71 1:-71 2:-71 3:-71" -- $N2 -x ARENA_MPI_FAULT=garbage-hello:1 $T fail $BOUND
+run kill-before-share any "0:-110 2:-110 3:-110" -- $RE $N2 -x ARENA_MPI_FAULT=kill-before-share:1 $T fail $BOUND
 run kill-before-connect any "0:-104 2:-110 3:-110" -- $RE $N2 -x ARENA_MPI_FAULT=kill-before-connect:1 $T fail $BOUND
 run kill-after-recv  any "2:-104 0:-110 1:-110" -- $RE $N2 -x ARENA_MPI_FAULT=kill-after-recv:3 $T fail $BOUND
 run kill-loader      any "1:-104 2:-110 3:-110" -- $RE $N2 -x ARENA_MPI_FAULT=kill-loader-loaded:0 $T fail $BOUND
