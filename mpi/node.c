@@ -213,6 +213,8 @@ static int learn_peers(struct arena_mpi *m, const struct rank_card *cards)
 	for (int r = 0; r < size && k < m->l.node_size; r++) {
 		if (cards[r].leader != m->leader_rank)
 			continue;
+		if (cards[r].pid <= 0)
+			return -EPROTO; /* would match a failed SO_PEERCRED */
 		m->pids[k] = cards[r].pid;
 		if (k != m->l.node_rank) {
 			m->pidfds[k] = pidfd_open_compat(cards[r].pid);

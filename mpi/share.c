@@ -273,13 +273,13 @@ static int hand_over(struct arena_mpi *m, const int *conn, uint64_t deadline)
 		struct hs_msg ack;
 
 		r = read_msg(m, conn[k], &ack, deadline);
-		if (r == 0 && ack.kind != HS_ACK)
-			r = -EPROTO;
+		if (r == 0 && (ack.kind != HS_ACK || ack.status > 0 || ack.status <= -4096))
+			r = -EPROTO; /* not an ack, or no errno */
 		if (r < 0)
 			return r;
 		/* The worst ack: the same answer whatever the order. */
 		if (ack.status < verdict)
-			verdict = ack.status > -4096 ? ack.status : -EPROTO;
+			verdict = ack.status;
 	}
 	return verdict;
 }
