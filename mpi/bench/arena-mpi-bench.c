@@ -35,7 +35,9 @@ static struct {
 	unsigned workers, depth, work_us, image_mib;
 	const char *image;
 	int keep_image;
-} opt = { 100000, 20000, 1, 16, 20, 1024, NULL, 0 };
+	enum arena_spin spin;
+	int only_scale;
+} opt = { 100000, 20000, 1, 16, 20, 1024, NULL, 0, ARENA_SPIN_AUTO, 0 };
 
 static int rank, size;
 
@@ -112,6 +114,7 @@ static struct tp run_tp(struct arena_mpi *m, uint64_t n, unsigned ranks, int wor
 	o.ranks = ranks;
 	o.pool.workers = opt.workers;
 	o.pool.depth = opt.depth;
+	o.pool.spin = opt.spin;
 	if (work) {
 		o.pool.task = task_work;
 		o.pool.task_arg = &opt.work_us;
@@ -313,10 +316,13 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: mpirun -np N arena-mpi-bench [--items N] [--tasks N] [--workers N]\n"
 		"       [--depth N] [--work-us N] [--image PATH] [--image-mib N] [--keep-image]\n"
+		"       [--spin auto|never|always] [--scale-only]\n"
 		"  --items      seed workload items (100000), each task gets one\n"
 		"  --tasks      20 us tasks in the 20us and scale runs (20000)\n"
 		"  --workers    workers per rank (1); --depth: tasks in flight per rank (16)\n"
-		"  --image-mib  the image's size (1024); --image: where ($TMPDIR or /tmp)\n");
+		"  --image-mib  the image's size (1024); --image: where ($TMPDIR or /tmp)\n"
+		"  --spin auto|never|always  the pools' spin policy (auto)\n"
+		"  --scale-only only the 1-rank and 2-rank runs of 20 us tasks\n");
 }
 
 static int parse(int argc, char **argv)
@@ -324,7 +330,8 @@ static int parse(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "items", 1, 0, 'i' }, { "tasks", 1, 0, 't' }, { "workers", 1, 0, 'w' },
 		{ "depth", 1, 0, 'd' }, { "work-us", 1, 0, 'u' }, { "image", 1, 0, 'f' },
-		{ "image-mib", 1, 0, 'm' }, { "keep-image", 0, 0, 'k' }, { 0, 0, 0, 0 } };
+		{ "image-mib", 1, 0, 'm' }, { "keep-image", 0, 0, 'k' }, { "spin", 1, 0, 's' },
+		{ "scale-only", 0, 0, 'o' }, { 0, 0, 0, 0 } };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -337,6 +344,17 @@ static int parse(int argc, char **argv)
 		case 'f': opt.image = optarg; break;
 		case 'm': opt.image_mib = (unsigned)atoi(optarg); break;
 		case 'k': opt.keep_image = 1; break;
+		case 'o': opt.only_scale = 1; break;
+		case 's':
+			if (!strcmp(optarg, "auto"))
+				opt.spin = ARENA_SPIN_AUTO;
+			else if (!strcmp(optarg, "never"))
+				opt.spin = ARENA_SPIN_NEVER;
+			else if (!strcmp(optarg, "always"))
+				opt.spin = ARENA_SPIN_ALWAYS;
+			else
+				return -1;
+			break;
 		default: return -1;
 		}
 	}
@@ -371,15 +389,24 @@ int main(int argc, char **argv)
 	arena_mpi_layout(m, &l);
 	if (rank == 0)
 		printf("arena-mpi-bench: %d ranks, %d node(s) of %d\n", size, l.nodes, l.node_size);
-	seed = run_tp(m, opt.items, 0, 0);
-	print_tp("seed", &seed);
-	work = run_tp(m, opt.tasks, 0, 1);
-	print_tp("20us", &work);
+	if (!opt.only_scale) {
+		seed = run_tp(m, opt.items, 0, 0);
+		print_tp("seed", &seed);
+		work = run_tp(m, opt.tasks, 0, 1);
+		print_tp("20us", &work);
+	}
 	one = run_tp(m, opt.tasks, 1, 1);
 	print_tp("scale", &one);
 	if (size >= 2) {
 		two = run_tp(m, opt.tasks, 2, 1);
 		print_tp("scale", &two);
+	}
+	if (opt.only_scale) {
+		if (rank == 0)
+			printf("scale  2 ranks %.2fx 1 rank\n", two.total_tps / one.total_tps);
+		arena_mpi_close(m);
+		MPI_Finalize();
+		return 0;
 	}
 	img = make_image(m);
 	hp = measure_load(m, LOAD_HEAP, img);
