@@ -170,7 +170,11 @@ struct arena_mpi_run_opts {
 	uint32_t ranks;                /* ranks 0..ranks-1 take the work, the
 	                                * others only join the gather (they
 	                                * start no pool); 0 = every rank */
-	struct arena_pool_opts pool;   /* this rank's pool */
+	struct arena_pool_opts pool;   /* this rank's pool.  ARENA_SPIN_AUTO
+	                                * becomes NEVER when several ranks of
+	                                * the node work and their workers fill
+	                                * its CPUs (AUTO counts the spinners of
+	                                * one pool only) */
 	arena_mpi_result_fn on_result; /* may be NULL */
 	void *result_arg;
 	int64_t timeout_ns;            /* bound on the final gather (after the

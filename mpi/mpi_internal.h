@@ -23,6 +23,7 @@ struct arena_mpi {
 	int leader_rank;          /* the node's loader, as a rank of comm */
 	uint64_t token;           /* the loader's random part of the socket name */
 	pid_t *pids;              /* by node rank */
+	int *ranks;               /* by node rank: the rank in comm */
 	int *pidfds;              /* by node rank; -1 for ourselves or unknown */
 };
 

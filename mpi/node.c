@@ -203,8 +203,9 @@ static int learn_peers(struct arena_mpi *m, const struct rank_card *cards)
 	}
 	m->token = cards[m->leader_rank].token;
 	m->pids = calloc((size_t)m->l.node_size, sizeof(*m->pids));
+	m->ranks = calloc((size_t)m->l.node_size, sizeof(*m->ranks));
 	m->pidfds = malloc((size_t)m->l.node_size * sizeof(*m->pidfds));
-	if (!m->pids || !m->pidfds)
+	if (!m->pids || !m->ranks || !m->pidfds)
 		return -ENOMEM;
 	for (int i = 0; i < m->l.node_size; i++)
 		m->pidfds[i] = -1;
@@ -216,6 +217,7 @@ static int learn_peers(struct arena_mpi *m, const struct rank_card *cards)
 		if (cards[r].pid <= 0)
 			return -EPROTO; /* would match a failed SO_PEERCRED */
 		m->pids[k] = cards[r].pid;
+		m->ranks[k] = r;
 		if (k != m->l.node_rank) {
 			m->pidfds[k] = pidfd_open_compat(cards[r].pid);
 			/* Already gone: a death before we looked. */
@@ -304,6 +306,7 @@ void arena_mpi_close(struct arena_mpi *m)
 			close(m->pidfds[i]);
 	free(m->pidfds);
 	free(m->pids);
+	free(m->ranks);
 	arena_close(m->arena);
 	if (m->node != MPI_COMM_NULL)
 		MPI_Comm_free(&m->node);
