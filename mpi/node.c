@@ -322,6 +322,16 @@ static int rank_lost(int r)
 	return r == -ECONNRESET || r == -ETIMEDOUT || r == -ECOMM;
 }
 
+/* The loader's socket, with a fresh random name.  Bound before the cards go
+ * out, so that a rank that has the name can connect: a refusal then means
+ * the loader gave up. */
+static int open_listener(const struct arena_mpi *m, uint64_t *token)
+{
+	if (getrandom(token, sizeof(*token), 0) != (ssize_t)sizeof(*token))
+		return -EAGAIN; /* entropy not ready, or a signal */
+	return mpi_listen(m, *token);
+}
+
 int arena_mpi_share(struct arena_mpi **out, MPI_Comm comm,
 		    const struct arena_mpi_opts *o)
 {
@@ -341,15 +351,9 @@ int arena_mpi_share(struct arena_mpi **out, MPI_Comm comm,
 	deadline = mpi_deadline(o->timeout_ns, MPI_DEFAULT_TIMEOUT_NS);
 	r = setup_layout(m, comm, deadline);
 	if (r == 0 && m->l.loader) {
-		/* Bound before the cards go out, so that a rank that has the
-		 * name can connect: a refusal then means the loader gave up. */
-		if (getrandom(&token, sizeof(token), 0) != sizeof(token))
-			r = -errno;
-		if (r == 0) {
-			listen_fd = mpi_listen(m, token);
-			if (listen_fd < 0)
-				r = listen_fd;
-		}
+		listen_fd = open_listener(m, &token);
+		if (listen_fd < 0)
+			r = listen_fd;
 	}
 	/* Even a rank that failed above sends its card: the others would
 	 * otherwise wait for it until the deadline.  (It then fails the

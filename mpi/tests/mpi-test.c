@@ -222,6 +222,23 @@ static void check_run(struct arena_mpi *m, uint32_t kind, uint32_t ranks, uint64
 	free(s.count);
 }
 
+/* Refused alike on every rank, before any pool or collective. */
+static void check_bad_runs(struct arena_mpi *m, uint64_t n)
+{
+	struct arena_mpi_run_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.n = n + 1;
+	CHECK(arena_mpi_run(m, &o, NULL, NULL) == -ERANGE, "n beyond the arena");
+	o.n = 0;
+	o.ranks = 5;
+	CHECK(arena_mpi_run(m, &o, NULL, NULL) == -EINVAL, "more ranks than the job");
+	o.ranks = 0;
+	o.shard = 7;
+	CHECK(arena_mpi_run(m, &o, NULL, NULL) == -EINVAL, "unknown shard kind");
+	CHECK(arena_mpi_run(NULL, &o, NULL, NULL) == -EINVAL, "no share");
+}
+
 static void image_path(char *buf, size_t len, const char *dir, const char *what)
 {
 	snprintf(buf, len, "%s/mpi-test-%s.img", dir, what);
@@ -302,6 +319,7 @@ static int mode_share(int nodes, const char *dir)
 	CHECK(r == 0, "share (build): %s", arena_strerror(r));
 	check_one_copy_per_node(m, nodes);
 	check_items(arena_mpi_arena(m), n);
+	check_bad_runs(m, n);
 	check_run(m, ARENA_MPI_SHARD_STRIDED, 0, n);
 	check_run(m, ARENA_MPI_SHARD_BLOCK, 3, n - 5);
 	arena_mpi_close(m);
