@@ -80,6 +80,15 @@ run kill-loader      any "1:-104 2:-110 3:-110" -- $RE $N2 -x ARENA_MPI_FAULT=ki
 run kill-during-run  any "0:-104 2:-110 3:-110" -- $RE $N2 $T killrun 1 $BOUND
 run kill-default-mpirun killed "" -- -x ARENA_MPI_FAULT=kill-after-recv:1 $T fail $BOUND
 
+# arena-mpi-bench, small: every phase runs and prints its goals line.
+start=$(date +%s)
+if timeout -k 5 $LIMIT mpirun --oversubscribe -np 4 $B/tools/arena-mpi-bench --items 2000 \
+	--tasks 200 --image-mib 8 --reps 1 --image "$DIR/bench.img" >"$DIR/out" 2>&1 &&
+	grep -q "^goals  memory per node" "$DIR/out" && [ ! -e "$DIR/bench.img" ]; then
+	pass=$((pass + 1)); echo "== mpi bench-small: ok ($(( $(date +%s) - start ))s)"
+else
+	fail=$((fail + 1)); failed="$failed bench-small"; echo "== mpi bench-small: FAILED"; cat "$DIR/out"
+fi
 echo "[mpi] $pass passed, $fail failed"
 [ -n "$failed" ] && echo "failed:$failed"
 [ $fail -eq 0 ]
