@@ -1,0 +1,50 @@
+# The Python module (python/): a CPython extension over the static library,
+# plus the pure-Python package.  Built against Debian's interpreter by
+# default (the pyenv `python3` first on PATH does not see Debian's numpy and
+# pytest); PYTHON=/path/to/python3 chooses another.
+#   make python        build/python/libarena/ (import with PYTHONPATH=build/python)
+#   make python-check  pytest over python/tests (run by `make check`)
+PYTHON      ?= /usr/bin/python3
+PY_INC      := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+PY_SUFFIX   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+PY_DIR      := $(B)/python/libarena
+PY_EXT      := $(PY_DIR)/_libarena$(PY_SUFFIX)
+PY_PKG_SRC  := $(wildcard python/libarena/*.py python/libarena/*.pyi) python/libarena/py.typed
+PY_PKG      := $(PY_PKG_SRC:python/libarena/%=$(PY_DIR)/%)
+PY_PIC_LIB  := $(B)/python/libarena-pic.a
+
+.PHONY: python python-check python-install-check
+all: python
+python: $(PY_EXT) $(PY_PKG)
+
+# The static library again, position-independent, for the extension.
+$(PY_PIC_LIB): $(PIC_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)$(LD) -r -o $(B)/python/libarena-pic-all.o $^
+	$(Q)objcopy --localize-hidden $(B)/python/libarena-pic-all.o
+	$(Q)rm -f $@ && ar rcs $@ $(B)/python/libarena-pic-all.o
+
+$(PY_EXT): python/_libarena.c include/arena.h $(PY_PIC_LIB)
+	@test -n "$(PY_INC)" || { echo "python.mk: $(PYTHON) not found (PYTHON=...)"; exit 1; }
+	@test -f "$(PY_INC)/Python.h" || { echo "python.mk: no Python.h for $(PYTHON): ./tools/install-deps python"; exit 1; }
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(CFLAGS)) -fPIC -shared \
+		-fvisibility=hidden -I$(PY_INC) -o $@ $< $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
+
+$(PY_DIR)/%: python/libarena/%
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
+
+# pytest exits 5 when it collected nothing: that is a failure here.
+PYTEST_ARGS ?= -q
+python-check: python
+	$(Q)cd python/tests && PYTHONPATH=$(CURDIR)/$(B)/python LIBARENA_SRC=$(CURDIR) \
+		$(PYTHON) -m pytest $(PYTEST_ARGS) -p no:cacheprovider .
+
+# A fresh venv, installed from ./python with no network (Debian's setuptools).
+python-install-check:
+	$(Q)PYTHON=$(PYTHON) python/tests/install_check.sh
+
+CHECK_EXTRA += python-check python-install-check
