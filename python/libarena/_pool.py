@@ -1,0 +1,382 @@
+# SPDX-License-Identifier: MIT
+"""Pool: a user's Python function on arena items, in worker processes.
+
+The shape is multiprocessing.Pool / concurrent.futures: ``submit`` returns a
+future, ``map``, ``imap`` (ordered) and ``imap_unordered`` stream results with
+a bounded number of tasks in flight, and ``with Pool(...) as pool:`` stops and
+reaps the workers.  Whoever waits for a result reaps completions for everyone
+(there is no result-handler thread): a waiting thread releases the GIL.
+"""
+import concurrent.futures
+import itertools
+import json
+import os
+import sys
+import threading
+import warnings
+from collections import deque
+
+from . import _libarena
+from ._libarena import Arena
+
+__all__ = ["Pool", "Future"]
+
+_WAIT_NS = 50 * 1000 * 1000     # one reap's wait while others may reap too
+_REAP_MAX = 256
+
+_WORKER_BOOT = (
+    "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
+    "from libarena._worker import main; sys.exit(main(sys.argv[2:]))"
+)
+
+
+class Future(concurrent.futures.Future):
+    """The result of one task (a concurrent.futures.Future).
+
+    ``result()`` and ``exception()`` reap completions while they wait, so a
+    future completes without any helper thread; ``index`` is the item index.
+    Futures are complete only when someone waits on one of them (or
+    iterates the pool): ``concurrent.futures.wait`` alone does not reap.
+    """
+
+    def __init__(self, pool, index):
+        super().__init__()
+        self._pool = pool
+        self.index = index
+
+    def _deliver(self, ok, value):
+        if ok:
+            self.set_result(value)
+        else:
+            self.set_exception(value)
+
+    def _wait(self, timeout):
+        pool = self._pool
+        deadline = None if timeout is None else _now() + timeout
+        while not self.done():
+            left = None if deadline is None else deadline - _now()
+            if left is not None and left <= 0:
+                break
+            if pool._p.closed:
+                break
+            pool._pump(_WAIT_NS if left is None else min(_WAIT_NS, int(left * 1e9)))
+
+    def result(self, timeout=None):
+        self._wait(timeout)
+        return super().result(0 if timeout is not None or not self.done() else None)
+
+    def exception(self, timeout=None):
+        self._wait(timeout)
+        return super().exception(0 if timeout is not None or not self.done() else None)
+
+
+def _now():
+    import time
+    return time.monotonic()
+
+
+def _python_threads():
+    return threading.active_count()
+
+
+def _spawn_argv(func):
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise ValueError(
+            "start_method='spawn' runs func in a new interpreter that imports it "
+            "by name: use a module-level function, not %r" % (func,))
+    main_path = ""
+    if module == "__main__":
+        main_path = getattr(sys.modules["__main__"], "__file__", None)
+        if not main_path:
+            raise ValueError("start_method='spawn' cannot import a function "
+                             "defined in an interactive __main__")
+        main_path = os.path.abspath(main_path)
+    path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+    return [os.fsencode(a) for a in (sys.executable, sys.executable, "-c", _WORKER_BOOT,
+                                     json.dumps(path), module, qualname, main_path)]
+
+
+class Pool:
+    """Pool(func, arena=None, *, workers=None, depth=None, max_attempts=3,
+    task_timeout=None, result_bytes=None, view_threshold=65536,
+    start_method='fork', size=None)
+
+    Worker processes that call ``func(arena, i)`` for item indices i and send
+    back what it returns.
+
+    - arena: the Arena the workers read (mapped, never copied).  None with
+      ``size=n`` gives tasks 0..n-1 over no data (func uses what it inherited
+      by fork, e.g. a Keras Sequence or a torch Dataset).
+    - workers: processes (default ``os.cpu_count()``); depth: tasks in flight
+      (default max(10, 2 * workers), the seed's Queue(10) at least).
+    - Results: bytes-likes and numpy arrays travel raw (no pickling); results
+      of view_threshold bytes or more are not copied either: they come back as
+      read-only views (memoryview, or ndarray) that hold the worker's result
+      space until they are released, so keep few alive.  Other objects are
+      pickled.  result_bytes is each worker's result area (default 1 MiB);
+      a larger result raises ResultTooLarge.
+    - Errors: an exception raised by func is raised where that item's result
+      is read, with the worker's traceback as its __cause__; a task that kills
+      its worker max_attempts times raises WorkerCrashed (task_timeout
+      seconds, when set, kills a hung task: TaskTimeout); other items go on.
+    - start_method 'fork' (default) forks the workers now: build the arena and
+      the pool before starting threads.  'spawn' starts fresh interpreters
+      that import func by name (module-level functions only; guard your
+      script with ``if __name__ == "__main__":``): for parents that cannot
+      fork safely (threads, CUDA, JAX).
+    """
+
+    def __init__(self, func, arena=None, *, workers=None, depth=None, max_attempts=3,
+                 task_timeout=None, result_bytes=None, view_threshold=65536,
+                 start_method="fork", size=None):
+        if arena is None:
+            if size is None:
+                raise TypeError("Pool needs an arena, or size= for tasks over no data")
+            arena = Arena(itertools.repeat(b"", size), kind="bytes")
+        elif size is not None:
+            raise TypeError("size= is for pools without an arena")
+        if not isinstance(arena, Arena):
+            raise TypeError("arena must be a libarena.Arena, not %s" % type(arena).__name__)
+        workers = os.cpu_count() or 1 if workers is None else workers
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        depth = max(10, 2 * workers) if depth is None else depth
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        argv = None
+        if start_method == "spawn":
+            argv = _spawn_argv(func)
+        elif start_method != "fork":
+            raise ValueError("start_method must be 'fork' or 'spawn'")
+        elif _python_threads() > 1:
+            warnings.warn(
+                "this process has %d threads: forking workers now may deadlock them "
+                "(a lock held by another thread stays held in the worker); create the "
+                "Pool before starting threads, or use start_method='spawn'"
+                % _python_threads(), RuntimeWarning, stacklevel=2)
+        timeout_ns = 0 if task_timeout is None else max(1, int(task_timeout * 1e9))
+        self.arena = arena
+        self.depth = depth
+        self._p = _libarena._Pool(arena, func, workers, depth, max_attempts,
+                                  result_bytes or 0, timeout_ns, view_threshold, argv)
+        self._lock = threading.Lock()        # sinks and uids
+        self._reap_lock = threading.Lock()   # one reaper at a time
+        self._cv = threading.Condition(threading.Lock())
+        self._sinks = {}                     # uid -> Future, or dict of an iterator
+        self._next_uid = 0
+
+    # -- the engine: uids, submission, reaping ------------------------------
+
+    def _take_uids(self, n):
+        with self._lock:
+            uid = self._next_uid
+            self._next_uid += n
+        return uid
+
+    def _dispatch(self, batch):
+        sinks = self._sinks
+        for uid, _index, ok, value in batch:
+            sink = sinks.pop(uid, None)
+            if sink is None:
+                continue            # cancelled, or an iterator that was dropped
+            if type(sink) is dict:
+                sink[uid] = (ok, value)
+            else:
+                sink._deliver(ok, value)
+
+    def _pump(self, timeout_ns):
+        """Reaps one batch (waiting up to timeout_ns) and hands it out; when
+        another thread is reaping, waits for it instead."""
+        if self._reap_lock.acquire(blocking=False):
+            try:
+                batch = self._p.reap(_REAP_MAX, timeout_ns)
+                if batch:
+                    self._dispatch(batch)
+            finally:
+                self._reap_lock.release()
+            if batch:
+                with self._cv:
+                    self._cv.notify_all()
+            return batch
+        with self._cv:
+            self._cv.wait(min(timeout_ns, _WAIT_NS) / 1e9 if timeout_ns >= 0 else _WAIT_NS / 1e9)
+        return []
+
+    def _submit(self, indices, uid):
+        """Submits every index (uids uid, uid+1, ...), reaping while full."""
+        k, n = 0, len(indices)
+        p = self._p
+        while k < n:
+            k += p.submit(indices[k:] if k else indices, uid + k, 0)
+            if k < n:
+                self._pump(_WAIT_NS)
+
+    # -- the API --------------------------------------------------------------
+
+    def submit(self, index):
+        """Runs func(arena, index) in a worker; returns a Future."""
+        index = int(index)
+        f = Future(self, index)
+        uid = self._take_uids(1)
+        self._sinks[uid] = f
+        try:
+            self._submit((index,), uid)
+        except BaseException:
+            self._sinks.pop(uid, None)
+            raise
+        return f
+
+    def imap(self, indices=None):
+        """Results of func(arena, i) for each i of indices (default: every
+        item), in order, with at most depth tasks in flight.  A task's
+        exception is raised by next() for that item only: the iteration can
+        go on."""
+        return _ResultIter(self, indices, ordered=True, with_index=False)
+
+    def imap_unordered(self, indices=None, *, with_index=False):
+        """As imap, in completion order; with_index=True yields (i, result)."""
+        return _ResultIter(self, indices, ordered=False, with_index=with_index)
+
+    def map(self, indices=None):
+        """list(imap(indices)); raises the first task exception after every
+        task has run."""
+        out, first = [], None
+        it = self.imap(indices)
+        while True:
+            try:
+                out.append(next(it))
+            except StopIteration:
+                break
+            except Exception as e:   # noqa: BLE001 - delivered, re-raised below
+                if first is None:
+                    first = e
+                out.append(None)
+        if first is not None:
+            raise first
+        return out
+
+    def worker_pids(self):
+        """The workers' pids (0 for a slot whose worker is not running)."""
+        return self._p.worker_pids()
+
+    def stats(self):
+        """Counters: submitted, completed, reaped, crashes, tasks_rerun, ..."""
+        return self._p.stats()
+
+    @property
+    def closed(self):
+        return self._p.closed
+
+    def close(self, cancel=False):
+        """Stops the workers and reaps them (no zombies).  Unless cancel,
+        waits for the tasks of pending futures first; cancelled futures are
+        marked so.  Result views alive keep their memory until released."""
+        if self._p.closed:
+            return
+        try:
+            if not cancel:
+                while any(isinstance(s, Future) for s in list(self._sinks.values())):
+                    self._pump(_WAIT_NS)
+        finally:
+            self._p.close()
+            for s in list(self._sinks.values()):
+                if isinstance(s, Future):
+                    s.cancel()
+                    s.set_running_or_notify_cancel()
+            self._sinks.clear()
+
+    def terminate(self):
+        """close(cancel=True)."""
+        self.close(cancel=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(cancel=exc_type is not None)
+
+    def __reduce__(self):
+        raise TypeError("a Pool cannot be pickled")
+
+
+class _ResultIter:
+    """imap's iterator: keeps up to depth tasks of its own in flight."""
+
+    def __init__(self, pool, indices, ordered, with_index):
+        if pool._p.closed:
+            raise ValueError("operation on a closed pool")
+        self._pool = pool
+        self._src = iter(range(len(pool.arena)) if indices is None else indices)
+        self._src_done = False
+        self._ordered = ordered
+        self._with_index = with_index
+        self._pending = deque()    # (uid, index) in submission order
+        self._index_of = {}        # uid -> index (unordered)
+        self._done = {}            # uid -> (ok, value), filled by _dispatch
+
+    def __iter__(self):
+        return self
+
+    def _refill(self):
+        pool = self._pool
+        room = pool.depth - len(self._pending)
+        if room <= 0 or self._src_done:
+            return
+        batch = list(itertools.islice(self._src, room))
+        if len(batch) < room:
+            self._src_done = True
+        if not batch:
+            return
+        batch = [int(i) for i in batch]
+        uid = pool._take_uids(len(batch))
+        sinks, done, pend = pool._sinks, self._done, self._pending
+        for k, i in enumerate(batch):
+            sinks[uid + k] = done
+            pend.append((uid + k, i))
+            if not self._ordered:
+                self._index_of[uid + k] = i
+        submitted = 0
+        try:
+            while submitted < len(batch):
+                submitted += pool._p.submit(batch[submitted:], uid + submitted, 0)
+                if submitted < len(batch):
+                    pool._pump(_WAIT_NS)
+        except BaseException:
+            for k in range(submitted, len(batch)):
+                sinks.pop(uid + k, None)
+                pend.pop()
+                self._index_of.pop(uid + k, None)
+            raise
+
+    def __next__(self):
+        done = self._done
+        while True:
+            if self._ordered:
+                if self._pending and self._pending[0][0] in done:
+                    uid, i = self._pending.popleft()
+                    ok, value = done.pop(uid)
+                    break
+            elif done:
+                uid, (ok, value) = done.popitem()
+                i = self._index_of.pop(uid)
+                self._pending.remove((uid, i))
+                break
+            self._refill()
+            if not self._pending:
+                raise StopIteration
+            self._pool._pump(_WAIT_NS)
+        self._refill()
+        if not ok:
+            raise value
+        return (i, value) if self._with_index else value
+
+    def __del__(self):
+        # Dropped half-way: results still to come are discarded.
+        sinks = getattr(self._pool, "_sinks", None)
+        if sinks is not None:
+            for uid, _ in self._pending:
+                sinks.pop(uid, None)
