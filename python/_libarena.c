@@ -1133,7 +1133,18 @@ static PyObject *status_error(modstate *st, const struct arena_cqe *c)
 	char what[96];
 
 	snprintf(what, sizeof(what), "task for item %llu", (unsigned long long)c->index);
-	set_error(st, c->status, what);
+	if (c->status == -ETIMEDOUT) {
+		/* the task deadline killed it max_attempts times */
+		PyObject *args = Py_BuildValue("(iN)", ETIMEDOUT, PyUnicode_FromFormat(
+			"%s: ran past task_timeout (its worker was killed each time)", what));
+
+		if (args) {
+			PyErr_SetObject(st->TaskTimeout, args);
+			Py_DECREF(args);
+		}
+	} else {
+		set_error(st, c->status, what);
+	}
 	PyErr_Fetch(&t, &v, &tb);
 	PyErr_NormalizeException(&t, &v, &tb);
 	Py_XDECREF(t);
