@@ -39,9 +39,10 @@ $(PY_DIR)/%: python/libarena/%
 
 # pytest exits 5 when it collected nothing: that is a failure here.
 PYTEST_ARGS ?= -q
+PYTEST_FILES ?= .
 python-check: python
 	$(Q)cd python/tests && PYTHONPATH=$(CURDIR)/$(B)/python LIBARENA_SRC=$(CURDIR) \
-		$(PYTHON) -m pytest $(PYTEST_ARGS) -p no:cacheprovider .
+		$(PYTHON) -m pytest $(PYTEST_ARGS) -p no:cacheprovider $(PYTEST_FILES)
 
 # A fresh venv, installed from ./python with no network (Debian's setuptools).
 python-install-check:

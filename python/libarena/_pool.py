@@ -376,7 +376,8 @@ class _ResultIter:
 
     def __del__(self):
         # Dropped half-way: results still to come are discarded.
-        sinks = getattr(self._pool, "_sinks", None)
+        pool = getattr(self, "_pool", None)
+        sinks = getattr(pool, "_sinks", None)
         if sinks is not None:
             for uid, _ in self._pending:
                 sinks.pop(uid, None)
