@@ -14,7 +14,11 @@ PY_PKG      := $(PY_PKG_SRC:python/libarena/%=$(PY_DIR)/%)
 PY_PIC_LIB  := $(B)/python/libarena-pic.a
 
 .PHONY: python python-check python-install-check
+# `make` builds the module when the interpreter's headers are there
+# (./tools/install-deps python installs them); `make python` insists.
+ifneq ($(wildcard $(PY_INC)/Python.h),)
 all: python
+endif
 python: $(PY_EXT) $(PY_PKG)
 
 # The static library again, position-independent, for the extension.

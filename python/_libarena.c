@@ -899,6 +899,22 @@ static void pool_view_released(PoolObject *p, const struct arena_cqe *c)
 
 /* --- worker side ---------------------------------------------------------- */
 
+/* gc.freeze() in a forked worker: the objects inherited from the parent move
+ * to the permanent generation (a splice of list heads, O(1)), so the
+ * worker's collections never write to their headers and their pages stay
+ * shared.  Without it one full collection in each worker copies every page
+ * that holds a container object of the parent. */
+static void freeze_inherited(void)
+{
+	PyObject *gc = PyImport_ImportModule("gc"), *r = NULL;
+
+	if (gc)
+		r = PyObject_CallMethod(gc, "freeze", NULL);
+	Py_XDECREF(r);
+	Py_XDECREF(gc);
+	PyErr_Clear();
+}
+
 /* Enters Python in a worker.  The first task in a forked worker makes the
  * process a proper Python process: the thread that forked becomes the
  * interpreter's current thread and PyOS_AfterFork_Child() runs (locks, the
@@ -914,6 +930,7 @@ static void worker_enter(struct task_ctx *cx)
 
 		PyThreadState_Swap(ts);
 		PyOS_AfterFork_Child();
+		freeze_inherited();
 		cx->ready_pid = me;
 		cx->pending = NULL; /* the parent's reference, not ours */
 		return;

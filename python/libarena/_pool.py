@@ -94,7 +94,7 @@ def _spawn_argv(func):
                              "defined in an interactive __main__")
         main_path = os.path.abspath(main_path)
     path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
-    return [os.fsencode(a) for a in (sys.executable, sys.executable, "-c", _WORKER_BOOT,
+    return [os.fsencode(a) for a in (sys.executable, "-c", _WORKER_BOOT,
                                      json.dumps(path), module, qualname, main_path)]
 
 
