@@ -12,6 +12,9 @@ PY_EXT      := $(PY_DIR)/_libarena$(PY_SUFFIX)
 PY_PKG_SRC  := $(wildcard python/libarena/*.py python/libarena/*.pyi) python/libarena/py.typed
 PY_PKG      := $(PY_PKG_SRC:python/libarena/%=$(PY_DIR)/%)
 PY_PIC_LIB  := $(B)/python/libarena-pic.a
+# The parts of the C API that arrive over time (see python/_libarena.c).
+PY_DEFS     := $(if $(shell grep -l 'worker_init' include/arena.h),-DHAVE_WORKER_INIT) \
+	       $(if $(shell grep -l 'arena_pool_submit_range' include/arena.h),-DHAVE_SUBMIT_RANGE)
 
 .PHONY: python python-check python-install-check
 # `make` builds the module when the interpreter's headers are there
@@ -35,7 +38,7 @@ $(PY_EXT): python/_libarena.c include/arena.h $(PY_PIC_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(CFLAGS)) -fPIC -shared \
-		-fvisibility=hidden -I$(PY_INC) -o $@ $< $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
+		-fvisibility=hidden $(PY_DEFS) -I$(PY_INC) -o $@ $< $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
 
 $(PY_DIR)/%: python/libarena/%
 	@mkdir -p $(dir $@)

@@ -26,6 +26,17 @@
 
 #include "arena.h"
 
+/*
+ * Built against the library of the same checkout.  Parts of its API arrive
+ * over time; mk/python.mk and setup.py look for them in include/arena.h:
+ *   HAVE_WORKER_INIT  the worker-init hook (workers forked from one fork
+ *                     server): Python's after-fork work runs there.
+ *                     Without it, in each worker's first task.
+ *   ARENA_POOL_EINTR  blocking waits return -EINTR on a signal (Ctrl-C at
+ *                     once).  Without it, waits run in short slices.
+ *   HAVE_SUBMIT_RANGE arena_pool_submit_range() for consecutive items.
+ */
+
 /* ------------------------------------------------------------------------ */
 /* Records                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -943,6 +954,19 @@ static void worker_leave(struct task_ctx *cx)
 	cx->ts = PyEval_SaveThread();
 }
 
+#ifdef HAVE_WORKER_INIT
+/* In every forked worker, before its first task: the same set-up as
+ * worker_enter's first time, then the GIL is let go until a task comes. */
+static int py_worker_init(void *arg, unsigned worker)
+{
+	struct task_ctx *cx = arg;
+
+	worker_enter(cx);
+	worker_leave(cx);
+	return 0;
+}
+#endif
+
 static int put_plain(uint8_t *out, size_t cap, int tag, const void *d, size_t len)
 {
 	struct rec h = { .magic = REC_MAGIC, .tag = (uint8_t)tag, .itemsize = 1,
@@ -1118,6 +1142,12 @@ static int wait_sliced(PoolObject *self, wait_op op, void *arg, int64_t timeout_
 		Py_BEGIN_ALLOW_THREADS
 		r = op(self, arg, slice);
 		Py_END_ALLOW_THREADS
+		if (r == -EINTR) {
+			/* ARENA_POOL_EINTR: a handler ran; Python's runs now */
+			if (PyErr_CheckSignals() < 0)
+				return -EINTR;
+			continue;
+		}
 		if (r != -ETIMEDOUT || timeout_ns == 0)
 			return r;
 		if (left >= 0) {
@@ -1457,6 +1487,60 @@ fail:
 	return NULL;
 }
 
+struct range_arg {
+	uint64_t first, uid;
+	uint32_t count;
+};
+
+static int range_op(PoolObject *self, void *arg, int64_t t)
+{
+	struct range_arg *ra = arg;
+	int r;
+#ifdef HAVE_SUBMIT_RANGE
+	r = arena_pool_submit_range(self->p, ra->first, ra->count, ra->uid, 0, t);
+#else
+	struct arena_sqe sqes[SUBMIT_MAX];
+	uint32_t k, n = ra->count < SUBMIT_MAX ? ra->count : SUBMIT_MAX;
+
+	for (k = 0; k < n; k++)
+		sqes[k] = (struct arena_sqe){ .index = ra->first + k, .user_data = ra->uid + k };
+	r = arena_pool_submit(self->p, sqes, n, t);
+#endif
+	return r == 0 ? -ETIMEDOUT : r;
+}
+
+static PyObject *Pool_submit_range(PoolObject *self, PyObject *args)
+{
+	modstate *st = state_of_type(Py_TYPE(self));
+	unsigned long long first, count, uid;
+	long long timeout_ns = -1;
+	uint64_t done = 0;
+	int r;
+
+	if (!PyArg_ParseTuple(args, "KKK|L:submit_range", &first, &count, &uid, &timeout_ns))
+		return NULL;
+	if (pool_check(self) < 0)
+		return NULL;
+	if (count && (first >= (uint64_t)self->arena->count || count > (uint64_t)self->arena->count - first)) {
+		PyErr_SetString(PyExc_IndexError, "item range out of range");
+		return NULL;
+	}
+	while (done < count) {
+		struct range_arg ra = { first + done, uid + done,
+					count - done > UINT32_MAX ? UINT32_MAX : (uint32_t)(count - done) };
+
+		r = wait_sliced(self, range_op, &ra, timeout_ns);
+		if (r == -EINTR)
+			return NULL;
+		if (r == -EAGAIN || r == -ETIMEDOUT)
+			break;
+		if (r < 0)
+			return set_error(st, r, "submit");
+		done += (uint64_t)r;
+	}
+	return PyLong_FromUnsignedLongLong(done);
+}
+
 static int stop_op(PoolObject *self, void *arg, int64_t t)
 {
 	return arena_pool_stop(self->p, *(uint32_t *)arg, t);
@@ -1614,6 +1698,13 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 	o.task_deadline_ns = deadline;
 	o.task = py_task;
 	o.task_arg = &self->cx;
+#ifdef ARENA_POOL_EINTR
+	o.flags |= ARENA_POOL_EINTR;
+#endif
+#ifdef HAVE_WORKER_INIT
+	o.worker_init = py_worker_init;
+	o.worker_init_arg = &self->cx;
+#endif
 	if (cargv) {
 		o.worker_path = cargv[0];
 		o.worker_argv = cargv;
@@ -1692,6 +1783,10 @@ static PyMethodDef Pool_methods[] = {
 	{ "submit", (PyCFunction)Pool_submit, METH_VARARGS,
 	  "submit(indices, first_uid, timeout_ns=-1) -> int\n\n"
 	  "Submits tasks for the item indices; task k gets user data first_uid + k.\n"
+	  "Returns how many were submitted (fewer when the timeout expired)." },
+	{ "submit_range", (PyCFunction)Pool_submit_range, METH_VARARGS,
+	  "submit_range(first, count, first_uid, timeout_ns=-1) -> int\n\n"
+	  "Submits tasks for items first .. first+count-1 (user data first_uid + k).\n"
 	  "Returns how many were submitted (fewer when the timeout expired)." },
 	{ "reap", (PyCFunction)Pool_reap, METH_VARARGS,
 	  "reap(max=256, timeout_ns=-1) -> list | None\n\n"

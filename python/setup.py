@@ -14,6 +14,13 @@ if not lib_src:
     raise SystemExit("libarena's sources (../lib) not found: install from a checkout, "
                      "`pip install ./python` at its top")
 
+# The parts of the C API that arrive over time (see _libarena.c).
+with open(os.path.join(top, "include", "arena.h")) as f:
+    header = f.read()
+macros = [(name, "1") for name, word in (("HAVE_WORKER_INIT", "worker_init"),
+                                         ("HAVE_SUBMIT_RANGE", "arena_pool_submit_range"))
+          if word in header]
+
 setup(
     ext_modules=[
         Extension(
@@ -22,6 +29,7 @@ setup(
             include_dirs=[os.path.join(top, "include"), os.path.join(top, "lib")],
             extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-pthread"],
             extra_link_args=["-pthread"],
+            define_macros=macros,
             libraries=["uring"],
         )
     ],

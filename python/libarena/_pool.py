@@ -310,7 +310,14 @@ class _ResultIter:
         if pool._p.closed:
             raise ValueError("operation on a closed pool")
         self._pool = pool
-        self._src = iter(range(len(pool.arena)) if indices is None else indices)
+        if indices is None:
+            indices = range(len(pool.arena))
+        # Consecutive items go to the pool as ranges: no list of ints.
+        if isinstance(indices, range) and indices.step == 1:
+            self._next, self._stop = indices.start, max(indices.start, indices.stop)
+            self._src = None
+        else:
+            self._src = iter(indices)
         self._src_done = False
         self._ordered = ordered
         self._with_index = with_index
@@ -325,6 +332,9 @@ class _ResultIter:
         pool = self._pool
         room = pool.depth - len(self._pending)
         if room <= 0 or self._src_done:
+            return
+        if self._src is None:
+            self._refill_range(room)
             return
         batch = list(itertools.islice(self._src, room))
         if len(batch) < room:
@@ -351,6 +361,36 @@ class _ResultIter:
                 pend.pop()
                 self._index_of.pop(uid + k, None)
             raise
+
+    def _refill_range(self, room):
+        pool = self._pool
+        first = self._next
+        n = min(room, self._stop - first)
+        if n <= 0:
+            self._src_done = True
+            return
+        uid = pool._take_uids(n)
+        sinks, done, pend = pool._sinks, self._done, self._pending
+        for k in range(n):
+            sinks[uid + k] = done
+            pend.append((uid + k, first + k))
+            if not self._ordered:
+                self._index_of[uid + k] = first + k
+        try:
+            submitted = pool._p.submit_range(first, n, uid, 0)
+        except BaseException:
+            submitted = 0
+            raise
+        finally:
+            for k in range(n - 1, submitted - 1, -1):   # not submitted: forget
+                sinks.pop(uid + k, None)
+                pend.pop()
+                self._index_of.pop(uid + k, None)
+            self._next = first + submitted
+            if self._next >= self._stop:
+                self._src_done = True
+        if submitted == 0:
+            pool._pump(_WAIT_NS)       # full (another user of the pool): make room
 
     def __next__(self):
         done = self._done
