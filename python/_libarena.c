@@ -66,7 +66,7 @@ static const char trailer_magic[16] = "\0LIBARENA-PY-1\0";
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
-	PyTypeObject *Arena, *Pool, *View;
+	PyTypeObject *Arena, *Pool, *View, *Iter;
 	PyObject *ArenaError, *CorruptArenaError, *WorkerCrashed, *TaskTimeout,
 		*ResultTooLarge, *RemoteTraceback, *TaskError;
 	PyObject *dumps, *loads;          /* pickle */
@@ -880,6 +880,7 @@ struct PoolObject {
 	Py_ssize_t exports;   /* result views alive */
 	int closing;
 	pid_t owner_pid;
+	uint64_t next_uid;    /* user data of the next task (every caller's) */
 	char **spawn_argv;    /* spawn mode: the workers' argv (kept for restarts) */
 	PyObject *spawn_list; /* the bytes it points into */
 	PyObject *weakrefs;
@@ -1354,54 +1355,88 @@ static int reap_op(PoolObject *self, void *arg, int64_t t)
 	return arena_pool_reap(self->p, ra->cqes, ra->max, t);
 }
 
-static PyObject *Pool_reap(PoolObject *self, PyObject *args)
-{
-	modstate *st = state_of_type(Py_TYPE(self));
-	struct arena_cqe cqes[REAP_MAX], done[REAP_MAX];
-	struct reap_arg ra = { cqes, REAP_MAX };
-	long long timeout_ns = -1;
-	unsigned ndone = 0;
-	int max = REAP_MAX, r, k;
-	PyObject *list;
+typedef struct IterObject IterObject;
+static int iter_owns(IterObject *it, uint64_t uid);
+static void iter_store(IterObject *it, uint64_t uid, int ok, PyObject *value);
 
-	if (!PyArg_ParseTuple(args, "|iL:reap", &max, &timeout_ns))
-		return NULL;
-	if (pool_check(self) < 0)
-		return NULL;
-	ra.max = max < 1 ? 1 : max > REAP_MAX ? REAP_MAX : (unsigned)max;
+/*
+ * Reaps up to max completions (waiting up to timeout_ns) and decodes them.
+ * Those of iterator `it` (may be NULL) go straight into it; the others are
+ * appended to *foreign as (uid, index, ok, value) tuples (the list is made
+ * when needed).  Results small enough to be copied give their space back in
+ * one release_many.  Returns the number reaped, 0 when the wait timed out,
+ * -2 when the pool is stopped with nothing in flight, -1 with an exception.
+ */
+static int reap_some(PoolObject *self, modstate *st, unsigned max, int64_t timeout_ns,
+		     IterObject *it, PyObject **foreign)
+{
+	struct arena_cqe cqes[REAP_MAX], done[REAP_MAX];
+	struct reap_arg ra = { cqes, max < 1 ? 1 : max > REAP_MAX ? REAP_MAX : max };
+	unsigned ndone = 0;
+	int r, k, failed = 0;
+
 	r = wait_sliced(self, reap_op, &ra, timeout_ns);
 	if (r == -EINTR)
-		return NULL;
+		return -1;
 	if (r == -EAGAIN || r == -ETIMEDOUT)
-		return PyList_New(0);
+		return 0;
 	if (r == -ENODATA)
-		Py_RETURN_NONE;
-	if (r < 0)
-		return set_error(st, r, "reap");
-	list = PyList_New(r);
+		return -2;
+	if (r < 0) {
+		set_error(st, r, "reap");
+		return -1;
+	}
 	for (k = 0; k < r; k++) {
 		PyObject *value = NULL, *tup;
 		int hold = 0, ok = 0;
 
-		if (list)
+		if (!failed)
 			ok = decode(self, st, &cqes[k], &value, &hold);
 		if (!hold)
 			done[ndone++] = cqes[k];
-		if (!list) {
+		if (failed) {
 			Py_XDECREF(value);
+			continue;
+		}
+		if (it && iter_owns(it, cqes[k].user_data)) {
+			iter_store(it, cqes[k].user_data, ok, value);   /* steals value */
+			continue;
+		}
+		if (!*foreign && !(*foreign = PyList_New(0))) {
+			Py_XDECREF(value);
+			failed = 1;
 			continue;
 		}
 		tup = Py_BuildValue("(KKON)", (unsigned long long)cqes[k].user_data,
 				    (unsigned long long)cqes[k].index, ok ? Py_True : Py_False,
 				    value ? value : Py_NewRef(Py_None));
-		if (!tup) {
-			Py_CLEAR(list);
-			continue;
-		}
-		PyList_SET_ITEM(list, k, tup);
+		if (!tup || PyList_Append(*foreign, tup) < 0)
+			failed = 1;
+		Py_XDECREF(tup);
 	}
 	arena_pool_release_many(self->p, done, ndone);
-	return list;
+	return failed ? -1 : r;
+}
+
+static PyObject *Pool_reap(PoolObject *self, PyObject *args)
+{
+	modstate *st = state_of_type(Py_TYPE(self));
+	long long timeout_ns = -1;
+	PyObject *list = NULL;
+	int max = REAP_MAX, r;
+
+	if (!PyArg_ParseTuple(args, "|iL:reap", &max, &timeout_ns))
+		return NULL;
+	if (pool_check(self) < 0)
+		return NULL;
+	r = reap_some(self, st, (unsigned)(max < 1 ? 1 : max), timeout_ns, NULL, &list);
+	if (r == -1) {
+		Py_XDECREF(list);
+		return NULL;
+	}
+	if (r == -2)
+		Py_RETURN_NONE;
+	return list ? list : PyList_New(0);
 }
 
 #define SUBMIT_MAX 256
@@ -1539,6 +1574,442 @@ static PyObject *Pool_submit_range(PoolObject *self, PyObject *args)
 		done += (uint64_t)r;
 	}
 	return PyLong_FromUnsignedLongLong(done);
+}
+
+/* --- the streaming iterator (imap, imap_unordered) ----------------------- */
+
+/* An iterator owns a block of user data values, so that whoever reaps its
+ * completions (it, or another thread pumping futures) knows where they go. */
+#define ITER_UID_BLOCK (1ull << 40)
+
+enum { SLOT_FREE = 0, SLOT_RUNNING, SLOT_OK, SLOT_EXC };
+
+struct slot {
+	PyObject *value;
+	uint64_t index;
+	int state;
+};
+
+struct IterObject {
+	PyObject_HEAD
+	PoolObject *pool;
+	PyObject *src;          /* iterator of indices, or NULL: the range */
+	PyObject *foreign;      /* callable(list): completions of other users */
+	uint64_t next, stop;    /* the range still to submit */
+	uint64_t uid0;          /* seq s has user data uid0 + s */
+	uint64_t head, tail;    /* seqs [head, tail) submitted, not yielded */
+	uint64_t *ready;        /* unordered: seqs done, in completion order */
+	uint32_t nready, ready_head;
+	uint32_t depth;
+	int ordered, with_index, src_done;
+	uint64_t *held;         /* indices taken from src, not yet submitted */
+	uint32_t nheld;
+	PyObject *err_t, *err_v, *err_tb; /* an error to raise after a result */
+	struct slot *slots;     /* seq s at slots[s % depth] */
+	PyObject *weakrefs;
+};
+
+static int iter_owns(IterObject *it, uint64_t uid)
+{
+	return uid >= it->uid0 && uid - it->uid0 >= it->head && uid - it->uid0 < it->tail;
+}
+
+static void iter_store(IterObject *it, uint64_t uid, int ok, PyObject *value)
+{
+	uint64_t s = uid - it->uid0;
+	struct slot *sl = &it->slots[s % it->depth];
+
+	if (sl->state != SLOT_RUNNING) {   /* delivered twice: not possible, drop */
+		Py_XDECREF(value);
+		return;
+	}
+	sl->value = value ? value : Py_NewRef(Py_None);
+	sl->state = ok ? SLOT_OK : SLOT_EXC;
+	if (!it->ordered)
+		it->ready[(it->ready_head + it->nready++) % it->depth] = s;
+}
+
+/* Fills free slots from the source: one call for a range, one submit for a
+ * batch of indices; never blocks (a full pool is reaped instead). */
+static int iter_refill(IterObject *it)
+{
+	PoolObject *p = it->pool;
+	modstate *st = state_of_type(Py_TYPE(p));
+	struct arena_sqe sqes[SUBMIT_MAX];
+	uint64_t s = it->tail;
+	unsigned n = 0, k;
+	int r;
+
+	/* Consecutive free slots from the tail (ordered: the window is the
+	 * slots; unordered: a slot frees when its result is yielded). */
+	while (n < it->depth && n < SUBMIT_MAX && it->slots[(s + n) % it->depth].state == SLOT_FREE &&
+	       s + n - it->head < it->depth)
+		n++;
+	if (n == 0 || (it->src_done && !it->nheld))
+		return 0;
+	if (!it->src) {
+		struct range_arg ra;
+
+		if (it->next >= it->stop) {
+			it->src_done = 1;
+			return 0;
+		}
+		if (n > it->stop - it->next)
+			n = (unsigned)(it->stop - it->next);
+		ra = (struct range_arg){ it->next, it->uid0 + s, n };
+		r = range_op(p, &ra, 0);
+		if (r == -EAGAIN || r == -ETIMEDOUT)
+			return 0;
+		if (r < 0) {
+			set_error(st, r, "submit");
+			return -1;
+		}
+		for (k = 0; k < (unsigned)r; k++) {
+			struct slot *sl = &it->slots[(s + k) % it->depth];
+
+			sl->state = SLOT_RUNNING;
+			sl->index = it->next + k;
+		}
+		it->next += (unsigned)r;
+		it->tail += (unsigned)r;
+		return 0;
+	}
+	for (k = 0; k < n; k++) {
+		uint64_t i;
+
+		if (k < it->nheld) {
+			i = it->held[k];
+		} else {
+			PyObject *o;
+			long long v;
+
+			if (it->src_done)
+				break;
+			o = PyIter_Next(it->src);
+			if (!o) {
+				if (PyErr_Occurred())
+					goto keep;
+				it->src_done = 1;
+				break;
+			}
+			v = PyLong_AsLongLong(o);
+			Py_DECREF(o);
+			if (v == -1 && PyErr_Occurred())
+				goto keep;
+			if (v < 0 || v >= p->arena->count) {
+				PyErr_Format(PyExc_IndexError, "item index %lld out of range", v);
+				goto keep;
+			}
+			i = (uint64_t)v;
+		}
+		sqes[k] = (struct arena_sqe){ .index = i, .user_data = it->uid0 + s + k };
+	}
+	if (k == 0)
+		return 0;
+	{
+		struct submit_arg sa = { sqes, k };
+
+		r = submit_op(p, &sa, 0);
+	}
+	if (r == -EAGAIN || r == -ETIMEDOUT)
+		r = 0;
+	if (r < 0) {
+		set_error(st, r, "submit");
+		r = 0;
+		goto keep;
+	}
+	for (n = 0; n < (unsigned)r; n++) {
+		struct slot *sl = &it->slots[(s + n) % it->depth];
+
+		sl->state = SLOT_RUNNING;
+		sl->index = sqes[n].index;
+	}
+	it->tail += (unsigned)r;
+	/* The pool was full (other users): what was not taken waits here,
+	 * in order, for the next call. */
+	for (n = (unsigned)r; n < k; n++)
+		it->held[n - r] = sqes[n].index;
+	it->nheld = k - (unsigned)r;
+	return 0;
+keep:
+	/* An error from the source: what was taken is kept for later. */
+	for (n = 0; n < k; n++)
+		it->held[n] = sqes[n].index;
+	it->nheld = k;
+	return -1;
+}
+
+/* Takes the next yieldable result, if any: 1 and *out (a result or a raised
+ * exception), 0 when none is ready. */
+static int iter_take(IterObject *it, PyObject **out)
+{
+	struct slot *sl;
+	uint64_t s;
+	int ok;
+
+	if (it->ordered) {
+		if (it->head == it->tail)
+			return 0;
+		s = it->head;
+		sl = &it->slots[s % it->depth];
+		if (sl->state != SLOT_OK && sl->state != SLOT_EXC)
+			return 0;
+		it->head++;
+	} else {
+		if (!it->nready)
+			return 0;
+		s = it->ready[it->ready_head];
+		it->ready_head = (it->ready_head + 1) % it->depth;
+		it->nready--;
+		sl = &it->slots[s % it->depth];
+		/* the window's head moves past every seq already yielded */
+	}
+	ok = sl->state == SLOT_OK;
+	*out = sl->value;
+	sl->value = NULL;
+	sl->state = SLOT_FREE;
+	if (!it->ordered)
+		while (it->head < it->tail && it->slots[it->head % it->depth].state == SLOT_FREE)
+			it->head++;
+	if (!ok) {
+		PyObject *e = *out;
+
+		PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+		Py_DECREF(e);
+		*out = NULL;
+		return 1;
+	}
+	if (it->with_index) {
+		PyObject *t = Py_BuildValue("(KN)", (unsigned long long)sl->index, *out);
+
+		*out = t;
+	}
+	return 1;
+}
+
+static PyObject *Iter_next(IterObject *it)
+{
+	modstate *st = state_of_type(Py_TYPE(it->pool));
+	PyObject *out = NULL;
+
+	if (it->err_t) {
+		/* the error that came up while the last result was returned */
+		PyErr_Restore(it->err_t, it->err_v, it->err_tb);
+		it->err_t = it->err_v = it->err_tb = NULL;
+		return NULL;
+	}
+	for (;;) {
+		PyObject *foreign = NULL;
+		int r;
+
+		if (iter_take(it, &out)) {
+			/* out is NULL when the task's exception is raised */
+			if (out && iter_refill(it) < 0)
+				PyErr_Fetch(&it->err_t, &it->err_v, &it->err_tb);
+			return out;
+		}
+		if (pool_check(it->pool) < 0)
+			return NULL;
+		if (iter_refill(it) < 0)
+			return NULL;
+		if (it->head == it->tail && it->src_done && !it->nheld)
+			return NULL;   /* StopIteration */
+		r = reap_some(it->pool, st, REAP_MAX, WAIT_SLICE_NS, it, &foreign);
+		if (foreign) {
+			PyObject *x = PyObject_CallOneArg(it->foreign, foreign);
+
+			Py_DECREF(foreign);
+			if (!x)
+				return NULL;
+			Py_DECREF(x);
+		}
+		if (r == -1)
+			return NULL;
+		if (r == -2) {
+			PyErr_SetString(PyExc_ValueError, "the pool was stopped");
+			return NULL;
+		}
+	}
+}
+
+static PyObject *Iter_owns(IterObject *it, PyObject *arg)
+{
+	unsigned long long uid = PyLong_AsUnsignedLongLong(arg);
+
+	if (uid == (unsigned long long)-1 && PyErr_Occurred())
+		return NULL;
+	return PyBool_FromLong(iter_owns(it, uid));
+}
+
+static PyObject *Iter_deliver(IterObject *it, PyObject *args)
+{
+	unsigned long long uid;
+	int ok;
+	PyObject *value;
+
+	if (!PyArg_ParseTuple(args, "KpO:deliver", &uid, &ok, &value))
+		return NULL;
+	if (iter_owns(it, uid))
+		iter_store(it, uid, ok, Py_NewRef(value));
+	Py_RETURN_NONE;
+}
+
+static void Iter_dealloc(IterObject *it)
+{
+	PyTypeObject *tp = Py_TYPE(it);
+	uint32_t k;
+
+	PyObject_GC_UnTrack(it);
+	if (it->weakrefs)
+		PyObject_ClearWeakRefs((PyObject *)it);
+	if (it->slots)
+		for (k = 0; k < it->depth; k++)
+			Py_XDECREF(it->slots[k].value);
+	PyMem_Free(it->slots);
+	PyMem_Free(it->ready);
+	PyMem_Free(it->held);
+	Py_XDECREF(it->err_t);
+	Py_XDECREF(it->err_v);
+	Py_XDECREF(it->err_tb);
+	Py_XDECREF(it->src);
+	Py_XDECREF(it->foreign);
+	Py_XDECREF(it->pool);
+	tp->tp_free(it);
+	Py_DECREF(tp);
+}
+
+static int Iter_traverse(IterObject *it, visitproc visit, void *arg)
+{
+	uint32_t k;
+
+	Py_VISIT(Py_TYPE(it));
+	Py_VISIT(it->src);
+	Py_VISIT(it->foreign);
+	Py_VISIT(it->pool);
+	if (it->slots)
+		for (k = 0; k < it->depth; k++)
+			Py_VISIT(it->slots[k].value);
+	return 0;
+}
+
+static PyMethodDef Iter_methods[] = {
+	{ "owns", (PyCFunction)Iter_owns, METH_O, "owns(uid) -> bool: a task of this iterator in flight" },
+	{ "deliver", (PyCFunction)Iter_deliver, METH_VARARGS,
+	  "deliver(uid, ok, value): a completion of ours reaped by someone else" },
+	{ NULL, NULL, 0, NULL },
+};
+
+static PyMemberDef Iter_members[] = {
+	{ "__weaklistoffset__", T_PYSSIZET, offsetof(IterObject, weakrefs), READONLY, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+static PyType_Slot Iter_slots[] = {
+	{ Py_tp_doc, "Results of a Pool, streamed with a bounded number of tasks in flight." },
+	{ Py_tp_dealloc, Iter_dealloc },
+	{ Py_tp_traverse, Iter_traverse },
+	{ Py_tp_iter, PyObject_SelfIter },
+	{ Py_tp_iternext, Iter_next },
+	{ Py_tp_methods, Iter_methods },
+	{ Py_tp_members, Iter_members },
+	{ 0, NULL },
+};
+
+static PyType_Spec Iter_spec = {
+	.name = "libarena._libarena._Iter",
+	.basicsize = sizeof(IterObject),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = Iter_slots,
+};
+
+/* _Pool.iterate(indices, ordered, with_index, depth, foreign) */
+static PyObject *Pool_iterate(PoolObject *self, PyObject *args)
+{
+	modstate *st = state_of_type(Py_TYPE(self));
+	PyObject *indices, *foreign;
+	int ordered, with_index;
+	unsigned depth;
+	IterObject *it;
+
+	if (!PyArg_ParseTuple(args, "OppIO:iterate", &indices, &ordered, &with_index, &depth, &foreign))
+		return NULL;
+	if (pool_check(self) < 0)
+		return NULL;
+	if (depth < 1 || depth > (1u << 20)) {
+		PyErr_SetString(PyExc_ValueError, "depth out of range");
+		return NULL;
+	}
+	it = PyObject_GC_New(IterObject, st->Iter);
+	if (!it)
+		return NULL;
+	memset((char *)it + sizeof(PyObject), 0, sizeof(*it) - sizeof(PyObject));
+	it->pool = (PoolObject *)Py_NewRef(self);
+	it->foreign = Py_NewRef(foreign);
+	it->ordered = ordered;
+	it->with_index = with_index;
+	it->depth = depth;
+	it->uid0 = self->next_uid;
+	self->next_uid += ITER_UID_BLOCK;
+	it->slots = PyMem_Calloc(depth, sizeof(*it->slots));
+	it->ready = PyMem_Calloc(depth, sizeof(*it->ready));
+	it->held = PyMem_Calloc(depth < SUBMIT_MAX ? depth : SUBMIT_MAX, sizeof(*it->held));
+	PyObject_GC_Track(it);
+	if (!it->slots || !it->ready || !it->held) {
+		Py_DECREF(it);
+		return PyErr_NoMemory();
+	}
+	if (indices == Py_None) {
+		it->next = 0;
+		it->stop = (uint64_t)self->arena->count;
+	} else if (PyRange_Check(indices)) {
+		/* consecutive items go as ranges: no list of ints */
+		PyObject *r = PyObject_GetAttrString(indices, "step");
+		long step = r ? PyLong_AsLong(r) : 0;
+		Py_XDECREF(r);
+		if (step == 1) {
+			PyObject *a = PyObject_GetAttrString(indices, "start");
+			PyObject *b = PyObject_GetAttrString(indices, "stop");
+			long long lo = a ? PyLong_AsLongLong(a) : -1, hi = b ? PyLong_AsLongLong(b) : -1;
+
+			Py_XDECREF(a);
+			Py_XDECREF(b);
+			if (PyErr_Occurred()) {
+				Py_DECREF(it);
+				return NULL;
+			}
+			if (hi < lo)
+				hi = lo;
+			if (lo < 0 || hi > self->arena->count) {
+				Py_DECREF(it);
+				PyErr_SetString(PyExc_IndexError, "item range out of range");
+				return NULL;
+			}
+			it->next = (uint64_t)lo;
+			it->stop = (uint64_t)hi;
+			return (PyObject *)it;
+		}
+		PyErr_Clear();
+		goto general;
+	} else {
+general:
+		it->src = PyObject_GetIter(indices);
+		if (!it->src) {
+			Py_DECREF(it);
+			return NULL;
+		}
+	}
+	return (PyObject *)it;
+}
+
+static PyObject *Pool_take_uids(PoolObject *self, PyObject *arg)
+{
+	unsigned long long n = PyLong_AsUnsignedLongLong(arg), u;
+
+	if (n == (unsigned long long)-1 && PyErr_Occurred())
+		return NULL;
+	u = self->next_uid;
+	self->next_uid += n;
+	return PyLong_FromUnsignedLongLong(u);
 }
 
 static int stop_op(PoolObject *self, void *arg, int64_t t)
@@ -1788,6 +2259,12 @@ static PyMethodDef Pool_methods[] = {
 	  "submit_range(first, count, first_uid, timeout_ns=-1) -> int\n\n"
 	  "Submits tasks for items first .. first+count-1 (user data first_uid + k).\n"
 	  "Returns how many were submitted (fewer when the timeout expired)." },
+	{ "iterate", (PyCFunction)Pool_iterate, METH_VARARGS,
+	  "iterate(indices, ordered, with_index, depth, foreign) -> iterator\n\n"
+	  "Results of the tasks for indices (None: every item), at most depth in flight;\n"
+	  "completions of other users go to foreign(list of (uid, index, ok, value))." },
+	{ "take_uids", (PyCFunction)Pool_take_uids, METH_O,
+	  "take_uids(n) -> int: the first of n fresh user data values" },
 	{ "reap", (PyCFunction)Pool_reap, METH_VARARGS,
 	  "reap(max=256, timeout_ns=-1) -> list | None\n\n"
 	  "Completions as (uid, index, ok, value) tuples; value is the result or\n"
@@ -1919,7 +2396,8 @@ static int module_exec(PyObject *m)
 	st->View = (PyTypeObject *)PyType_FromModuleAndSpec(m, &View_spec, NULL);
 	st->Arena = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Arena_spec, NULL);
 	st->Pool = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Pool_spec, NULL);
-	if (!st->View || !st->Arena || !st->Pool)
+	st->Iter = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Iter_spec, NULL);
+	if (!st->View || !st->Arena || !st->Pool || !st->Iter)
 		return -1;
 	if (PyModule_AddType(m, st->Arena) < 0 || PyModule_AddType(m, st->Pool) < 0)
 		return -1;
@@ -1966,6 +2444,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->View);
 	Py_VISIT(st->Arena);
 	Py_VISIT(st->Pool);
+	Py_VISIT(st->Iter);
 	Py_VISIT(st->ArenaError);
 	Py_VISIT(st->CorruptArenaError);
 	Py_VISIT(st->WorkerCrashed);
@@ -1990,6 +2469,7 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->View);
 	Py_CLEAR(st->Arena);
 	Py_CLEAR(st->Pool);
+	Py_CLEAR(st->Iter);
 	Py_CLEAR(st->ArenaError);
 	Py_CLEAR(st->CorruptArenaError);
 	Py_CLEAR(st->WorkerCrashed);

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import warnings
-from collections import deque
+import weakref
 
 from . import _libarena
 from ._libarena import Arena
@@ -166,27 +166,27 @@ class Pool:
         self._lock = threading.Lock()        # sinks and uids
         self._reap_lock = threading.Lock()   # one reaper at a time
         self._cv = threading.Condition(threading.Lock())
-        self._sinks = {}                     # uid -> Future, or dict of an iterator
-        self._next_uid = 0
+        self._sinks = {}                     # uid -> Future
+        self._iters = weakref.WeakSet()      # live imap iterators
 
     # -- the engine: uids, submission, reaping ------------------------------
 
     def _take_uids(self, n):
-        with self._lock:
-            uid = self._next_uid
-            self._next_uid += n
-        return uid
+        return self._p.take_uids(n)       # atomic under the GIL
 
     def _dispatch(self, batch):
         sinks = self._sinks
         for uid, _index, ok, value in batch:
             sink = sinks.pop(uid, None)
-            if sink is None:
-                continue            # cancelled, or an iterator that was dropped
-            if type(sink) is dict:
-                sink[uid] = (ok, value)
-            else:
+            if sink is not None:
                 sink._deliver(ok, value)
+                continue
+            # A task of a live iterator reaped by someone else; else a
+            # cancelled future or a dropped iterator: discarded.
+            for it in list(self._iters):
+                if it.owns(uid):
+                    it.deliver(uid, ok, value)
+                    break
 
     def _pump(self, timeout_ns):
         """Reaps one batch (waiting up to timeout_ns) and hands it out; when
@@ -234,12 +234,17 @@ class Pool:
         """Results of func(arena, i) for each i of indices (default: every
         item), in order, with at most depth tasks in flight.  A task's
         exception is raised by next() for that item only: the iteration can
-        go on."""
-        return _ResultIter(self, indices, ordered=True, with_index=False)
+        go on.  A range of consecutive items is submitted as a range."""
+        return self._iterate(indices, True, False)
 
     def imap_unordered(self, indices=None, *, with_index=False):
         """As imap, in completion order; with_index=True yields (i, result)."""
-        return _ResultIter(self, indices, ordered=False, with_index=with_index)
+        return self._iterate(indices, False, with_index)
+
+    def _iterate(self, indices, ordered, with_index):
+        it = self._p.iterate(indices, ordered, with_index, self.depth, self._dispatch)
+        self._iters.add(it)
+        return it
 
     def map(self, indices=None):
         """list(imap(indices)); raises the first task exception after every
@@ -301,123 +306,3 @@ class Pool:
 
     def __reduce__(self):
         raise TypeError("a Pool cannot be pickled")
-
-
-class _ResultIter:
-    """imap's iterator: keeps up to depth tasks of its own in flight."""
-
-    def __init__(self, pool, indices, ordered, with_index):
-        if pool._p.closed:
-            raise ValueError("operation on a closed pool")
-        self._pool = pool
-        if indices is None:
-            indices = range(len(pool.arena))
-        # Consecutive items go to the pool as ranges: no list of ints.
-        if isinstance(indices, range) and indices.step == 1:
-            self._next, self._stop = indices.start, max(indices.start, indices.stop)
-            self._src = None
-        else:
-            self._src = iter(indices)
-        self._src_done = False
-        self._ordered = ordered
-        self._with_index = with_index
-        self._pending = deque()    # (uid, index) in submission order
-        self._index_of = {}        # uid -> index (unordered)
-        self._done = {}            # uid -> (ok, value), filled by _dispatch
-
-    def __iter__(self):
-        return self
-
-    def _refill(self):
-        pool = self._pool
-        room = pool.depth - len(self._pending)
-        if room <= 0 or self._src_done:
-            return
-        if self._src is None:
-            self._refill_range(room)
-            return
-        batch = list(itertools.islice(self._src, room))
-        if len(batch) < room:
-            self._src_done = True
-        if not batch:
-            return
-        batch = [int(i) for i in batch]
-        uid = pool._take_uids(len(batch))
-        sinks, done, pend = pool._sinks, self._done, self._pending
-        for k, i in enumerate(batch):
-            sinks[uid + k] = done
-            pend.append((uid + k, i))
-            if not self._ordered:
-                self._index_of[uid + k] = i
-        submitted = 0
-        try:
-            while submitted < len(batch):
-                submitted += pool._p.submit(batch[submitted:], uid + submitted, 0)
-                if submitted < len(batch):
-                    pool._pump(_WAIT_NS)
-        except BaseException:
-            for k in range(submitted, len(batch)):
-                sinks.pop(uid + k, None)
-                pend.pop()
-                self._index_of.pop(uid + k, None)
-            raise
-
-    def _refill_range(self, room):
-        pool = self._pool
-        first = self._next
-        n = min(room, self._stop - first)
-        if n <= 0:
-            self._src_done = True
-            return
-        uid = pool._take_uids(n)
-        sinks, done, pend = pool._sinks, self._done, self._pending
-        for k in range(n):
-            sinks[uid + k] = done
-            pend.append((uid + k, first + k))
-            if not self._ordered:
-                self._index_of[uid + k] = first + k
-        try:
-            submitted = pool._p.submit_range(first, n, uid, 0)
-        except BaseException:
-            submitted = 0
-            raise
-        finally:
-            for k in range(n - 1, submitted - 1, -1):   # not submitted: forget
-                sinks.pop(uid + k, None)
-                pend.pop()
-                self._index_of.pop(uid + k, None)
-            self._next = first + submitted
-            if self._next >= self._stop:
-                self._src_done = True
-        if submitted == 0:
-            pool._pump(_WAIT_NS)       # full (another user of the pool): make room
-
-    def __next__(self):
-        done = self._done
-        while True:
-            if self._ordered:
-                if self._pending and self._pending[0][0] in done:
-                    uid, i = self._pending.popleft()
-                    ok, value = done.pop(uid)
-                    break
-            elif done:
-                uid, (ok, value) = done.popitem()
-                i = self._index_of.pop(uid)
-                self._pending.remove((uid, i))
-                break
-            self._refill()
-            if not self._pending:
-                raise StopIteration
-            self._pool._pump(_WAIT_NS)
-        self._refill()
-        if not ok:
-            raise value
-        return (i, value) if self._with_index else value
-
-    def __del__(self):
-        # Dropped half-way: results still to come are discarded.
-        pool = getattr(self, "_pool", None)
-        sinks = getattr(pool, "_sinks", None)
-        if sinks is not None:
-            for uid, _ in self._pending:
-                sinks.pop(uid, None)

@@ -205,3 +205,31 @@ def test_closed_pool_and_cancel(no_leaks):
     with pytest.raises(ValueError):
         list(p.imap())
     p.close()                                              # twice is fine
+
+
+def test_imap_sources_and_mixing(seed_arena, no_leaks):
+    """Indices from a generator, a list, a range; an iterator dropped half-way;
+    futures and two iterators sharing the pool (each one's completions reach
+    it whoever reaps them)."""
+    with libarena.Pool(tasks.pid_of, seed_arena, workers=2, depth=6) as p:
+        assert [i for i, _ in p.imap(x for x in [9, 3, 3, 0])] == [9, 3, 3, 0]
+        assert [i for i, _ in p.imap(range(100, 90, -1))] == list(range(100, 90, -1))
+        assert [i for i, _ in p.imap(range(5, 5))] == []
+        it = p.imap(range(1000))
+        assert next(it)[0] == 0
+        del it                                              # dropped with tasks in flight
+        a = p.imap(range(300))
+        b = p.imap_unordered(range(300, 600), with_index=True)
+        fs = [p.submit(i) for i in range(600, 620)]         # these reap for everyone
+        got_a = [x[0] for x in a]
+        got_b = sorted(i for i, _ in b)
+        assert got_a == list(range(300))
+        assert got_b == list(range(300, 600))
+        assert [f.result()[0] for f in fs] == list(range(600, 620))
+        with pytest.raises(IndexError):
+            list(p.imap([1, 2, len(seed_arena)]))
+        with pytest.raises(IndexError):
+            p.imap(range(len(seed_arena) + 1))
+        with pytest.raises(TypeError):                      # read ahead: raised early
+            list(p.imap(x for x in [4, "five", 6]))
+        assert [x[0] for x in p.map(range(3))] == [0, 1, 2]
