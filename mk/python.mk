@@ -4,6 +4,8 @@
 # pytest); PYTHON=/path/to/python3 chooses another.
 #   make python        build/python/libarena/ (import with PYTHONPATH=build/python)
 #   make python-check  pytest over python/tests (run by `make check`)
+#   make python-check-san   the same, extension and library under ASan+UBSan
+#   make python-install-check   pip install ./python into a fresh venv, offline
 PYTHON      ?= /usr/bin/python3
 PY_INC      := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
 PY_SUFFIX   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
@@ -16,7 +18,7 @@ PY_PIC_LIB  := $(B)/python/libarena-pic.a
 PY_DEFS     := $(if $(shell grep -l 'worker_init' include/arena.h),-DHAVE_WORKER_INIT) \
 	       $(if $(shell grep -l 'arena_pool_submit_range' include/arena.h),-DHAVE_SUBMIT_RANGE)
 
-.PHONY: python python-check python-install-check
+.PHONY: python python-check python-check-san python-install-check
 # `make` builds the module when the interpreter's headers are there
 # (./tools/install-deps python installs them); `make python` insists.
 ifneq ($(wildcard $(PY_INC)/Python.h),)
@@ -51,8 +53,18 @@ python-check: python
 	$(Q)cd python/tests && PYTHONPATH=$(CURDIR)/$(B)/python LIBARENA_SRC=$(CURDIR) \
 		$(PYTHON) -m pytest $(PYTEST_ARGS) -p no:cacheprovider $(PYTEST_FILES)
 
+# The same suite with the extension and the library under ASan+UBSan (the
+# interpreter is not instrumented: the runtimes are preloaded; Python's own
+# allocations at exit are not leaks of ours).
+PY_SAN_B := build/san-address-undefined
+python-check-san:
+	$(Q)$(MAKE) --no-print-directory SAN=address,undefined python
+	$(Q)cd python/tests && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
+		PYTHONPATH=$(CURDIR)/$(PY_SAN_B)/python $(PYTHON) -m pytest $(PYTEST_ARGS) -p no:cacheprovider $(PYTEST_FILES)
+
 # A fresh venv, installed from ./python with no network (Debian's setuptools).
 python-install-check:
 	$(Q)PYTHON=$(PYTHON) python/tests/install_check.sh
 
-CHECK_EXTRA += python-check python-install-check
+CHECK_EXTRA += python-check python-check-san python-install-check
