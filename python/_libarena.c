@@ -891,12 +891,17 @@ struct PoolObject {
 
 static void pool_finish_close(PoolObject *self)
 {
-	if (self->p && self->owner_pid == getpid()) {
+	if (!self->p)
+		return;
+	if (self->owner_pid == getpid()) {
 		Py_BEGIN_ALLOW_THREADS
 		arena_pool_destroy(self->p);
 		Py_END_ALLOW_THREADS
 	}
 	self->p = NULL;
+	/* The pool was one of the arena's users (see Pool_init). */
+	if (--self->arena->exports == 0 && self->arena->closing)
+		arena_finish_close(self->arena);
 }
 
 /* A result view died: its space goes back to its worker. */
@@ -2197,6 +2202,8 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 		set_error(st, r, "pool create");
 		return -1;
 	}
+	/* The arena must outlive the pool: arena.close() now only marks it. */
+	self->arena->exports++;
 	return 0;
 }
 

@@ -233,3 +233,15 @@ def test_imap_sources_and_mixing(seed_arena, no_leaks):
         with pytest.raises(TypeError):                      # read ahead: raised early
             list(p.imap(x for x in [4, "five", 6]))
         assert [x[0] for x in p.map(range(3))] == [0, 1, 2]
+
+
+def test_arena_closed_under_a_running_pool(no_leaks):
+    a = libarena.Arena([b"abc"] * 10)
+    fd = a.fileno()
+    with libarena.Pool(lambda arena, i: bytes(arena[i]), a, workers=1) as p:
+        a.close()                                  # the pool still maps it
+        assert a.closed
+        assert p.map() == [b"abc"] * 10
+        os.fstat(fd)
+    with pytest.raises(OSError):
+        os.fstat(fd)                               # closed with the pool
