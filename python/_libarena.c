@@ -2178,8 +2178,10 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 	o.flags |= ARENA_POOL_EINTR;
 #endif
 #ifdef HAVE_WORKER_INIT
-	o.worker_init = py_worker_init;
-	o.worker_init_arg = &self->cx;
+	if (!cargv) {   /* forked workers only: exec'd ones run _worker.main */
+		o.worker_init = py_worker_init;
+		o.worker_init_arg = &self->cx;
+	}
 #endif
 	if (cargv) {
 		o.worker_path = cargv[0];
