@@ -23,6 +23,9 @@ __all__ = ["Pool", "Future"]
 
 _WAIT_NS = 50 * 1000 * 1000     # one reap's wait while others may reap too
 _REAP_MAX = 256
+# Each worker's result area: room for a few 4 MiB batches in flight.  Only
+# the pages results are written to cost memory.
+_RESULT_BYTES = 16 << 20
 
 _WORKER_BOOT = (
     "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
@@ -115,8 +118,9 @@ class Pool:
       of view_threshold bytes or more are not copied either: they come back as
       read-only views (memoryview, or ndarray) that hold the worker's result
       space until they are released, so keep few alive.  Other objects are
-      pickled.  result_bytes is each worker's result area (default 1 MiB);
-      a larger result raises ResultTooLarge.
+      pickled.  result_bytes is each worker's result area (default 16 MiB,
+      only the pages written cost memory); a larger result raises
+      ResultTooLarge.
     - Errors: an exception raised by func is raised where that item's result
       is read, with the worker's traceback as its __cause__; a task that kills
       its worker max_attempts times raises WorkerCrashed (task_timeout
@@ -162,7 +166,8 @@ class Pool:
         self.arena = arena
         self.depth = depth
         self._p = _libarena._Pool(arena, func, workers, depth, max_attempts,
-                                  result_bytes or 0, timeout_ns, view_threshold, argv)
+                                  result_bytes or _RESULT_BYTES, timeout_ns, view_threshold,
+                                  argv)
         self._lock = threading.Lock()        # sinks and uids
         self._reap_lock = threading.Lock()   # one reaper at a time
         self._cv = threading.Condition(threading.Lock())

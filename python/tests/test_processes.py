@@ -247,3 +247,30 @@ def test_worker_memory_flat_with_arena(no_leaks):
     assert grown_list > 20 << 20                  # ~ the list's objects, copied
     assert grown_arena < 4 << 20                  # flat: a few pages of allocator
     assert grown_list > 10 * max(grown_arena, 1 << 20)
+
+
+def test_replacement_while_another_thread_runs(no_leaks):
+    """The issue's deadlock: a worker replaced while another Python thread is
+    busy (it may hold the GIL when the replacement starts).  The replacement
+    must run Python tasks, and every item comes back once, in order."""
+    with libarena.Pool(tasks.slow, libarena.Arena([b""] * 600), workers=2) as p:
+        stop = threading.Event()
+
+        def busy():
+            x = 0
+            while not stop.is_set():
+                x += 1
+
+        t = threading.Thread(target=busy)
+        t.start()
+        try:
+            out = []
+            for x in p.imap():
+                out.append(x)
+                if len(out) in (50, 250):
+                    os.kill(p.worker_pids()[len(out) % 2], signal.SIGKILL)
+            assert out == list(range(600))
+            assert p.stats()["workers_restarted"] >= 2
+        finally:
+            stop.set()
+            t.join()
