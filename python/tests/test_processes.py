@@ -62,34 +62,49 @@ def test_hang_with_deadline(no_leaks):
 
 
 def test_ctrl_c_during_a_blocking_wait(no_leaks):
+    """SIGINT during one long wait inside the extension raises
+    KeyboardInterrupt at once; and during Future.result()."""
     with libarena.Pool(tasks.sleep_long, libarena.Arena([b""]), workers=1) as p:
         f = p.submit(0)
-        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        t0 = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            f.result()
-        assert time.monotonic() - t0 < 20        # not the task's 30 s
-        timer.join()
+        for wait in (lambda: p._p.reap(16, 30_000_000_000), f.result):
+            timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            t0 = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                wait()
+            assert time.monotonic() - t0 < 20        # not the 30 s wait
+            timer.join()
         p.terminate()
 
 
 def test_gil_released_while_waiting(no_leaks):
+    """Another thread runs during one blocking wait inside the extension: it
+    leaves time stamps inside the wait's window (with the GIL held, it could
+    run only before and after)."""
     with libarena.Pool(tasks.sleep_long, libarena.Arena([b""]), workers=1) as p:
         f = p.submit(0)
-        count, stop = [0], threading.Event()
+        stamps, stop = [], threading.Event()
 
         def spin():
             while not stop.is_set():
-                count[0] += 1
+                stamps.append(time.monotonic())
+                time.sleep(0)               # (releases the GIL itself too)
+                for _ in range(1000):
+                    pass
 
         t = threading.Thread(target=spin)
         t.start()
-        with pytest.raises(TimeoutError):
-            f.result(timeout=1.0)
+        while not stamps:
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        assert p._p.reap(16, 1_000_000_000) == []          # one 1 s wait in C
+        t1 = time.monotonic()
         stop.set()
         t.join()
-        assert count[0] > 1000, "the other thread did not run while we waited"
+        inside = [x for x in stamps if t0 + 0.2 < x < t1 - 0.2]
+        assert inside, "the other thread did not run while we waited"
+        with pytest.raises(TimeoutError):
+            f.result(timeout=0.2)
         p.terminate()
 
 
@@ -161,6 +176,21 @@ def test_fork_hooks_run_in_workers(no_leaks):
     random.seed(1234)
     parent_first = random.random()
     assert parent_first not in {r for _, _, r, _, _ in out[:1]}
+
+
+def _freeze_count(a, i):
+    import gc
+    return gc.get_freeze_count()
+
+
+def test_inherited_objects_frozen_in_workers(no_leaks):
+    """gc.freeze() in forked workers: their collections never write to the
+    headers of the parent's objects (which would copy those pages)."""
+    import gc
+    keep = [[i] for i in range(20000)]                    # noqa: F841 - inherited
+    with libarena.Pool(_freeze_count, size=2, workers=2) as p:
+        assert all(n >= 20000 for n in p.map())
+    assert gc.get_freeze_count() == 0                     # not in the parent
 
 
 def test_no_shm_file_used(no_leaks):
