@@ -215,6 +215,17 @@ enum arena_spin {
                                          * tasks move to the survivors */
 #define ARENA_POOL_NO_SUPERVISE (1u << 3) /* do not watch workers (benchmarks
                                            * of the supervision cost only) */
+/*
+ * Interruptible waits: a blocking arena_pool_submit(), _submit_range(),
+ * _reap() or _stop() returns -EINTR when a signal handler interrupted its
+ * wait, instead of waiting on.  For bindings that must run their own signal
+ * handling (Python's Ctrl-C) and then call again; nothing is lost (stop:
+ * call it again to go on waiting).  The handler must be installed without
+ * SA_RESTART (as Python's are): with SA_RESTART the kernel may resume a wait
+ * itself.  A signal that arrives just before a wait starts is seen at that
+ * wait's end: a caller that must not miss one waits in bounded slices.
+ */
+#define ARENA_POOL_EINTR (1u << 8)
 
 struct arena_pool_opts {
 	uint32_t flags;          /* ARENA_POOL_* */
@@ -269,11 +280,23 @@ struct arena_sqe {
  * Submits up to n tasks; blocks while `depth` tasks are in flight.  Returns
  * the number submitted (>= 1 and <= n) as soon as some could be, -EAGAIN with
  * a zero timeout when full, -ETIMEDOUT, -ERANGE (an index beyond the arena;
- * nothing from that entry on is submitted), -EPIPE after stop, or -EBADMSG
+ * nothing from that entry on is submitted), -EPIPE after stop, -EINTR (with
+ * ARENA_POOL_EINTR), -EINVAL (an entry with flags set), or -EBADMSG
  * when the pool failed on a corrupt channel.  Any thread may submit.
  */
 int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes,
 		      unsigned n, int64_t timeout_ns);
+
+/*
+ * Submits the tasks for `count` consecutive items: item first + k with
+ * user_data user_data_first + k and `op`, for k = 0 .. count-1, without an
+ * array of entries.  Returns the number submitted (a prefix, >= 1), with the
+ * errors of arena_pool_submit(): -ERANGE when item `first` is beyond the
+ * arena (a range that ends beyond it is submitted up to its last item; the
+ * call for the rest then returns -ERANGE).
+ */
+int arena_pool_submit_range(struct arena_pool *p, uint64_t first, uint32_t count,
+			    uint64_t user_data_first, uint32_t op, int64_t timeout_ns);
 
 /* One task, blocking: a convenience over arena_pool_submit(). Returns 0. */
 int arena_pool_submit1(struct arena_pool *p, uint64_t index, uint64_t user_data);
@@ -298,20 +321,31 @@ struct arena_cqe {
  * stays valid until arena_pool_release() of that completion; release every
  * reaped completion, or workers will eventually wait for room.
  * Returns the number reaped (>= 1), -EAGAIN (zero timeout, none ready),
- * -ETIMEDOUT, -ENODATA when nothing is in flight and the pool is stopped, or
+ * -ETIMEDOUT, -ENODATA when nothing is in flight and the pool is stopped,
+ * -EINTR (with ARENA_POOL_EINTR), or
  * -EBADMSG when a worker corrupted the channel (the pool then fails).
  * Any thread may reap; reapers serialize on a process-private lock.
  */
 int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		    int64_t timeout_ns);
 
-/* Gives a reaped completion's result space back to its worker.  A
- * completion without result space, or one released already, is ignored. */
-void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe);
+/*
+ * Gives a reaped completion's result space back to its worker.  A
+ * completion without result space, or one released already (or not of this
+ * pool), is ignored.  Any thread may release, at any time until
+ * arena_pool_destroy(), after arena_pool_stop() and after a failure too: the
+ * result bytes stay mapped and unchanged until released or destroyed.
+ * After destroy, the pool and every result pointer are gone: a binding that
+ * hands out views of results must keep the pool alive while a view exists.
+ * Returns 0, or -EINVAL (p or cqe NULL).
+ */
+int arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe);
 
 /* The same for n completions at once (one lock and one hand-back per worker
- * instead of one per completion: the form for batches of small results). */
-void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n);
+ * instead of one per completion: the form for batches of small results).
+ * Returns 0, or -EINVAL (p NULL, cqes NULL with n > 0, or n > INT_MAX: a
+ * negative count such as a failed reap's result, cast to unsigned). */
+int arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n);
 
 /* arena_pool_stop() flags */
 #define ARENA_STOP_DRAIN  0u        /* run every queued task first */
@@ -321,7 +355,8 @@ void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes,
  * Stops the pool: no more submissions (-EPIPE); with DRAIN waits until every
  * submitted task has completed (someone must keep reaping and releasing), then
  * tells workers to exit and reaps them (no zombies).  Completions not yet
- * reaped can still be reaped afterwards.  Returns 0, -ETIMEDOUT, or -EINVAL.
+ * reaped can still be reaped afterwards.  Returns 0, -ETIMEDOUT, -EINTR
+ * (with ARENA_POOL_EINTR: call it again to go on), or -EINVAL.
  */
 int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns);
 

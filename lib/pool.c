@@ -152,7 +152,7 @@ int pool_start_worker(struct arena_pool *p, unsigned i)
 static int check_opts(const struct arena *a, const struct arena_pool_opts *o)
 {
 	const uint32_t known = ARENA_POOL_ORDERED | ARENA_POOL_NO_URING |
-			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE;
+			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE | ARENA_POOL_EINTR;
 
 	if (!a || !arena_is_sealed(a))
 		return -EINVAL;
@@ -197,6 +197,7 @@ static void pool_free(struct arena_pool *p)
 	pthread_mutex_destroy(&p->rel_lock);
 	free(p->worker_path);
 	free(p->cbuf);
+	pool_records_free(p);
 	free(p->w);
 	free(p->wp);
 	free(p);
@@ -283,6 +284,9 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		p->w[i].space_gen = EVC_NONE;
 		p->w[i].cq_head = prm.index_base;
 	}
+	r = pool_records_init(p, prm.index_base);
+	if (r < 0)
+		goto fail;
 	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))
 		sup_uring_init(&p->u, 2 * CHAN_MAX_WORKERS + 8); /* failure: fallback */
 	for (i = 0; i < p->nworkers; i++) {
@@ -365,8 +369,14 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 			slice = (int64_t)(deadline - sys_now_ns());
 		/* Sleep without the lock: reapers must go on releasing space. */
 		pthread_mutex_unlock(&p->cons_lock);
-		poll(pfd, n, (int)(slice / 1000000) + 1);
+		n = poll(pfd, n, (int)(slice / 1000000) + 1) < 0 && errno == EINTR;
 		pthread_mutex_lock(&p->cons_lock);
+		/* A signal handler ran: the caller may want to act on it (and
+		 * call stop again to go on waiting). */
+		if (n && (p->o.flags & ARENA_POOL_EINTR)) {
+			r = -EINTR;
+			break;
+		}
 	}
 	if (r == 0)
 		p->workers_gone = 1;

@@ -40,12 +40,11 @@ struct pool_worker {
 	int pidfd;              /* -1 when not running */
 	uint32_t gen;           /* incarnation, for stale uring events */
 	uint32_t cq_head;
-	int last_valid;         /* last_seq is the seq of the last CQE read */
-	uint64_t last_seq;
+	/* Our record of its tasks (see struct pool_wprod, recs): the oldest
+	 * one not yet completed.  Its completions must come in this order. */
+	uint32_t rec_head;
 	int hang_killed;
 	uint64_t gen_done;      /* completions from this incarnation */
-	struct chan_sqe retry;  /* our copy of the task handed to it to re-run */
-	int retry_pending;      /* ... not yet seen completed */
 	uint32_t start_fails;   /* incarnations in a row that failed at start */
 	int exited_clean;
 	/* rel_lock */
@@ -59,6 +58,19 @@ struct pool_worker {
  * producer and the consumer threads never write one cache line. */
 struct pool_wprod {
 	uint32_t sq_tail;
+	/*
+	 * The parent's own record of every task given to this worker, by SQ
+	 * position (the worker runs its SQ in order): positions [rec_head,
+	 * sq_tail) are in flight on it.  Written here before the channel's SQ
+	 * slot; the only source of what is delivered (seq, index, user_data)
+	 * and of what is run again after a death: the channel's copy is the
+	 * worker's to scribble on.  Never overwritten while in flight: those
+	 * tasks count in `inflight` (<= depth <= SQ size).
+	 */
+	struct chan_sqe *recs;
+	/* sq_tail as last published (release, after the records are written):
+	 * the consumer reads records only below it. */
+	_Atomic uint32_t pub_tail;
 	int alive;              /* takes tasks */
 	uint64_t woken_at;
 	uint64_t wake_gen;      /* its task announcement last woken (evc.h) */
@@ -137,8 +149,10 @@ ARENA_HIDDEN int pool_start_worker(struct arena_pool *p, unsigned i);
 ARENA_HIDDEN void pool_fail(struct arena_pool *p, int err);
 /* reap.c */
 ARENA_HIDDEN int pool_harvest(struct arena_pool *p, unsigned i);
-ARENA_HIDDEN void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *sqe,
+ARENA_HIDDEN void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *rec,
 					  int status);
+ARENA_HIDDEN int pool_records_init(struct arena_pool *p, uint32_t index_base);
+ARENA_HIDDEN void pool_records_free(struct arena_pool *p);
 ARENA_HIDDEN int pool_fifo_init(struct res_fifo *f);
 /* supervise.c */
 ARENA_HIDDEN int pool_supervise(struct arena_pool *p, int force_poll);

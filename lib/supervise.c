@@ -20,41 +20,111 @@
 #endif
 
 /* Gives one task of a worker that is gone to a survivor, or completes it. */
-static void requeue_one(struct arena_pool *p, const struct chan_sqe *sqe, uint64_t *touched)
+static void requeue_one(struct arena_pool *p, const struct chan_sqe *rec, uint64_t *touched)
 {
 	if (p->stopping_cancel)
-		pool_complete_synthetic(p, sqe, -ECANCELED);
-	else if (pool_push_locked(p, sqe, touched) < 0)
-		pool_complete_synthetic(p, sqe, -ECHILD);
+		pool_complete_synthetic(p, rec, -ECANCELED);
+	else if (pool_push_locked(p, rec, touched) < 0)
+		pool_complete_synthetic(p, rec, -ECHILD);
 }
 
-/* Moves a dead worker's lost and queued tasks to survivors. */
-static void requeue(struct arena_pool *p, unsigned dead, const struct chan_sqe *lost,
-		    uint32_t head)
+/*
+ * Moves every task in flight on a worker that is gone to survivors (or
+ * completes it), taking them from our own record: never from the SQ slots in
+ * the channel, which any worker can write.  cons_lock and prod_lock held.
+ */
+static void requeue(struct arena_pool *p, unsigned dead)
 {
-	struct pool_wprod *pw = &p->wp[dead];
+	struct pool_wprod *wp = &p->wp[dead];
+	struct pool_worker *pw = &p->w[dead];
 	uint64_t touched = 0;
-	uint32_t k;
 
-	pw->alive = 0;
-	if (lost)
-		requeue_one(p, lost, &touched);
-	/* The SQ slots are ours (the parent wrote them); no worker reads them. */
-	for (k = head; k != pw->sq_tail; k++)
-		requeue_one(p, &chan_sq(&p->c, dead)[k & p->c.sq_mask], &touched);
-	pw->sq_tail = head;
+	wp->alive = 0;
+	for (; pw->rec_head != wp->sq_tail; pw->rec_head++)
+		requeue_one(p, &wp->recs[pw->rec_head & p->c.sq_mask], &touched);
 	if (touched)
 		pool_publish_locked(p, touched);
+}
+
+/*
+ * The task a dead worker was running, if any: only the oldest task in flight
+ * on it can be (it runs them in order and its earlier completions were
+ * harvested), so the worker's `inhand` words only say whether it had taken
+ * that one.  Whatever they say, the task comes from our record: a dead
+ * worker naming another task (an old, finished one, say) names nothing.
+ * cons_lock and prod_lock held.
+ */
+static struct chan_sqe *task_in_hand(struct arena_pool *p, unsigned i)
+{
+	struct chan_worker *w = chan_w(&p->c, i);
+	struct pool_worker *pw = &p->w[i];
+	struct chan_sqe *rec;
+
+	if (pw->rec_head == p->wp[i].sq_tail)
+		return NULL;
+	rec = &p->wp[i].recs[pw->rec_head & p->c.sq_mask];
+	/* acquire: pairs with the worker's release of inhand_valid. */
+	if (!atomic_load_explicit(&w->hot.inhand_valid, memory_order_acquire) ||
+	    __atomic_load_n(&w->hot.inhand.seq, __ATOMIC_RELAXED) != rec->seq)
+		return NULL;
+	return rec;
+}
+
+/*
+ * Charges the task in hand one attempt; one that has killed max_attempts
+ * workers (or any, while cancelling) completes now with `status`, and is
+ * taken out of the record.  Returns 1 when a task was in hand.
+ */
+static int charge_in_hand(struct arena_pool *p, unsigned i, int status)
+{
+	struct chan_sqe *rec = task_in_hand(p, i);
+
+	if (!rec)
+		return 0;
+	rec->attempts = rec->attempts < p->max_attempts ? rec->attempts + 1 : p->max_attempts;
+	if (rec->attempts >= p->max_attempts || p->stopping_cancel) {
+		pool_complete_synthetic(p, rec, p->stopping_cancel ? -ECANCELED : status);
+		if (!p->stopping_cancel)
+			STAT_ADD(p, st_failed, 1);
+		p->w[i].rec_head++;
+	} else {
+		STAT_ADD(p, st_rerun, 1);
+	}
+	return 1;
+}
+
+/*
+ * Before a replacement starts: its SQ is rewritten from our record (tasks
+ * [rec_head, sq_tail) in order, the one in hand first), and the words it
+ * starts from are ours, not the dead worker's.  cons_lock and prod_lock held.
+ */
+static void prepare_restart(struct arena_pool *p, unsigned i)
+{
+	struct chan_worker *w = chan_w(&p->c, i);
+	struct pool_worker *pw = &p->w[i];
+	struct pool_wprod *wp = &p->wp[i];
+	uint32_t k;
+
+	for (k = pw->rec_head; k != wp->sq_tail; k++)
+		chan_sq(&p->c, i)[k & p->c.sq_mask] = wp->recs[k & p->c.sq_mask];
+	atomic_store_explicit(&w->prod.sq_tail, wp->sq_tail, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.sq_head, pw->rec_head, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.cq_tail, pw->cq_head, memory_order_relaxed);
+	atomic_store_explicit(&w->cons.cq_head, pw->cq_head, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
+	/* No retry slot: the task in hand is the first one of the SQ again.
+	 * release: everything above is written before the replacement exists
+	 * (fork orders it anyway; this documents the intent). */
+	atomic_store_explicit(&w->cons.retry_valid, 0, memory_order_release);
 }
 
 int pool_handle_exit(struct arena_pool *p, unsigned i)
 {
 	struct pool_worker *pw = &p->w[i];
 	struct chan_worker *w = chan_w(&p->c, i);
-	struct chan_sqe sqe, *lost = NULL;
 	siginfo_t si;
-	uint32_t head;
-	int clean, hang = pw->hang_killed, restarted = 0;
+	int clean, hang = pw->hang_killed, restarted = 0, in_hand;
 
 	memset(&si, 0, sizeof(si));
 	/* Reap it now: no zombie, whatever happens next. */
@@ -68,62 +138,21 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 	/* Completions it published before dying are valid: deliver them once. */
 	pool_harvest(p, i);
 	pthread_mutex_lock(&p->prod_lock);
-	head = atomic_load_explicit(&w->hot.sq_head, memory_order_acquire);
-	if (p->wp[i].sq_tail - head > p->c.sq_mask + 1) {
-		pool_fail(p, -EBADMSG);
-		head = p->wp[i].sq_tail;
-	}
-	if (atomic_load_explicit(&w->hot.inhand_valid, memory_order_acquire)) {
-		uint32_t pos = w->hot.inhand_pos;
-		int taken = w->hot.inhand_retry ? 1 : head == pos + 1;
-
-		sqe = w->hot.inhand; /* one copy; only the copy is used */
-		if (taken && !(pw->last_valid && pw->last_seq == sqe.seq) &&
-		    sqe.index < arena_count(p->a) &&
-		    sqe.seq < atomic_load_explicit(&p->next_seq, memory_order_relaxed))
-			lost = &sqe;
-	} else if (pw->retry_pending) {
-		/* Killed before it even took the task it was started to re-run:
-		 * that task did not kill it, so it costs no attempt. */
-		sqe = pw->retry;
-		if (sqe.attempts)
-			sqe.attempts--;
-		lost = &sqe;
-	}
-	pw->retry_pending = 0;
 	if (!clean)
 		STAT_ADD(p, st_crashes, 1);
-	if (lost) {
-		lost->attempts = lost->attempts < p->max_attempts ? lost->attempts + 1
-								  : p->max_attempts;
-		if (lost->attempts >= p->max_attempts || p->stopping_cancel) {
-			pool_complete_synthetic(p, lost, p->stopping_cancel ? -ECANCELED
-							 : hang ? -ETIMEDOUT
-							 : -EOWNERDEAD);
-			if (!p->stopping_cancel)
-				STAT_ADD(p, st_failed, 1);
-			lost = NULL;
-		} else {
-			STAT_ADD(p, st_rerun, 1);
-		}
-	}
+	in_hand = charge_in_hand(p, i, hang ? -ETIMEDOUT : -EOWNERDEAD);
 	/* A spinner killed mid-spin leaves the hint one too high. */
 	if (atomic_load_explicit(&w->rec.state, memory_order_relaxed) != ARENA_WORKER_SLEEPING)
 		atomic_store_explicit(&p->c.g->spin.spinners, 0, memory_order_relaxed);
 	/* A worker that exits with an error before completing anything (an
 	 * exec'd program that cannot attach, say) is not restarted for ever. */
-	if (si.si_code == CLD_EXITED && si.si_status != 0 && !pw->gen_done && !lost)
+	if (si.si_code == CLD_EXITED && si.si_status != 0 && !pw->gen_done && !in_hand)
 		pw->start_fails++;
 	else
 		pw->start_fails = 0;
 	if (!clean && !p->stopping_cancel && !(p->o.flags & ARENA_POOL_NO_RESTART) &&
 	    pw->start_fails < MAX_START_FAILS) {
-		/* The replacement starts from state we checked, not the dead
-		 * worker's words. */
-		atomic_store_explicit(&w->hot.sq_head, head, memory_order_relaxed);
-		atomic_store_explicit(&w->hot.cq_tail, pw->cq_head, memory_order_relaxed);
-		atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
-		atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
+		prepare_restart(p, i);
 		/* A dead sleeper's announcements (the owner is dead, so a plain
 		 * store is safe); what it left there may be garbage, so every
 		 * waker forgets the generation it woke (evc.h, rule 3). */
@@ -138,15 +167,6 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 		w->cons.res_start = pw->res_end;
 		pw->space_gen = EVC_NONE;
 		pthread_mutex_unlock(&p->rel_lock);
-		if (lost) {
-			w->cons.retry = *lost;
-			pw->retry = *lost;
-			pw->retry_pending = 1;
-		}
-		/* release: the retry slot is written before the worker that
-		 * reads retry_valid with acquire exists at all; the ordering
-		 * matters only for the documentation of intent (fork orders). */
-		atomic_store_explicit(&w->cons.retry_valid, lost ? 1 : 0, memory_order_release);
 		if (pool_start_worker(p, i) == 0) {
 			restarted = 1;
 			STAT_ADD(p, st_restarted, 1);
@@ -155,7 +175,7 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 		}
 	}
 	if (!restarted)
-		requeue(p, i, lost, head);
+		requeue(p, i);
 	pthread_mutex_unlock(&p->prod_lock);
 	return 0;
 }

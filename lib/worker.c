@@ -235,11 +235,17 @@ enum { ROOM_NONE, ROOM_RETRY, ROOM_WAIT };
  * larger), ROOM_WAIT when earlier results still hold the space, ROOM_NONE
  * when the whole area was offered: -EMSGSIZE is then final.
  */
-static int more_room(struct worker *wk, uint64_t cap)
+static int more_room(struct worker *wk, uint64_t cap, uint64_t pos0)
 {
 	uint64_t R = wk->c->res_bytes, used, tail_room, free;
 
 	refresh_res_head(wk);
+	/* A tail we skipped for this task is not in any completion yet: the
+	 * consumer's head stops at pos0, where our last published result
+	 * ended.  When it gets there, nothing is held and the skip is void
+	 * (else the skipped bytes would count as used for ever). */
+	if (wk->res_pos != pos0 && wk->res_head == pos0)
+		wk->res_pos = pos0;
 	used = wk->res_pos - wk->res_head;
 	tail_room = R - wk->res_pos % R;
 	free = R - used;
@@ -291,7 +297,7 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 		rc = wk->fn(&t);
 		if (rc != -EMSGSIZE || t.ref)
 			break;
-		room = more_room(wk, s.cap);
+		room = more_room(wk, s.cap, pos0);
 		if (room == ROOM_NONE || (room == ROOM_WAIT && stop_state(wk) == CHAN_STOP_CANCEL))
 			break;
 		if (room == ROOM_WAIT) {
@@ -510,13 +516,6 @@ int worker_run(struct worker *wk)
 	refresh_res_head(wk);
 	atomic_store_explicit(&w->rec.pid, (uint32_t)getpid(), memory_order_relaxed);
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
-	if (atomic_load_explicit(&w->cons.retry_valid, memory_order_acquire)) {
-		struct chan_sqe sqe = w->cons.retry;
-
-		run_one(wk, &sqe, 0, 1);
-		clock_flush(wk);
-		signal_consumer(wk);
-	}
 	for (;;) {
 		uint32_t stop = stop_state(wk);
 		uint32_t tail = atomic_load_explicit(&w->prod.sq_tail, memory_order_acquire);
