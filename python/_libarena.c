@@ -886,8 +886,14 @@ struct PoolObject {
 	PyObject *weakrefs;
 };
 
-/* The slice in which a blocking call waits before it looks for signals. */
+/* The slice in which a blocking call waits before it looks for signals.
+ * With ARENA_POOL_EINTR a signal ends a wait at once; the slice only bounds
+ * the case of a signal that came just before the wait began. */
+#ifdef ARENA_POOL_EINTR
+#define WAIT_SLICE_NS (100 * 1000 * 1000LL)
+#else
 #define WAIT_SLICE_NS (20 * 1000 * 1000LL)
+#endif
 
 static void pool_finish_close(PoolObject *self)
 {
