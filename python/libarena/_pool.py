@@ -102,11 +102,7 @@ def _spawn_argv(func):
 
 
 class Pool:
-    """Pool(func, arena=None, *, workers=None, depth=None, max_attempts=3,
-    task_timeout=None, result_bytes=None, view_threshold=65536,
-    start_method='fork', size=None)
-
-    Worker processes that call ``func(arena, i)`` for item indices i and send
+    """Worker processes that call ``func(arena, i)`` for item indices i and send
     back what it returns.
 
     - arena: the Arena the workers read (mapped, never copied).  None with
@@ -143,7 +139,8 @@ class Pool:
             raise TypeError("size= is for pools without an arena")
         if not isinstance(arena, Arena):
             raise TypeError("arena must be a libarena.Arena, not %s" % type(arena).__name__)
-        workers = os.cpu_count() or 1 if workers is None else workers
+        if workers is None:
+            workers = os.cpu_count() or 1
         if workers < 1:
             raise ValueError("workers must be at least 1")
         depth = max(10, 2 * workers) if depth is None else depth
