@@ -5,7 +5,7 @@
  * Small and mechanical on purpose; policy (futures, imap, spawn start-up)
  * lives in the pure-Python package python/libarena/.  Rules kept here:
  *  - multi-phase init, every Python object the module needs in its state;
- *  - every libarena errno becomes an exception in one function, set_error();
+ * *  - every libarena errno becomes an exception in one function, set_error_ex();
  *  - every wait releases the GIL, in slices, checking signals between them;
  *  - a view of an item or of a result holds what it points at (the arena, or
  *    the pool and the result's space) through an export count: close() with
@@ -128,12 +128,32 @@ static PyObject *need_numpy(modstate *st)
 /* Errors: the one place where a libarena errno becomes an exception          */
 /* ------------------------------------------------------------------------ */
 
-static PyObject *set_error(modstate *st, int err, const char *what)
+/* Where an error code comes from changes what it means. */
+enum err_ctx {
+	ERR_CALL,   /* a library call failed */
+	ERR_FILE,   /* a call on a file: filename kept, as open() does */
+	ERR_TASK,   /* a completion's status: the task's own outcome */
+};
+
+/*
+ * Sets the exception for libarena error code err (negative errno) and
+ * returns NULL.  what names the operation ("submit", "task for item 7"),
+ * filename is for ERR_FILE.  Builtins where Python has one (IndexError,
+ * ValueError, MemoryError, TimeoutError, FileNotFoundError...), else
+ * ArenaError or a subclass, with errno set and libarena's meaning in
+ * strerror.
+ */
+static PyObject *set_error_ex(modstate *st, int err, const char *what, enum err_ctx ctx,
+			      PyObject *filename)
 {
-	PyObject *type, *args;
+	PyObject *type, *args, *exc, *msg;
 	const char *meaning = arena_strerror(err);
 	int e = -err;
 
+	if (ctx == ERR_FILE && e != EBADMSG && e != EPROTONOSUPPORT && e != EPERM) {
+		errno = e;
+		return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, filename);
+	}
 	switch (e) {
 	case ERANGE:
 		PyErr_Format(PyExc_IndexError, "%s: %s", what, meaning);
@@ -162,44 +182,42 @@ static PyObject *set_error(modstate *st, int err, const char *what)
 		type = st->ResultTooLarge;
 		break;
 	case ETIMEDOUT:
-		type = PyExc_TimeoutError;
+		/* a task's: the deadline killed it max_attempts times */
+		type = ctx == ERR_TASK ? st->TaskTimeout : PyExc_TimeoutError;
+		if (ctx == ERR_TASK)
+			meaning = "ran past task_timeout (its worker was killed each time)";
 		break;
 	case EPERM:
 	case EROFS:
 		type = st->ArenaError;
 		break;
 	default:
-		/* Plain system errors: OSError picks FileNotFoundError etc. */
+		/* Plain system errors: OSError picks its subclass by errno. */
 		type = PyExc_OSError;
 		break;
 	}
-	args = Py_BuildValue("(is)", e, meaning);
-	if (args) {
-		PyObject *exc = PyObject_Call(type, args, NULL);
-
-		Py_DECREF(args);
-		if (exc) {
-			PyObject *note = PyUnicode_FromFormat("%s: %s", what, meaning);
-
-			/* strerror carries the operation too: "open: not sealed" */
-			if (note) {
-				PyObject_SetAttrString(exc, "strerror", note);
-				Py_DECREF(note);
-			}
-			PyErr_SetObject(type, exc);
-			Py_DECREF(exc);
-		}
+	/* OSError(errno, strerror); strerror carries the operation too. */
+	msg = PyUnicode_FromFormat("%s: %s", what, meaning);
+	args = msg ? Py_BuildValue("(iN)", e, msg) : NULL;
+	if (!args)
+		return NULL;
+	exc = PyObject_Call(type, args, NULL);
+	Py_DECREF(args);
+	if (exc) {
+		PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+		Py_DECREF(exc);
 	}
 	return NULL;
 }
 
-/* A file error keeps its filename, as open() does. */
+static PyObject *set_error(modstate *st, int err, const char *what)
+{
+	return set_error_ex(st, err, what, ERR_CALL, NULL);
+}
+
 static PyObject *set_file_error(modstate *st, int err, PyObject *path)
 {
-	if (err == -EBADMSG || err == -EPROTONOSUPPORT || err == -EPERM)
-		return set_error(st, err, "open");
-	errno = -err;
-	return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+	return set_error_ex(st, err, "open", ERR_FILE, path);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1192,18 +1210,7 @@ static PyObject *status_error(modstate *st, const struct arena_cqe *c)
 	char what[96];
 
 	snprintf(what, sizeof(what), "task for item %llu", (unsigned long long)c->index);
-	if (c->status == -ETIMEDOUT) {
-		/* the task deadline killed it max_attempts times */
-		PyObject *args = Py_BuildValue("(iN)", ETIMEDOUT, PyUnicode_FromFormat(
-			"%s: ran past task_timeout (its worker was killed each time)", what));
-
-		if (args) {
-			PyErr_SetObject(st->TaskTimeout, args);
-			Py_DECREF(args);
-		}
-	} else {
-		set_error(st, c->status, what);
-	}
+	set_error_ex(st, c->status, what, ERR_TASK, NULL);
 	PyErr_Fetch(&t, &v, &tb);
 	PyErr_NormalizeException(&t, &v, &tb);
 	Py_XDECREF(t);
