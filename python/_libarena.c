@@ -5,7 +5,7 @@
  * Small and mechanical on purpose; policy (futures, imap, spawn start-up)
  * lives in the pure-Python package python/libarena/.  Rules kept here:
  *  - multi-phase init, every Python object the module needs in its state;
- * *  - every libarena errno becomes an exception in one function, set_error_ex();
+ *  - every libarena errno becomes an exception in one function, set_error_ex();
  *  - every wait releases the GIL, in slices, checking signals between them;
  *  - a view of an item or of a result holds what it points at (the arena, or
  *    the pool and the result's space) through an export count: close() with
