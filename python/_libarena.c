@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -1618,8 +1619,15 @@ struct IterObject {
 	uint64_t head, tail;    /* seqs [head, tail) submitted, not yielded */
 	uint64_t *ready;        /* unordered: seqs done, in completion order */
 	uint32_t nready, ready_head;
-	uint32_t depth;
+	uint32_t depth;         /* window: tasks not yet handed out */
+	uint32_t cap;           /* slots */
 	int ordered, with_index, src_done;
+	int stream;             /* fed by put(), read by get() */
+	int getting;            /* a get() is waiting (it reaps for put()) */
+	int empty_wait;         /* a get() waits for a put() on `evt` */
+	PyThread_type_lock evt; /* put() -> get(): something to wait for */
+	int room_wait;          /* a put() waits for a get() on `room` */
+	PyThread_type_lock room; /* get() -> put(): the window has room */
 	uint64_t *held;         /* indices taken from src, not yet submitted */
 	uint32_t nheld;
 	PyObject *err_t, *err_v, *err_tb; /* an error to raise after a result */
@@ -1635,7 +1643,7 @@ static int iter_owns(IterObject *it, uint64_t uid)
 static void iter_store(IterObject *it, uint64_t uid, int ok, PyObject *value)
 {
 	uint64_t s = uid - it->uid0;
-	struct slot *sl = &it->slots[s % it->depth];
+	struct slot *sl = &it->slots[s % it->cap];
 
 	if (sl->state != SLOT_RUNNING) {   /* delivered twice: not possible, drop */
 		Py_XDECREF(value);
@@ -1644,7 +1652,7 @@ static void iter_store(IterObject *it, uint64_t uid, int ok, PyObject *value)
 	sl->value = value ? value : Py_NewRef(Py_None);
 	sl->state = ok ? SLOT_OK : SLOT_EXC;
 	if (!it->ordered)
-		it->ready[(it->ready_head + it->nready++) % it->depth] = s;
+		it->ready[(it->ready_head + it->nready++) % it->cap] = s;
 }
 
 /* Fills free slots from the source: one call for a range, one submit for a
@@ -1660,7 +1668,7 @@ static int iter_refill(IterObject *it)
 
 	/* Consecutive free slots from the tail (ordered: the window is the
 	 * slots; unordered: a slot frees when its result is yielded). */
-	while (n < it->depth && n < SUBMIT_MAX && it->slots[(s + n) % it->depth].state == SLOT_FREE &&
+	while (n < it->depth && n < SUBMIT_MAX && it->slots[(s + n) % it->cap].state == SLOT_FREE &&
 	       s + n - it->head < it->depth)
 		n++;
 	if (n == 0 || (it->src_done && !it->nheld))
@@ -1683,7 +1691,7 @@ static int iter_refill(IterObject *it)
 			return -1;
 		}
 		for (k = 0; k < (unsigned)r; k++) {
-			struct slot *sl = &it->slots[(s + k) % it->depth];
+			struct slot *sl = &it->slots[(s + k) % it->cap];
 
 			sl->state = SLOT_RUNNING;
 			sl->index = it->next + k;
@@ -1737,7 +1745,7 @@ static int iter_refill(IterObject *it)
 		goto keep;
 	}
 	for (n = 0; n < (unsigned)r; n++) {
-		struct slot *sl = &it->slots[(s + n) % it->depth];
+		struct slot *sl = &it->slots[(s + n) % it->cap];
 
 		sl->state = SLOT_RUNNING;
 		sl->index = sqes[n].index;
@@ -1769,7 +1777,7 @@ static int iter_take(IterObject *it, PyObject **out)
 		if (it->head == it->tail)
 			return 0;
 		s = it->head;
-		sl = &it->slots[s % it->depth];
+		sl = &it->slots[s % it->cap];
 		if (sl->state != SLOT_OK && sl->state != SLOT_EXC)
 			return 0;
 		it->head++;
@@ -1777,17 +1785,21 @@ static int iter_take(IterObject *it, PyObject **out)
 		if (!it->nready)
 			return 0;
 		s = it->ready[it->ready_head];
-		it->ready_head = (it->ready_head + 1) % it->depth;
+		it->ready_head = (it->ready_head + 1) % it->cap;
 		it->nready--;
-		sl = &it->slots[s % it->depth];
+		sl = &it->slots[s % it->cap];
 		/* the window's head moves past every seq already yielded */
 	}
 	ok = sl->state == SLOT_OK;
 	*out = sl->value;
 	sl->value = NULL;
 	sl->state = SLOT_FREE;
+	if (it->room_wait) {
+		it->room_wait = 0;
+		PyThread_release_lock(it->room);
+	}
 	if (!it->ordered)
-		while (it->head < it->tail && it->slots[it->head % it->depth].state == SLOT_FREE)
+		while (it->head < it->tail && it->slots[it->head % it->cap].state == SLOT_FREE)
 			it->head++;
 	if (!ok) {
 		PyObject *e = *out;
@@ -1850,6 +1862,183 @@ static PyObject *Iter_next(IterObject *it)
 	}
 }
 
+/* --- streams: put() from a producer thread, get() from a consumer -------- */
+
+static int stream_dispatch_foreign(IterObject *it, PyObject *foreign)
+{
+	PyObject *x;
+
+	if (!foreign)
+		return 0;
+	x = PyObject_CallOneArg(it->foreign, foreign);
+	Py_DECREF(foreign);
+	if (!x)
+		return -1;
+	Py_DECREF(x);
+	return 0;
+}
+
+static PyObject *Iter_put(IterObject *it, PyObject *arg)
+{
+	PoolObject *p = it->pool;
+	modstate *st = state_of_type(Py_TYPE(p));
+	long long v = PyLong_AsLongLong(arg);
+	struct arena_sqe sqe;
+	struct slot *sl;
+	uint64_t s;
+	int r;
+
+	if (v == -1 && PyErr_Occurred())
+		return NULL;
+	if (!it->stream) {
+		PyErr_SetString(PyExc_TypeError, "put() is for streams (Pool.stream())");
+		return NULL;
+	}
+	if (pool_check(p) < 0)
+		return NULL;
+	if (v < 0 || v >= p->arena->count) {
+		PyErr_Format(PyExc_IndexError, "item index %lld out of range", v);
+		return NULL;
+	}
+	/* The window: results are handed out in order, so a slow first task
+	 * holds back at most `depth` slots of later ones. */
+	while (it->tail - it->head >= it->depth) {
+		/* binary semaphore, as evt */
+		it->room_wait = 1;
+		Py_BEGIN_ALLOW_THREADS
+		PyThread_acquire_lock_timed(it->room, WAIT_SLICE_NS / 1000, 0);
+		Py_END_ALLOW_THREADS
+		it->room_wait = 0;
+		if (PyErr_CheckSignals() < 0 || pool_check(p) < 0)
+			return NULL;
+	}
+	/* The slot is ours before the task is submitted: the consumer may
+	 * reap its completion while we wait, the GIL released, for submit to
+	 * return.  Undone if it is not submitted (one producer per stream). */
+	s = it->tail;
+	sl = &it->slots[s % it->cap];
+	sl->state = SLOT_RUNNING;
+	sl->index = (uint64_t)v;
+	sl->value = NULL;
+	it->tail = s + 1;
+	if (it->empty_wait) {
+		it->empty_wait = 0;
+		PyThread_release_lock(it->evt);
+	}
+	sqe = (struct arena_sqe){ .index = (uint64_t)v, .user_data = it->uid0 + s };
+	for (;;) {
+		struct submit_arg sa = { &sqe, 1 };
+		PyObject *foreign = NULL;
+
+		r = submit_op(p, &sa, 0);
+		if (r != -EAGAIN && r != -ETIMEDOUT)
+			break;
+		/* The pool is full.  A consumer in get() reaps: wait for room
+		 * in the library.  Otherwise take what is done without
+		 * waiting (never block in reap here: a get() that comes would
+		 * find us holding its completions while it waits). */
+		if (!it->getting) {
+			r = reap_some(p, st, REAP_MAX, 0, it, &foreign);
+			if (stream_dispatch_foreign(it, foreign) < 0 || r == -1 || pool_check(p) < 0) {
+				r = -EINTR;
+				break;
+			}
+			if (r > 0)
+				continue;
+		}
+		r = wait_sliced(p, submit_op, &sa, 1000 * 1000);
+		if (r != -ETIMEDOUT)
+			break;
+	}
+	if (r < 0) {
+		if (r != -EINTR)
+			set_error(st, r, "submit");
+		sl->state = SLOT_FREE;
+		it->tail = s;
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *Iter_get(IterObject *it, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "timeout", NULL };
+	PoolObject *p = it->pool;
+	modstate *st = state_of_type(Py_TYPE(p));
+	double timeout = -1;
+	double deadline = 0;
+	PyObject *out = NULL;
+	int r;
+
+	PyObject *t = Py_None;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:get", kwlist, &t))
+		return NULL;
+	if (t != Py_None && (timeout = PyFloat_AsDouble(t)) == -1 && PyErr_Occurred())
+		return NULL;
+	if (!it->stream) {
+		PyErr_SetString(PyExc_TypeError, "get() is for streams (Pool.stream())");
+		return NULL;
+	}
+	if (timeout >= 0) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		deadline = now.tv_sec + now.tv_nsec / 1e9 + timeout;
+	}
+	for (;;) {
+		PyObject *foreign = NULL;
+		int64_t slice = WAIT_SLICE_NS;
+
+		if (iter_take(it, &out))
+			return out;   /* NULL: the task's exception is raised */
+		if (pool_check(p) < 0)
+			return NULL;
+		if (timeout >= 0) {
+			struct timespec now;
+			double left;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left = deadline - (now.tv_sec + now.tv_nsec / 1e9);
+			if (left <= 0) {
+				PyErr_SetString(PyExc_TimeoutError, "no result within the timeout");
+				return NULL;
+			}
+			if (left * 1e9 < slice)
+				slice = (int64_t)(left * 1e9) + 1;
+		}
+		if (it->head == it->tail) {
+			/* Nothing put yet: wait for put() to post evt (a
+			 * binary semaphore: one post per wait at most). */
+			PyLockStatus ls;
+
+			it->empty_wait = 1;
+			Py_BEGIN_ALLOW_THREADS
+			ls = PyThread_acquire_lock_timed(it->evt, slice / 1000, 0);
+			Py_END_ALLOW_THREADS
+			(void)ls;
+			it->empty_wait = 0;
+			if (PyErr_CheckSignals() < 0)
+				return NULL;
+			continue;
+		}
+		it->getting++;
+		r = reap_some(p, st, REAP_MAX, slice, it, &foreign);
+		it->getting--;
+		if (stream_dispatch_foreign(it, foreign) < 0 || r == -1)
+			return NULL;
+		if (r == -2) {
+			PyErr_SetString(PyExc_ValueError, "the pool was stopped");
+			return NULL;
+		}
+	}
+}
+
+static PyObject *Iter_pending(IterObject *it, void *c)
+{
+	return PyLong_FromUnsignedLongLong(it->tail - it->head);
+}
+
 static PyObject *Iter_owns(IterObject *it, PyObject *arg)
 {
 	unsigned long long uid = PyLong_AsUnsignedLongLong(arg);
@@ -1881,11 +2070,15 @@ static void Iter_dealloc(IterObject *it)
 	if (it->weakrefs)
 		PyObject_ClearWeakRefs((PyObject *)it);
 	if (it->slots)
-		for (k = 0; k < it->depth; k++)
+		for (k = 0; k < it->cap; k++)
 			Py_XDECREF(it->slots[k].value);
 	PyMem_Free(it->slots);
 	PyMem_Free(it->ready);
 	PyMem_Free(it->held);
+	if (it->evt)
+		PyThread_free_lock(it->evt);
+	if (it->room)
+		PyThread_free_lock(it->room);
 	Py_XDECREF(it->err_t);
 	Py_XDECREF(it->err_v);
 	Py_XDECREF(it->err_tb);
@@ -1905,7 +2098,7 @@ static int Iter_traverse(IterObject *it, visitproc visit, void *arg)
 	Py_VISIT(it->foreign);
 	Py_VISIT(it->pool);
 	if (it->slots)
-		for (k = 0; k < it->depth; k++)
+		for (k = 0; k < it->cap; k++)
 			Py_VISIT(it->slots[k].value);
 	return 0;
 }
@@ -1914,7 +2107,18 @@ static PyMethodDef Iter_methods[] = {
 	{ "owns", (PyCFunction)Iter_owns, METH_O, "owns(uid) -> bool: a task of this iterator in flight" },
 	{ "deliver", (PyCFunction)Iter_deliver, METH_VARARGS,
 	  "deliver(uid, ok, value): a completion of ours reaped by someone else" },
+	{ "put", (PyCFunction)Iter_put, METH_O,
+	  "put(i)\n\nSubmits the task for item i; blocks while depth tasks are in flight\n"
+	  "(the GIL released).  One producer thread." },
+	{ "get", (PyCFunction)(void (*)(void))Iter_get, METH_VARARGS | METH_KEYWORDS,
+	  "get(timeout=None) -> result\n\nThe next result in put() order (a task's exception is\n"
+	  "raised for that item only).  One consumer thread." },
 	{ NULL, NULL, 0, NULL },
+};
+
+static PyGetSetDef Iter_getset[] = {
+	{ "pending", (getter)Iter_pending, NULL, "tasks put (or submitted) and not yet returned", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
 };
 
 static PyMemberDef Iter_members[] = {
@@ -1929,6 +2133,7 @@ static PyType_Slot Iter_slots[] = {
 	{ Py_tp_iter, PyObject_SelfIter },
 	{ Py_tp_iternext, Iter_next },
 	{ Py_tp_methods, Iter_methods },
+	{ Py_tp_getset, Iter_getset },
 	{ Py_tp_members, Iter_members },
 	{ 0, NULL },
 };
@@ -1965,18 +2170,31 @@ static PyObject *Pool_iterate(PoolObject *self, PyObject *args)
 	it->foreign = Py_NewRef(foreign);
 	it->ordered = ordered;
 	it->with_index = with_index;
-	it->depth = depth;
+	/* A stream's window also holds results reaped and not yet taken, so
+	 * that depth tasks stay in flight behind a slow one. */
+	it->depth = indices == Py_Ellipsis ? 2 * depth : depth;
+	it->cap = it->depth;
 	it->uid0 = self->next_uid;
 	self->next_uid += ITER_UID_BLOCK;
-	it->slots = PyMem_Calloc(depth, sizeof(*it->slots));
-	it->ready = PyMem_Calloc(depth, sizeof(*it->ready));
+	it->slots = PyMem_Calloc(it->cap, sizeof(*it->slots));
+	it->ready = PyMem_Calloc(it->cap, sizeof(*it->ready));
 	it->held = PyMem_Calloc(depth < SUBMIT_MAX ? depth : SUBMIT_MAX, sizeof(*it->held));
 	PyObject_GC_Track(it);
 	if (!it->slots || !it->ready || !it->held) {
 		Py_DECREF(it);
 		return PyErr_NoMemory();
 	}
-	if (indices == Py_None) {
+	if (indices == Py_Ellipsis) {
+		it->stream = 1;       /* fed by put() */
+		it->src_done = 1;
+		it->evt = PyThread_allocate_lock();
+		it->room = PyThread_allocate_lock();
+		if (!it->evt || !PyThread_acquire_lock(it->evt, 0) ||
+		    !it->room || !PyThread_acquire_lock(it->room, 0)) {
+			Py_DECREF(it);
+			return PyErr_NoMemory();
+		}
+	} else if (indices == Py_None) {
 		it->next = 0;
 		it->stop = (uint64_t)self->arena->count;
 	} else if (PyRange_Check(indices)) {

@@ -33,44 +33,108 @@ _WORKER_BOOT = (
 )
 
 
-class Future(concurrent.futures.Future):
-    """The result of one task (a concurrent.futures.Future).
+_PENDING, _OK, _EXC, _CANCELLED = range(4)
 
-    ``result()`` and ``exception()`` reap completions while they wait, so a
-    future completes without any helper thread; ``index`` is the item index.
-    Futures are complete only when someone waits on one of them (or
-    iterates the pool): ``concurrent.futures.wait`` alone does not reap.
+
+class Future:
+    """The result of one task, in the shape of concurrent.futures.Future:
+    result(timeout=None), exception(timeout=None), done(), cancelled(),
+    add_done_callback(fn); ``index`` is the item index.
+
+    There is no helper thread: ``result()`` and ``exception()`` reap
+    completions (for every future and iterator of the pool) while they wait,
+    releasing the GIL.  So a future completes when someone waits on it or on
+    another one of the pool (concurrent.futures.wait() would not reap).
     """
 
+    __slots__ = ("_pool", "index", "_state", "_value", "_callbacks", "__weakref__")
+
     def __init__(self, pool, index):
-        super().__init__()
         self._pool = pool
         self.index = index
+        self._state = _PENDING
+        self._value = None
+        self._callbacks = None
+
+    def __repr__(self):
+        state = ("pending", "finished", "raised", "cancelled")[self._state]
+        return "<libarena.Future item %d %s>" % (self.index, state)
+
+    def _set(self, state, value):
+        if self._state != _PENDING:
+            return
+        self._state, self._value = state, value
+        cbs, self._callbacks = self._callbacks, None
+        for fn in cbs or ():
+            try:
+                fn(self)
+            except Exception:  # noqa: BLE001 - as concurrent.futures does
+                import logging
+                logging.getLogger("libarena").exception("exception calling callback for %r", self)
 
     def _deliver(self, ok, value):
-        if ok:
-            self.set_result(value)
-        else:
-            self.set_exception(value)
+        self._set(_OK if ok else _EXC, value)
 
     def _wait(self, timeout):
         pool = self._pool
         deadline = None if timeout is None else _now() + timeout
-        while not self.done():
-            left = None if deadline is None else deadline - _now()
-            if left is not None and left <= 0:
+        while self._state == _PENDING and not pool._p.closed:
+            if deadline is None:
+                pool._pump(_WAIT_NS)
+                continue
+            left = deadline - _now()
+            if left <= 0:
                 break
-            if pool._p.closed:
-                break
-            pool._pump(_WAIT_NS if left is None else min(_WAIT_NS, int(left * 1e9)))
+            pool._pump(min(_WAIT_NS, int(left * 1e9)))
+
+    def done(self):
+        return self._state != _PENDING
+
+    def running(self):
+        """True while the task is submitted and not done (tasks start at once)."""
+        return self._state == _PENDING
+
+    def cancelled(self):
+        return self._state == _CANCELLED
+
+    def cancel(self):
+        """A submitted task cannot be recalled: True only if already cancelled
+        (by Pool.close(cancel=True))."""
+        return self._state == _CANCELLED
 
     def result(self, timeout=None):
-        self._wait(timeout)
-        return super().result(0 if timeout is not None or not self.done() else None)
+        if self._state == _PENDING:
+            self._wait(timeout)
+        state = self._state
+        if state == _OK:
+            return self._value
+        if state == _EXC:
+            raise self._value
+        if state == _CANCELLED:
+            raise concurrent.futures.CancelledError()
+        raise TimeoutError("the task for item %d is not done" % self.index)
 
     def exception(self, timeout=None):
-        self._wait(timeout)
-        return super().exception(0 if timeout is not None or not self.done() else None)
+        if self._state == _PENDING:
+            self._wait(timeout)
+        state = self._state
+        if state == _OK:
+            return None
+        if state == _EXC:
+            return self._value
+        if state == _CANCELLED:
+            raise concurrent.futures.CancelledError()
+        raise TimeoutError("the task for item %d is not done" % self.index)
+
+    def add_done_callback(self, fn):
+        """fn(future) when done (at once if done already), in the thread that
+        reaps the completion."""
+        if self._state != _PENDING:
+            fn(self)
+        elif self._callbacks is None:
+            self._callbacks = [fn]
+        else:
+            self._callbacks.append(fn)
 
 
 def _now():
@@ -214,8 +278,14 @@ class Pool:
         p = self._p
         while k < n:
             k += p.submit(indices[k:] if k else indices, uid + k, 0)
-            if k < n:
-                self._pump(_WAIT_NS)
+            if k == n:
+                break
+            # Full.  Take what is done without waiting (never block in reap
+            # here: a consumer that comes to wait would find us holding its
+            # completions), then wait a little for room, the GIL released.
+            if not self._reap_lock.locked() and self._pump(0):
+                continue
+            k += p.submit(indices[k:], uid + k, 1_000_000)
 
     # -- the API --------------------------------------------------------------
 
@@ -242,6 +312,14 @@ class Pool:
     def imap_unordered(self, indices=None, *, with_index=False):
         """As imap, in completion order; with_index=True yields (i, result)."""
         return self._iterate(indices, False, with_index)
+
+    def stream(self, *, with_index=False):
+        """A stream for the seed's shape: a producer thread calls put(i)
+        (blocking while depth tasks are in flight: the pool's depth is the
+        seed's Queue(10)), a consumer thread calls get(timeout=None) for the
+        results in put() order (a task's exception is raised for that item
+        only).  with_index=True: get() returns (i, result)."""
+        return self._iterate(..., True, with_index)
 
     def _iterate(self, indices, ordered, with_index):
         it = self._p.iterate(indices, ordered, with_index, self.depth, self._dispatch)
@@ -291,9 +369,7 @@ class Pool:
         finally:
             self._p.close()
             for s in list(self._sinks.values()):
-                if isinstance(s, Future):
-                    s.cancel()
-                    s.set_running_or_notify_cancel()
+                s._set(_CANCELLED, None)
             self._sinks.clear()
 
     def terminate(self):

@@ -245,3 +245,49 @@ def test_arena_closed_under_a_running_pool(no_leaks):
         os.fstat(fd)
     with pytest.raises(OSError):
         os.fstat(fd)                               # closed with the pool
+
+
+def test_stream_seed_shape(seed_arena, no_leaks):
+    """The seed's shape on a stream: a producer thread put()s, a consumer
+    thread get()s in order; the pool's depth is the Queue(10)."""
+    with libarena.Pool(tasks.get_item, seed_arena, workers=5, depth=10) as p:
+        s = p.stream()
+        out = []
+
+        def consumer():
+            for _ in range(len(seed_arena)):
+                out.append(s.get())
+
+        t = threading.Thread(target=consumer)
+        t.start()
+        for i in range(len(seed_arena)):
+            s.put(i)
+        t.join()
+        assert out == SEED
+        assert s.pending == 0
+
+
+def test_stream_one_thread_errors_and_timeout(no_leaks):
+    with libarena.Pool(tasks.raise_on_7, libarena.Arena([b""] * 40), workers=2, depth=4) as p:
+        s = p.stream(with_index=True)
+        got = []
+        for i in range(40):
+            s.put(i)                            # the pool is full from 4 on: put reaps
+            if s.pending == 8:                  # the window (2 x depth): get some
+                while s.pending > 2:
+                    try:
+                        got.append(s.get())
+                    except KeyError:
+                        got.append("err")
+        while s.pending:
+            try:
+                got.append(s.get())
+            except KeyError:
+                got.append("err")
+        assert got == [(i, i) if i != 7 else "err" for i in range(40)]
+        with pytest.raises(TimeoutError):
+            s.get(timeout=0.05)                 # nothing put
+        with pytest.raises(IndexError):
+            s.put(40)
+        with pytest.raises(TypeError):
+            p.imap().put(1)
