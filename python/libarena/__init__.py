@@ -13,7 +13,8 @@
 Arena: a sealed memfd every worker maps read-only (no /dev/shm file, no
 copy-on-write growth).  Pool: worker processes running a Python function on
 item indices, in the shape of multiprocessing.Pool / concurrent.futures:
-submit -> Future, map, imap (ordered), imap_unordered, ``with``.  A worker
+submit -> Future, map, imap (ordered), imap_unordered, ``with``; and
+stream() for a producer thread and a consumer thread (put / get in order).  A worker
 that dies is replaced and its task runs again; a task that keeps killing
 workers fails alone (WorkerCrashed).  help(libarena.Arena), help(libarena.Pool).
 
