@@ -16,7 +16,8 @@ PY_PKG      := $(PY_PKG_SRC:python/libarena/%=$(PY_DIR)/%)
 PY_PIC_LIB  := $(B)/python/libarena-pic.a
 # The parts of the C API that arrive over time (see python/_libarena.c).
 PY_DEFS     := $(if $(shell grep -l 'worker_init' include/arena.h),-DHAVE_WORKER_INIT) \
-	       $(if $(shell grep -l 'arena_pool_submit_range' include/arena.h),-DHAVE_SUBMIT_RANGE)
+	       $(if $(shell grep -l 'arena_pool_submit_range' include/arena.h),-DHAVE_SUBMIT_RANGE) \
+	       $(if $(shell grep -l 'keep_fds' include/arena.h),-DHAVE_KEEP_FDS)
 
 .PHONY: python python-check python-check-san python-install-check
 # `make` builds the module when the interpreter's headers are there

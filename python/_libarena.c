@@ -36,6 +36,7 @@
  *   ARENA_POOL_EINTR  blocking waits return -EINTR on a signal (Ctrl-C at
  *                     once).  Without it, waits run in short slices.
  *   HAVE_SUBMIT_RANGE arena_pool_submit_range() for consecutive items.
+ *   HAVE_KEEP_FDS     forked workers close the parent's fds but a list.
  */
 
 /* ------------------------------------------------------------------------ */
@@ -2359,20 +2360,44 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "arena", "func", "workers", "depth", "max_attempts",
 				  "result_bytes", "task_timeout_ns", "view_threshold",
-				  "spawn_argv", NULL };
+				  "spawn_argv", "keep_fds", NULL };
 	modstate *st = state_of_type(Py_TYPE(self));
 	struct arena_pool_opts o = { 0 };
 	unsigned workers = 0, depth = 0, attempts = 0;
 	unsigned long long result_bytes = 0, deadline = 0;
 	Py_ssize_t threshold = 65536;
-	PyObject *arena, *func, *argv = Py_None;
+	PyObject *arena, *func, *argv = Py_None, *keep = Py_None;
+	int keep_fds[64];
+	unsigned nkeep = 0;
 	char **cargv = NULL;
 	int r;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O|IIIKKnO:_Pool", kwlist, st->Arena, &arena,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O|IIIKKnOO:_Pool", kwlist, st->Arena, &arena,
 					 &func, &workers, &depth, &attempts, &result_bytes,
-					 &deadline, &threshold, &argv))
+					 &deadline, &threshold, &argv, &keep))
 		return -1;
+	if (keep != Py_None) {
+		PyObject *seq = PySequence_Fast(keep, "keep_fds must be a sequence of fds");
+		Py_ssize_t k;
+
+		if (!seq)
+			return -1;
+		if (PySequence_Fast_GET_SIZE(seq) > 64) {
+			Py_DECREF(seq);
+			PyErr_SetString(PyExc_ValueError, "keep_fds: at most 64 fds");
+			return -1;
+		}
+		for (k = 0; k < PySequence_Fast_GET_SIZE(seq); k++) {
+			int fd = PyObject_AsFileDescriptor(PySequence_Fast_GET_ITEM(seq, k));
+
+			if (fd < 0) {
+				Py_DECREF(seq);
+				return -1;
+			}
+			keep_fds[nkeep++] = fd;
+		}
+		Py_DECREF(seq);
+	}
 	if (self->p) {
 		PyErr_SetString(PyExc_RuntimeError, "_Pool already initialised");
 		return -1;
@@ -2407,6 +2432,17 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 	o.task_arg = &self->cx;
 #ifdef ARENA_POOL_EINTR
 	o.flags |= ARENA_POOL_EINTR;
+#endif
+#ifdef HAVE_KEEP_FDS
+	/* Forked workers close every fd of ours but these (and 0, 1, 2). */
+	o.keep_fds = nkeep ? keep_fds : NULL;
+	o.nkeep_fds = nkeep;
+#else
+	(void)keep_fds;
+	if (nkeep) {
+		PyErr_SetString(PyExc_ValueError, "keep_fds: this libarena keeps every fd");
+		return -1;
+	}
 #endif
 #ifdef HAVE_WORKER_INIT
 	if (!cargv) {   /* forked workers only: exec'd ones run _worker.main */

@@ -186,7 +186,9 @@ class Pool:
       its worker max_attempts times raises WorkerCrashed (task_timeout
       seconds, when set, kills a hung task: TaskTimeout); other items go on.
     - start_method 'fork' (default) forks the workers now: build the arena and
-      the pool before starting threads.  'spawn' starts fresh interpreters
+      the pool before starting threads.  Forked workers start with the
+      standard streams only: other files open in the parent are closed in
+      them unless listed in keep_fds (fds or objects with fileno()).  'spawn' starts fresh interpreters
       that import func by name (module-level functions only; guard your
       script with ``if __name__ == "__main__":``): for parents that cannot
       fork safely (threads, CUDA, JAX).
@@ -194,7 +196,7 @@ class Pool:
 
     def __init__(self, func, arena=None, *, workers=None, depth=None, max_attempts=3,
                  task_timeout=None, result_bytes=None, view_threshold=65536,
-                 start_method="fork", size=None):
+                 start_method="fork", size=None, keep_fds=()):
         if arena is None:
             if size is None:
                 raise TypeError("Pool needs an arena, or size= for tasks over no data")
@@ -228,7 +230,7 @@ class Pool:
         self.depth = depth
         self._p = _libarena._Pool(arena, func, workers, depth, max_attempts,
                                   result_bytes or _RESULT_BYTES, timeout_ns, view_threshold,
-                                  argv)
+                                  argv, list(keep_fds) or None)
         self._lock = threading.Lock()        # sinks and uids
         self._reap_lock = threading.Lock()   # one reaper at a time
         self._cv = threading.Condition(threading.Lock())

@@ -304,3 +304,21 @@ def test_replacement_while_another_thread_runs(no_leaks):
         finally:
             stop.set()
             t.join()
+
+
+def test_parent_fds_in_workers(tmp_path, no_leaks):
+    """Forked workers close the parent's files unless kept (keep_fds)."""
+    path = tmp_path / "data"
+    path.write_bytes(b"0123456789")
+    with open(path, "rb") as f:
+        fd = f.fileno()
+
+        def read_at(a, i):
+            return os.pread(fd, 1, i)
+
+        with libarena.Pool(read_at, size=10, workers=1, keep_fds=[f]) as p:
+            assert b"".join(p.map()) == b"0123456789"
+        with libarena.Pool(read_at, size=1, workers=1) as p:
+            with pytest.raises(OSError) as e:
+                p.submit(0).result()
+            assert e.value.errno == 9                    # EBADF: closed in the worker
