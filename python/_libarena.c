@@ -901,6 +901,7 @@ struct PoolObject {
 	int closing;
 	pid_t owner_pid;
 	uint64_t next_uid;    /* user data of the next task (every caller's) */
+	int calls;            /* threads waiting in the library (GIL released) */
 	char **spawn_argv;    /* spawn mode: the workers' argv (kept for restarts) */
 	PyObject *spawn_list; /* the bytes it points into */
 	PyObject *weakrefs;
@@ -920,8 +921,22 @@ static void pool_finish_close(PoolObject *self)
 	if (!self->p)
 		return;
 	if (self->owner_pid == getpid()) {
+		struct arena_pool *p = self->p;
+
+		/* Another thread may be waiting in the pool (close() from a
+		 * thread other than the consumer's): it leaves at the end of
+		 * its slice, seeing `closing`; destroy only then. */
+		self->closing = 1;
+		while (self->calls > 0) {
+			struct timespec ts = { 0, 1000 * 1000 };
+
+			Py_BEGIN_ALLOW_THREADS
+			arena_pool_stop(p, ARENA_STOP_CANCEL, 0);
+			nanosleep(&ts, NULL);
+			Py_END_ALLOW_THREADS
+		}
 		Py_BEGIN_ALLOW_THREADS
-		arena_pool_destroy(self->p);
+		arena_pool_destroy(p);
 		Py_END_ALLOW_THREADS
 	}
 	self->p = NULL;
@@ -1168,12 +1183,18 @@ static int wait_sliced(PoolObject *self, wait_op op, void *arg, int64_t timeout_
 	for (;;) {
 		int64_t slice = (left < 0 || left > WAIT_SLICE_NS) ? WAIT_SLICE_NS : left;
 
-		if (timeout_ns == 0) {
+		if (timeout_ns == 0)
 			slice = 0;
+		if (!self->p || self->closing) {
+			/* closed by another thread while we waited */
+			PyErr_SetString(PyExc_ValueError, "the pool was closed");
+			return -EINTR;
 		}
+		self->calls++;
 		Py_BEGIN_ALLOW_THREADS
 		r = op(self, arg, slice);
 		Py_END_ALLOW_THREADS
+		self->calls--;
 		if (r == -EINTR) {
 			/* ARENA_POOL_EINTR: a handler ran; Python's runs now */
 			if (PyErr_CheckSignals() < 0)

@@ -80,12 +80,18 @@ class Future:
         deadline = None if timeout is None else _now() + timeout
         while self._state == _PENDING and not pool._p.closed:
             if deadline is None:
-                pool._pump(_WAIT_NS)
-                continue
-            left = deadline - _now()
-            if left <= 0:
-                break
-            pool._pump(min(_WAIT_NS, int(left * 1e9)))
+                wait = _WAIT_NS
+            else:
+                left = deadline - _now()
+                if left <= 0:
+                    break
+                wait = min(_WAIT_NS, int(left * 1e9))
+            try:
+                pool._pump(wait)
+            except ValueError:
+                if not pool._p.closed:
+                    raise
+                break                  # closed by another thread: cancelled
 
     def done(self):
         return self._state != _PENDING
@@ -369,10 +375,11 @@ class Pool:
                 while any(isinstance(s, Future) for s in list(self._sinks.values())):
                     self._pump(_WAIT_NS)
         finally:
-            self._p.close()
+            # Cancelled first: a thread waiting on one wakes up to that.
             for s in list(self._sinks.values()):
                 s._set(_CANCELLED, None)
             self._sinks.clear()
+            self._p.close()
 
     def terminate(self):
         """close(cancel=True)."""

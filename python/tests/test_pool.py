@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Pool: results of every kind, ordering, futures, the seed's shape, errors."""
+import concurrent.futures
 import gc
 import os
 import queue
@@ -291,3 +292,26 @@ def test_stream_one_thread_errors_and_timeout(no_leaks):
             s.put(40)
         with pytest.raises(TypeError):
             p.imap().put(1)
+
+
+def test_close_from_another_thread_while_waiting(no_leaks):
+    """close() while another thread waits inside the pool: that thread gets
+    ValueError, nothing crashes."""
+    p = libarena.Pool(tasks.sleep_long, libarena.Arena([b""] * 2), workers=1)
+    f = p.submit(0)
+    errors = []
+
+    def waiter():
+        try:
+            f.result()
+        except BaseException as e:   # noqa: BLE001
+            errors.append(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    import time
+    time.sleep(0.3)
+    p.close(cancel=True)
+    t.join(timeout=30)
+    assert not t.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], (ValueError, concurrent.futures.CancelledError))
