@@ -493,7 +493,7 @@ static int Arena_init(ArenaObject *self, PyObject *args, PyObject *kw)
 	PyObject *items = NULL, *it = NULL, *x;
 	const char *kind = NULL, *name = NULL;
 	struct arena_create_opts o = { 0 };
-	int r, first = 1;
+	int r;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$zz:Arena", kwlist, &items, &kind, &name))
 		return -1;
@@ -517,18 +517,24 @@ static int Arena_init(ArenaObject *self, PyObject *args, PyObject *kw)
 		if (!it)
 			return -1;
 	}
+	/* The first item names the kind, and the kind the alignment. */
+	x = it ? PyIter_Next(it) : NULL;
+	if (!x && PyErr_Occurred()) {
+		Py_DECREF(it);
+		return -1;
+	}
+	if (x && self->kind < 0)
+		self->kind = kind_of(st, x);
 	o.name = name ? name : "libarena";
-	o.align = (self->kind == KIND_NDARRAY || (self->kind < 0 && items)) ? ARRAY_ALIGN : 0;
+	o.align = self->kind == KIND_NDARRAY ? ARRAY_ALIGN : 0;
 	r = arena_create(&self->a, &o);
 	if (r < 0) {
+		Py_XDECREF(x);
 		Py_XDECREF(it);
 		set_error(st, r, "create");
 		return -1;
 	}
-	while (it && (x = PyIter_Next(it))) {
-		if (first && self->kind < 0)
-			self->kind = kind_of(st, x);
-		first = 0;
+	for (; x; x = PyIter_Next(it)) {
 		r = append_one(st, self, x);
 		Py_DECREF(x);
 		if (r < 0)
