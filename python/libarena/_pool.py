@@ -237,7 +237,6 @@ class Pool:
         self._p = _libarena._Pool(arena, func, workers, depth, max_attempts,
                                   result_bytes or _RESULT_BYTES, timeout_ns, view_threshold,
                                   argv, list(keep_fds) or None)
-        self._lock = threading.Lock()        # sinks and uids
         self._reap_lock = threading.Lock()   # one reaper at a time
         self._cv = threading.Condition(threading.Lock())
         self._sinks = {}                     # uid -> Future

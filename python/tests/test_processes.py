@@ -187,7 +187,7 @@ def test_inherited_objects_frozen_in_workers(no_leaks):
     """gc.freeze() in forked workers: their collections never write to the
     headers of the parent's objects (which would copy those pages)."""
     import gc
-    keep = [[i] for i in range(20000)]                    # noqa: F841 - inherited
+    keep = [[i] for i in range(20000)]                    # noqa: F841 - inherited by fork
     with libarena.Pool(_freeze_count, size=2, workers=2) as p:
         assert all(n >= 20000 for n in p.map())
     assert gc.get_freeze_count() == 0                     # not in the parent
