@@ -322,3 +322,13 @@ def test_parent_fds_in_workers(tmp_path, no_leaks):
             with pytest.raises(OSError) as e:
                 p.submit(0).result()
             assert e.value.errno == 9                    # EBADF: closed in the worker
+
+
+def test_examples_seed_runs():
+    """python/examples/seed.py (the README's measurement) keeps working."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run([sys.executable, os.path.join(here, "..", "examples", "seed.py"),
+                        "--items", "3000", "--reps", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()] == ["stream", "futures", "imap"]
