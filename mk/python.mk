@@ -41,7 +41,7 @@ $(PY_EXT): python/_libarena.c include/arena.h $(PY_PIC_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(CFLAGS)) -fPIC -shared \
-		-fvisibility=hidden $(PY_DEFS) -I$(PY_INC) -o $@ $< $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
+		-fvisibility=hidden $(PY_DEFS) -I$(PY_INC) -MF $(B)/python/_libarena.d -o $@ $< $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
 
 $(PY_DIR)/%: python/libarena/%
 	@mkdir -p $(dir $@)
