@@ -1055,7 +1055,10 @@ static int put_error(modstate *st, uint8_t *out, size_t cap)
 		PyErr_Clear();
 		text = PyUnicode_FromString("(no traceback)");
 	}
-	payload = PyObject_CallFunction(st->dumps, "(OO)i", v, text, 5);
+	/* SystemExit, KeyboardInterrupt and the like would end the consumer
+	 * if raised there as they are: they travel as TaskError. */
+	if (PyErr_GivenExceptionMatches(t, PyExc_Exception))
+		payload = PyObject_CallFunction(st->dumps, "(OO)i", v, text, 5);
 	if (!payload) {
 		PyObject *name = PyUnicode_FromString(((PyTypeObject *)t)->tp_name);
 		PyObject *msg = PyObject_Str(v);

@@ -339,3 +339,16 @@ def test_large_results_not_copied(no_leaks):
             assert x[0, 0] == i and x[-1, -1] == i
         small = p.submit(0).result()[:2, :2].copy()
         assert small.sum() == 0
+
+
+def test_task_system_exit_is_a_task_error(no_leaks):
+    import sys as _sys
+
+    def task(a, i):
+        _sys.exit(3)
+
+    with libarena.Pool(task, size=1, workers=1) as p:
+        with pytest.raises(libarena.TaskError) as e:
+            p.submit(0).result()
+        assert "SystemExit" in str(e.value)
+        assert p.stats()["crashes"] == 0
