@@ -1199,11 +1199,17 @@ static int wait_sliced(PoolObject *self, wait_op op, void *arg, int64_t timeout_
 			PyErr_SetString(PyExc_ValueError, "the pool was closed");
 			return -EINTR;
 		}
-		self->calls++;
-		Py_BEGIN_ALLOW_THREADS
-		r = op(self, arg, slice);
-		Py_END_ALLOW_THREADS
-		self->calls--;
+		if (slice == 0) {
+			/* Never waits: keep the GIL (dropping it on every
+			 * put() hands it to the consumer thread each time). */
+			r = op(self, arg, 0);
+		} else {
+			self->calls++;
+			Py_BEGIN_ALLOW_THREADS
+			r = op(self, arg, slice);
+			Py_END_ALLOW_THREADS
+			self->calls--;
+		}
 		if (r == -EINTR) {
 			/* ARENA_POOL_EINTR: a handler ran; Python's runs now */
 			if (PyErr_CheckSignals() < 0)
