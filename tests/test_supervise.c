@@ -548,5 +548,9 @@ int main(void)
 		cmocka_unit_test(test_chaos_ordered_no_pidfd),
 	};
 
+	const char *only = getenv("ARENA_TEST_FILTER");
+
+	if (only)
+		cmocka_set_test_filter(only);
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
