@@ -2059,9 +2059,14 @@ static PyObject *Iter_get(IterObject *it, PyObject *args, PyObject *kw)
 				return NULL;
 			continue;
 		}
-		it->getting++;
-		r = reap_some(p, st, REAP_MAX, slice, it, &foreign);
-		it->getting--;
+		/* What is done already, without letting the GIL go (a
+		 * hand-off to the producer and back costs more than a look). */
+		r = reap_some(p, st, REAP_MAX, 0, it, &foreign);
+		if (r == 0) {
+			it->getting++;
+			r = reap_some(p, st, REAP_MAX, slice, it, &foreign);
+			it->getting--;
+		}
 		if (stream_dispatch_foreign(it, foreign) < 0 || r == -1)
 			return NULL;
 		if (r == -2) {
