@@ -219,7 +219,9 @@ struct chan_rec {            /* the worker, statistics */
 	a64 task_ns;             /* recent task time (moving average) */
 	a64 waits, wakes, wait_ns;
 	a64 res_alloc;           /* allocation position (informational) */
-	uint8_t pad[8];
+	a64 task_seq;            /* seq of the task hot.task_start_ns times
+	                          * (stored before it, release): a deadline
+	                          * kill is charged to that task only */
 };
 
 struct chan_slow {           /* the worker, when it sleeps */

@@ -17,15 +17,18 @@
 
 #include "arena_internal.h"
 #include "channel.h"
+#include "forkserver.h"
 #include "uring.h"
 
 #define WAKE_COST_NS 30000u     /* what waking a sleeping worker costs */
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
-#define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd poll period */
+#define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd (or waitid) poll period */
 #define UNSIGNALED_TICK_NS 1000000ull /* longest a posted completion waits */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */
 #define MAX_START_FAILS 5       /* then the worker slot is given up */
+#define RESTART_BACKOFF_MIN_NS 1000000ull    /* a failed fork is retried after 1 ms, */
+#define RESTART_BACKOFF_MAX_NS 1000000000ull /* doubling up to 1 s, for ever */
 
 /* Result space handed out by one worker, in allocation order. */
 struct res_fifo {
@@ -36,8 +39,9 @@ struct res_fifo {
 
 /* Per worker, the consumer's side (cons_lock unless said otherwise). */
 struct pool_worker {
-	pid_t pid;
-	int pidfd;              /* -1 when not running */
+	pid_t pid;              /* 0: gone before it could be watched */
+	int pidfd;              /* -1 when not running, or no pidfds (no_pidfd) */
+	int running;            /* started and not yet reaped */
 	uint32_t gen;           /* incarnation, for stale uring events */
 	uint32_t cq_head;
 	/* Our record of its tasks (see struct pool_wprod, recs): the oldest
@@ -47,6 +51,10 @@ struct pool_worker {
 	uint64_t gen_done;      /* completions from this incarnation */
 	uint32_t start_fails;   /* incarnations in a row that failed at start */
 	int exited_clean;
+	int watch_pending;      /* its pidfd is not yet watched by the io_uring */
+	uint64_t restart_due;   /* a failed start is retried then; 0 = none */
+	uint64_t restart_backoff;
+	uint64_t hang_seq;      /* seq of the task a deadline kill was for */
 	/* rel_lock */
 	uint64_t res_end;       /* end of the last allocation read (E) */
 	uint64_t res_head;      /* everything before is released (F) */
@@ -93,13 +101,23 @@ struct arena_pool {
 	const struct arena *a;
 	struct arena_pool_opts o;
 	char *worker_path;
+	char **worker_argv;     /* deep copy of o.worker_argv, or NULL */
+	int *keep_fds;          /* copy of o.keep_fds */
+	uint32_t nkeep_fds;
+	uint32_t index_base;    /* test knob: first ring index */
 	uint32_t nworkers, depth, max_attempts, ordered;
 	uint32_t space_need;    /* free slots that wake a sleeping producer */
 	uint32_t ncpu;          /* online CPUs (our copy of ctl.ncpu) */
 	pid_t self;
 	pid_t creator_tid;
+	/* No pidfds (the kernel, a seccomp profile or valgrind refuses them,
+	 * or a test asked): workers are known by pid, their deaths found by
+	 * waitid(P_PID, WNOWAIT) every SUPERVISE_TICK_NS, signals sent with
+	 * kill() while they are our unreaped children (supervise.c). */
+	int no_pidfd;
 	struct pool_worker *w;
 	struct pool_wprod *wp;
+	struct chan_sqe *recs_all;  /* every worker's record (pool_wprod.recs) */
 
 	/* Producer side. */
 	_Alignas(CACHELINE) pthread_mutex_t prod_lock;
@@ -129,7 +147,15 @@ struct arena_pool {
 	uint64_t space_gen;     /* producer announcement last woken */
 	uint64_t cq_ann;        /* reapers' announcement word, our copy (evc.h) */
 	struct sup_uring u;
-	int uring_busy;         /* cons_lock: a reaper sleeps in it */
+	int uring_busy;         /* cons_lock: a reaper sleeps in it; it alone
+	                         * touches the ring until it takes the lock */
+	/* Written under cons_lock, read anywhere (a hint for sleep ticks). */
+	_Atomic uint32_t watches_pending; /* workers with watch_pending */
+	_Atomic uint32_t restarts_pending; /* workers with restart_due */
+	/* The fork server (cons_lock, and prod_lock when restarting). */
+	struct fsrv fs;
+	uint32_t test_fail_starts, test_fail_watches;
+	int started_once;
 	uint64_t last_poll_ns;
 	_Atomic uint64_t st_reaped, st_completed, st_cons_waits, st_cons_wakes,
 		st_cons_wait_ns, st_crashes, st_rerun, st_failed, st_restarted, st_hangs;
@@ -157,6 +183,8 @@ ARENA_HIDDEN int pool_fifo_init(struct res_fifo *f);
 /* supervise.c */
 ARENA_HIDDEN int pool_supervise(struct arena_pool *p, int force_poll);
 ARENA_HIDDEN int pool_handle_exit(struct arena_pool *p, unsigned i);
+ARENA_HIDDEN int pool_arm_watches(struct arena_pool *p);
+ARENA_HIDDEN int pool_signal_worker(struct arena_pool *p, unsigned i, int sig);
 ARENA_HIDDEN int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns,
 				     int use_uring);
 /* submit.c */

@@ -57,16 +57,6 @@ int arena_task_get_item(struct arena_task *t)
 	return (int)(len > INT_MAX ? -EMSGSIZE : (int)len);
 }
 
-int worker_guard_parent(uint32_t parent_pid, int pdeathsig)
-{
-	if (pdeathsig && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		return SYS_ERR();
-	/* The parent may have died before the signal was armed. */
-	if ((uint32_t)getppid() != parent_pid)
-		return -ESRCH;
-	return 0;
-}
-
 static _Noreturn void corrupt(struct worker *wk)
 {
 	atomic_store_explicit(&wk->w->rec.state, ARENA_WORKER_EXITED, memory_order_relaxed);
@@ -473,7 +463,11 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 		clock_start(wk);
 	if (exact) {
 		clock_flush(wk);
-		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_relaxed);
+		/* release (both): task_seq after the previous start's reset to 0,
+		 * the start after task_seq; the parent reads them as a pair
+		 * (supervise.c check_deadlines). */
+		atomic_store_explicit(&w->rec.task_seq, sqe->seq, memory_order_release);
+		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_release);
 	}
 	w->hot.inhand = *sqe;
 	w->hot.inhand_pos = pos;
