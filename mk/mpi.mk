@@ -4,14 +4,15 @@
 #   make mpi          the library, its test program and arena-mpi-bench
 #   make mpi-check    the MPI tests under mpirun (part of `make check`)
 #   make mpi-bench    arena-mpi-bench over 4 ranks (part of `make bench`)
+#   make mpi-install  header and libraries under PREFIX (after make install)
 MPICC ?= $(shell command -v mpicc 2>/dev/null)
 
-.PHONY: mpi mpi-check mpi-bench
+.PHONY: mpi mpi-check mpi-bench mpi-install
 CHECK_EXTRA += mpi-check
 BENCH_EXTRA += mpi-bench
 
 ifeq ($(MPICC),)
-mpi mpi-check mpi-bench:
+mpi mpi-check mpi-bench mpi-install:
 	@echo "MPI part skipped: mpicc not found (Open MPI: tools/install-deps mpi," \
 		"or apt-get install openmpi-bin libopenmpi-dev)"
 else
@@ -67,9 +68,21 @@ $(MPI_BENCH): mpi/bench/arena-mpi-bench.c $(MPI_STATIC) $(STATIC)
 	@$(if $(Q),echo "  MPICCLD $@")
 	$(Q)$(MPICC) $(MPI_CFLAGS) -o $@ $< $(MPI_STATIC) $(STATIC) $(LDFLAGS) $(LIBS) -lm
 
+# libarena.mpi (python/libarena/mpi.py) loads $(B)/libarena_mpi.so.1: have it
+# built before the Python tests run (python/tests/test_mpi.py skips without).
+python-check: $(MPI_SHARED)
+
 mpi-check: mpi
 	$(Q)B=$(B) ./mpi/tests/run-mpi-tests.sh
 
 mpi-bench: mpi
 	$(Q)B=$(B) ./mpi/bench/run-mpi-bench.sh $(MPI_BENCH_ARGS)
+
+mpi-install: $(MPI_STATIC) $(MPI_SHARED)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)
+	install -m 644 include/arena_mpi.h $(DESTDIR)$(INCDIR)/arena_mpi.h
+	install -m 644 $(MPI_STATIC) $(DESTDIR)$(LIBDIR)/libarena_mpi.a
+	install -m 755 $(MPI_SHARED) $(DESTDIR)$(LIBDIR)/libarena_mpi.so.$(VERSION)
+	ln -sf libarena_mpi.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libarena_mpi.so.$(SOMAJOR)
+	ln -sf libarena_mpi.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libarena_mpi.so
 endif
