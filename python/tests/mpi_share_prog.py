@@ -23,8 +23,6 @@ def items():
 def one_copy_per_node(a):
     """Ranks of a node hold the same memfd; nodes, different ones."""
     ino = os.fstat(a.fileno()).st_ino
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()  # unused: layout below
-    del node
     inos = comm.allgather(ino)
     assert len(set(inos)) == nodes, inos
     per = comm.Get_size() // nodes
