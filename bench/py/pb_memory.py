@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: MIT
+"""pybench, memory and start-up:
+
+read-all: a 1,000,000-object dataset ('test_string_i', [1, 3, 4]) and 5
+forked Pool workers, each reading every item once; each worker's
+Private_Dirty (smaps_rollup) before and after.  With a list inherited by
+fork, reading writes reference counts into the parent's copy-on-write pages
+(pytorch#5902), so every worker ends up with its own copy of them.
+
+start: the time from Pool(5) until its 5 workers run Python code (each
+worker's initializer posts a semaphore), with 1 MiB and with 1 GiB of
+dataset in the parent.  fork copies the page tables of private memory, so a
+Pool's start grows with the dataset held in the parent's heap.
+"""
+import gc
+import multiprocessing as mp
+import os
+
+from pb_common import Skipped, now, rollup, self_rss_kb
+
+_DATA = None        # the dataset, inherited by fork
+_BARRIER = None     # one task per worker
+
+
+def build_objects(n):
+    return [("test_string_%d" % i, [1, 3, 4]) for i in range(n)]
+
+
+def _read_all_list(_):
+    """In a worker: read every item once, report Private_Dirty around it."""
+    _BARRIER.wait(timeout=60)       # every worker takes exactly one task
+    before = rollup(os.getpid())
+    n = 0
+    for t in _DATA:
+        n += len(t[0]) + t[1][2]
+    after = rollup(os.getpid())
+    return dict(pid=os.getpid(), checksum=n,
+                private_dirty_before_kib=before.get("Private_Dirty", 0),
+                private_dirty_after_kib=after.get("Private_Dirty", 0),
+                pss_after_kib=after.get("Pss", 0))
+
+
+def expected_checksum(n):
+    return sum(len("test_string_%d" % i) + 4 for i in range(n))
+
+
+def read_all(kind, nworkers, reader, data, n):
+    """Forks a Pool(nworkers) over data and runs reader once per worker."""
+    global _DATA, _BARRIER
+    ctx = mp.get_context("fork")
+    _DATA, _BARRIER = data, ctx.Barrier(nworkers)
+    try:
+        with ctx.Pool(nworkers) as pool:
+            rows = pool.map(reader, range(nworkers), chunksize=1)
+    finally:
+        _DATA = _BARRIER = None
+    want = expected_checksum(n)
+    growth = [r["private_dirty_after_kib"] - r["private_dirty_before_kib"] for r in rows]
+    return dict(kind=kind, workers=nworkers, items=n,
+                ok=all(r["checksum"] == want for r in rows) and len({r["pid"] for r in rows}) == nworkers,
+                worker_private_dirty_growth_kib=growth,
+                total_private_dirty_growth_kib=sum(growth), per_worker=rows)
+
+
+def run_read_all_list(cfg):
+    gc.collect()
+    rss0 = self_rss_kb()
+    data = build_objects(cfg.mem_items)
+    out = dict(parent_dataset_rss_kib=self_rss_kb() - rss0)
+    out.update(read_all("list", cfg.workers, _read_all_list, data, cfg.mem_items))
+    del data
+    gc.collect()
+    return out
+
+
+# ---- start time -------------------------------------------------------------
+
+_READY = None
+
+
+def _ready():
+    _READY.release()
+
+
+def pool_start_s(nworkers):
+    """Pool(nworkers) until every worker ran its initializer, in seconds."""
+    global _READY
+    ctx = mp.get_context("fork")
+    _READY = ctx.Semaphore(0)
+    t0 = now()
+    pool = ctx.Pool(nworkers, initializer=_ready)
+    for _ in range(nworkers):
+        if not _READY.acquire(timeout=60):
+            raise RuntimeError("a worker did not start in 60 s")
+    t = (now() - t0) / 1e9
+    pool.terminate()
+    pool.join()
+    _READY = None
+    return t
+
+
+def run_start_pool(cfg):
+    """multiprocessing.Pool's start with each dataset size in the heap."""
+    rows = []
+    for size in cfg.start_sizes:
+        global _DATA
+        _DATA = bytes(b"\x01") * size     # resident, like a loaded dataset
+        try:
+            rows.append(dict(kind="pool", dataset_bytes=size, start_s=pool_start_s(cfg.workers)))
+        finally:
+            _DATA = None
+    return rows
+
+
+def run_memory(cfg, arena_mod=None):
+    """The read-all experiment and start times: the list/Pool side always,
+    the arena side when the libarena module is importable."""
+    out = dict(read_all=[], start=[])
+    out["read_all"].append(run_read_all_list(cfg))
+    out["start"].extend(run_start_pool(cfg))
+    if arena_mod is None:
+        out["arena_skipped"] = "libarena module not importable"
+        return out
+    try:
+        out["read_all"].append(arena_mod.run_read_all(cfg))
+        out["start"].extend(arena_mod.run_start(cfg))
+    except Skipped as e:
+        out["arena_skipped"] = str(e)
+    return out
