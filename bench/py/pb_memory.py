@@ -7,9 +7,8 @@ Private_Dirty (smaps_rollup) before and after.  With a list inherited by
 fork, reading writes reference counts into the parent's copy-on-write pages
 (pytorch#5902), so every worker ends up with its own copy of them.
 
-start: the time from Pool(5) until its 5 workers run Python code (each
-worker's initializer posts a semaphore), with 1 MiB and with 1 GiB of
-dataset in the parent.  fork copies the page tables of private memory, so a
+start: the time from Pool(5) (which forks the 5 workers) until a first
+task's result is back, with 1 MiB and with 1 GiB of dataset in the parent.  fork copies the page tables of private memory, so a
 Pool's start grows with the dataset held in the parent's heap.
 """
 import gc
@@ -26,12 +25,14 @@ def build_objects(n):
     return [("test_string_%d" % i, [1, 3, 4]) for i in range(n)]
 
 
-def _read_all_list(_):
+def _read_all(_):
     """In a worker: read every item once, report Private_Dirty around it."""
     _BARRIER.wait(timeout=60)       # every worker takes exactly one task
     before = rollup(os.getpid())
     n = 0
-    for t in _DATA:
+    data = _DATA
+    for i in range(len(data)):
+        t = data[i]
         n += len(t[0]) + t[1][2]
     after = rollup(os.getpid())
     return dict(pid=os.getpid(), checksum=n,
@@ -45,7 +46,9 @@ def expected_checksum(n):
 
 
 def read_all(kind, nworkers, reader, data, n):
-    """Forks a Pool(nworkers) over data and runs reader once per worker."""
+    """Forks a multiprocessing Pool(nworkers) over data (a list or an arena,
+    inherited by fork: the same harness for both) and runs reader once per
+    worker."""
     global _DATA, _BARRIER
     ctx = mp.get_context("fork")
     _DATA, _BARRIER = data, ctx.Barrier(nworkers)
@@ -67,7 +70,7 @@ def run_read_all_list(cfg):
     rss0 = self_rss_kb()
     data = build_objects(cfg.mem_items)
     out = dict(parent_dataset_rss_kib=self_rss_kb() - rss0)
-    out.update(read_all("list", cfg.workers, _read_all_list, data, cfg.mem_items))
+    out.update(read_all("list", cfg.workers, _read_all, data, cfg.mem_items))
     del data
     gc.collect()
     return out
@@ -75,27 +78,20 @@ def run_read_all_list(cfg):
 
 # ---- start time -------------------------------------------------------------
 
-_READY = None
-
-
-def _ready():
-    _READY.release()
+def _noop(k):
+    return k
 
 
 def pool_start_s(nworkers):
-    """Pool(nworkers) until every worker ran its initializer, in seconds."""
-    global _READY
+    """Pool(nworkers) (which forks every worker) until a first task's result
+    is back, in seconds."""
     ctx = mp.get_context("fork")
-    _READY = ctx.Semaphore(0)
     t0 = now()
-    pool = ctx.Pool(nworkers, initializer=_ready)
-    for _ in range(nworkers):
-        if not _READY.acquire(timeout=60):
-            raise RuntimeError("a worker did not start in 60 s")
+    pool = ctx.Pool(nworkers)
+    pool.apply_async(_noop, (0,)).get(timeout=60)
     t = (now() - t0) / 1e9
     pool.terminate()
     pool.join()
-    _READY = None
     return t
 
 

@@ -22,7 +22,8 @@ sys.path.insert(0, HERE)
 import pb_common  # noqa: E402
 from pb_common import Result, Skipped  # noqa: E402
 
-SEED_MODES = ["copy", "manager", "pool", "pool-imap", "shm", "torch", "arena", "arena-imap"]
+SEED_MODES = ["copy", "manager", "pool", "pool-imap", "shm", "torch", "arena", "arena-bytes",
+              "arena-imap"]
 BATCH_MODES = ["pool", "shm-slots", "torch", "arena"]
 WORKLOADS = ["seed", "batches", "memory"]
 
@@ -38,9 +39,13 @@ modes of the seed workload (100,000 items ('test_string', [1, 3, 4])):
               by fork) + offsets; the worker unpickles item i
   torch       torch.utils.data.DataLoader(num_workers=5, batch_size=None,
               prefetch_factor=2, persistent_workers), when torch imports
-  arena       libarena: the seed's shape (producer, depth 10, consumer thread
-              unpickling each item) with the seed's get_item in the workers
-  arena-imap  libarena's Pool.imap (one thread)
+  arena       libarena: the seed's program with the list in an Arena and
+              libarena.Pool(get_item, arena, workers=5, depth=10): the seed's
+              get_item in the workers, producer, Queue(10) of futures, consumer
+              thread (each result pickled by the worker, unpickled by it)
+  arena-bytes the same over an arena of the items' pickles: the worker returns
+              the stored bytes, the consumer unpickles them
+  arena-imap  libarena's Pool.imap over the first arena (one thread)
 modes of the batches workload (4 MiB float32 = 64 items of 64 KiB stacked):
   pool, shm-slots, torch, arena (see bench/py/pb_batches.py)
 memory: 5 forked workers each read every item of 1,000,000 objects: each
@@ -143,7 +148,15 @@ def run_one(rows, wl, mode, what, fn, *args):
 
 
 def arena_module():
-    """pb_arena (the libarena rows), or the reason it cannot run."""
+    """pb_arena (the libarena rows), or the reason it cannot run.  The
+    module is taken from PYTHONPATH, else from the tree's build/python
+    (what `make` builds)."""
+    built = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "python")
+    if os.path.isdir(os.path.join(built, "libarena")) and built not in sys.path:
+        try:
+            import libarena  # noqa: F401
+        except ImportError:
+            sys.path.append(built)
     try:
         import pb_arena
         pb_arena.check_available()
@@ -162,11 +175,12 @@ def run_seed(cfg, rows, want):
              ("pool", pb_seed.run_pool), ("pool-imap", lambda c, s: pb_seed.run_pool(c, s, imap=True)),
              ("shm", pb_seed.run_shm), ("torch", pb_seed.run_torch)]
     if arena:
-        table += [("arena", arena.run_seed), ("arena-imap", arena.run_seed_imap)]
+        table += [("arena", arena.run_seed), ("arena-bytes", arena.run_seed_bytes),
+                  ("arena-imap", arena.run_seed_imap)]
     for mode, fn in table:
         if want(mode):
             run_one(rows, "seed", mode, "", fn, cfg, seq)
-    for mode in ("arena", "arena-imap"):
+    for mode in ("arena", "arena-bytes", "arena-imap"):
         if not arena and want(mode):
             run_one(rows, "seed", mode, "", _skip, why)
 
