@@ -62,6 +62,18 @@ class Probe:
         return pid
 
 
+def bounded(fn):
+    """fn() in a thread, failing the test if it takes more than WAIT_S: a
+    lost item would otherwise hang the test instead of failing it."""
+    out = []
+    th = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    th.start()
+    th.join(WAIT_S)
+    assert not th.is_alive(), "no result after %d s: the item was lost" % WAIT_S
+    assert out, "the consumer raised (see the thread's traceback)"
+    return out[0]
+
+
 # ---- what users have today --------------------------------------------------
 
 _DATASET = None
@@ -126,3 +138,192 @@ def test_torch_dataloader_fails_the_epoch_when_a_worker_is_killed():
     # What came before the victim arrived; the epoch ends there.
     assert [g[0] for g in got] == list(range(len(got))) and len(got) <= victim
     del it
+
+
+# ---- libarena.adapters ------------------------------------------------------
+
+def _adapters():
+    return pytest.importorskip("libarena.adapters")
+
+
+def test_enqueuer_recomputes_the_item_of_a_killed_worker_once():
+    """The same kill as above: the epoch goes on, in order; the victim item
+    is computed twice (the killed attempt and one more), every other item
+    once."""
+    ad = _adapters()
+    n, victim = 40, 7
+    ds = Probe(n, victim)
+    with ad.Enqueuer(ds, workers=3, depth=10) as enq:
+        killer = threading.Thread(target=ds.kill_victim, daemon=True)
+        killer.start()
+        got = bounded(lambda: list(enq))
+        killer.join(WAIT_S)
+        assert not killer.is_alive()
+        assert got == [(i, i * i) for i in range(n)]
+        assert ds.calls[victim] == 2
+        assert [ds.calls[i] for i in range(n) if i != victim] == [1] * (n - 1)
+        st = enq.stats()
+        assert st["crashes"] == 1 and st["tasks_rerun"] == 1
+        # The next epoch runs on the pool as it is now (the replacement in).
+        assert list(enq) == got
+
+
+def test_enqueuer_orders_shuffles_per_epoch_and_keeps_its_workers():
+    ad = _adapters()
+    n = 50
+    ds = Probe(n)
+    ends = []
+    ds.on_epoch_end = lambda: ends.append(len(ends))
+    with ad.Enqueuer(ds, workers=2, depth=4, shuffle=True, seed=7) as enq:
+        pids = sorted(enq.worker_pids())
+        orders = []
+        for e in range(3):
+            got = [x[0] for x in enq.epoch()]
+            assert got == enq.order(e)
+            assert sorted(got) == list(range(n))
+            orders.append(got)
+        assert len({tuple(o) for o in orders}) == 3, "a new order each epoch"
+        assert ends == [0, 1, 2], "on_epoch_end after each complete epoch"
+        assert sorted(enq.worker_pids()) == pids, "the same workers for every epoch"
+        assert [ds.calls[i] for i in range(n)] == [3] * n
+    # Same seed, same orders.
+    with ad.Enqueuer(list(range(n)), workers=1, shuffle=True, seed=7) as again:
+        assert [list(again.epoch()) for _ in range(3)] == orders
+
+
+class _Watch:
+    """Item i records the largest index started so far."""
+
+    def __init__(self, n):
+        self.n = n
+        self.top = mp.Value("i", -1, lock=False)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i > self.top.value:
+            self.top.value = i
+        return i
+
+
+def test_enqueuer_keeps_at_most_depth_items_in_flight():
+    ad = _adapters()
+    n, depth = 200, 5
+    ds = _Watch(n)
+    with ad.Enqueuer(ds, workers=3, depth=depth) as enq:
+        for j, x in enumerate(enq):
+            assert x == j
+            # Items j+1 .. j+depth at most have been handed out.
+            assert ds.top.value <= j + depth, (j, ds.top.value)
+
+
+class _Boom:
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        if i == 3:
+            raise ValueError("bad item 3")
+        return i
+
+
+def test_enqueuer_raises_an_item_error_where_the_item_would_be():
+    ad = _adapters()
+    with ad.Enqueuer(_Boom(), workers=2) as enq:
+        got = []
+        with pytest.raises(ValueError, match="bad item 3"):
+            for x in enq:
+                got.append(x)
+        assert got == [0, 1, 2]
+        # The workers are still there: the next epoch starts.
+        it = enq.epoch()
+        assert next(it) == 0
+
+
+class _Arrays:
+    """Keras-like batches: (x, y) with x a 1 MiB float32 array."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        np = pytest.importorskip("numpy")
+        return np.full((256, 1024), i, dtype=np.float32), i
+
+
+def _channel_ranges():
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if "memfd:arena-channel" in line:
+                lo, hi = line.split(None, 1)[0].split("-")
+                out.append((int(lo, 16), int(hi, 16)))
+    return out
+
+
+def test_enqueuer_arrays_arrive_without_a_copy():
+    ad = _adapters()
+    pytest.importorskip("numpy")
+    with ad.Enqueuer(_Arrays(), workers=2) as enq:
+        ranges = _channel_ranges()
+        for i, (x, y) in enumerate(enq):
+            assert y == i and x.shape == (256, 1024) and (x == i).all()
+            lo = x.__array_interface__["data"][0]
+            assert not x.flags.writeable and not x.flags.owndata
+            assert any(a <= lo and lo + x.nbytes <= b for a, b in ranges), \
+                "the array lies in the pool's result space"
+
+
+def test_pack_round_trip():
+    ad = _adapters()
+    np = pytest.importorskip("numpy")
+    obj = {"x": np.arange(100000, dtype=np.int64).reshape(100, 1000), "y": [1, "a", None],
+           "z": np.zeros(3, dtype=np.float16)}
+    back = ad.unpack(ad.pack(obj))
+    assert (back["x"] == obj["x"]).all() and back["x"].dtype == np.int64
+    assert back["y"] == obj["y"] and back["z"].dtype == np.float16
+    assert ad.unpack(ad.pack((1, "two"))) == (1, "two")
+    with pytest.raises(ValueError):
+        ad.unpack(b"garbage bytes here")
+
+
+class _TorchLike:
+    """A torch map-style Dataset: (tensor, label)."""
+
+    def __len__(self):
+        return 100
+
+    def __getitem__(self, i):
+        import torch
+        return torch.full((3, 8, 8), float(i)), i
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_dataloader_matches_torch_and_survives_a_killed_worker():
+    ad = _adapters()
+    torch = pytest.importorskip("torch")
+    ds = _TorchLike()
+    theirs = [(x.clone(), y.clone()) for x, y in torch.utils.data.DataLoader(ds, batch_size=16)]
+    with ad.DataLoader(ds, batch_size=16, num_workers=2) as dl:
+        ours = list(dl)
+        assert len(ours) == len(theirs) == len(dl) == 7
+        for (a, b), (c, d) in zip(ours, theirs):
+            assert isinstance(a, torch.Tensor) and torch.equal(a, c) and torch.equal(b, d)
+        del ours
+    # Shuffled epochs: every item once per epoch, a new order each time.
+    with ad.DataLoader(ds, batch_size=10, shuffle=True, num_workers=2, seed=3) as dl:
+        epochs = [torch.cat([y for _, y in dl]).tolist() for _ in range(2)]
+        assert all(sorted(e) == list(range(100)) for e in epochs)
+        assert epochs[0] != epochs[1]
+    # A worker killed while building a batch: that batch is built again.
+    probe = Probe(64, victim=21)
+    with ad.DataLoader(probe, batch_size=8, num_workers=2) as dl:
+        killer = threading.Thread(target=probe.kill_victim, daemon=True)
+        killer.start()
+        got = bounded(lambda: [tuple(x.tolist()) for x, _ in dl])
+        killer.join(WAIT_S)
+        assert [i for b in got for i in b] == list(range(64))
+        # The task is the batch (items 16..23): what the killed attempt had
+        # computed (16..21) is computed once more, the rest once.
+        assert list(probe.calls) == [2 if 16 <= i <= 21 else 1 for i in range(64)]
