@@ -8,7 +8,7 @@ import json
 # The speed-up columns of each workload: per-task time of that mode over
 # this one's, from the same run.
 BASELINES = {
-    "seed": ["copy", "manager", "pool", "torch"],
+    "seed": ["copy", "manager", "pool", "torch", "floor"],
     "batches": ["pool", "torch"],
 }
 
@@ -177,7 +177,8 @@ def to_json(path, cfg, rows, mem, env, goals):
 
 CSV_FIELDS = ["workload", "mode", "ok", "skipped", "tasks", "total_s", "per_task_ns",
               "mean_latency_ns", "p50_ns", "p99_ns", "tasks_per_s", "speedup_vs_copy",
-              "speedup_vs_manager", "speedup_vs_pool", "speedup_vs_torch", "cpu_per_task_ns",
+              "speedup_vs_manager", "speedup_vs_pool", "speedup_vs_torch", "speedup_vs_floor",
+              "cpu_per_task_ns",
               "worker_peak_rss_kib", "worker_pss_kib", "worker_seq_pss_kib", "helpers_pss_kib",
               "consumer_rss_growth_kib", "workers", "depth", "error"]
 
@@ -187,14 +188,15 @@ def to_csv(path, cfg, rows):
         w = csv.writer(f)
         w.writerow(CSV_FIELDS)
         for r in rows:
-            sp = {b: speedup(rows, r, b) for b in ("copy", "manager", "pool", "torch")}
+            sp = {b: speedup(rows, r, b) for b in ("copy", "manager", "pool", "torch", "floor")}
             crss = r.consumer_rss_kb[1] - r.consumer_rss_kb[0] if r.consumer_rss_kb else ""
             w.writerow([
                 r.workload, r.mode, int(bool(r.ok)), int(r.skipped), r.tasks,
                 "%.6f" % (r.total_ns / 1e9), "%.1f" % r.per_task_ns(),
                 _blank(r.mean_latency()), _blank(r.percentile(50)), _blank(r.percentile(99)),
                 "%.1f" % r.tasks_per_s(), _blank(sp["copy"]), _blank(sp["manager"]),
-                _blank(sp["pool"]), _blank(sp["torch"]), "%.1f" % r.cpu_per_task_ns(),
+                _blank(sp["pool"]), _blank(sp["torch"]), _blank(sp["floor"]),
+                "%.1f" % r.cpu_per_task_ns(),
                 _blank(r.worker_hwm_kb), _blank(r.worker_pss_kb), _blank(r.worker_seq_pss_kb),
                 _blank(r.helpers_pss_kb), crss, cfg.workers, cfg.depth, r.error or ""])
 

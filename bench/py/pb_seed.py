@@ -315,3 +315,43 @@ def run_torch(cfg, seq):
     if not res.ok:
         res.error = "%d wrong items" % res.bad_items
     return res
+
+
+# ---- the floor: the seed's shape with no pool at all --------------------------
+
+class _Ready:
+    """An AsyncResult that is already there."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def get(self, timeout=None):
+        return self.value
+
+
+class _NoPool:
+    """apply_async that runs nothing: returns the item's pickle at once."""
+
+    def __init__(self, blobs):
+        self.blobs = blobs
+
+    def apply_async(self, func, args):
+        return _Ready(self.blobs[args[0] % len(self.blobs)])
+
+
+def run_floor(cfg, seq):
+    """What the seed's shape costs in Python before any transport: the
+    producer puts each item's pickle in Queue(depth), the consumer thread
+    takes it and unpickles it.  No pool can deliver below this in that shape."""
+    res = Result("seed", "floor", "no pool: the producer puts item i's pickle in Queue(%d), "
+                 "the consumer thread unpickles it" % cfg.depth)
+    blobs = [pickle.dumps(x, protocol=pickle.HIGHEST_PROTOCOL) for x in seq.my_list[:1024]]
+    cpu = CpuWatch([])
+    seed_shape(_NoPool(blobs), None, lambda i: (i,), cfg.tasks, cfg.depth,
+               lambda i, b: check_item(i, pickle.loads(b)), res)
+    cpu.stop(res)
+    res.ok = res.bad_items == 0
+    if not res.ok:
+        res.error = "%d wrong items" % res.bad_items
+    return res

@@ -22,13 +22,15 @@ sys.path.insert(0, HERE)
 import pb_common  # noqa: E402
 from pb_common import Result, Skipped  # noqa: E402
 
-SEED_MODES = ["copy", "manager", "pool", "pool-imap", "shm", "torch", "arena", "arena-bytes",
-              "arena-imap"]
+SEED_MODES = ["floor", "copy", "manager", "pool", "pool-imap", "shm", "torch", "arena",
+              "arena-bytes", "arena-imap"]
 BATCH_MODES = ["pool", "shm-slots", "torch", "arena"]
 WORKLOADS = ["seed", "batches", "memory"]
 
 EPILOG = """\
 modes of the seed workload (100,000 items ('test_string', [1, 3, 4])):
+  floor       no pool: the seed's Queue(10) and consumer thread alone, the
+              consumer unpickling each item (what the shape itself costs)
   copy        the seed as written: apply_async(get_item, (seq, i)) pickles the
               whole sequence into every task (Pool(5), Queue(10), consumer thread)
   manager     the seed's HolderManager + ListProxy: apply_async(get_item, (holder, i))
@@ -171,7 +173,7 @@ def run_seed(cfg, rows, want):
     import pb_seed
     seq = pb_seed.build_sequence(cfg.items)
     arena, why = arena_module()
-    table = [("copy", pb_seed.run_copy), ("manager", pb_seed.run_manager),
+    table = [("floor", pb_seed.run_floor), ("copy", pb_seed.run_copy), ("manager", pb_seed.run_manager),
              ("pool", pb_seed.run_pool), ("pool-imap", lambda c, s: pb_seed.run_pool(c, s, imap=True)),
              ("shm", pb_seed.run_shm), ("torch", pb_seed.run_torch)]
     if arena:
