@@ -348,6 +348,10 @@ class DataLoader:
     def worker_pids(self):
         return self._enq.worker_pids()
 
+    def restart(self):
+        """Forks new workers from the dataset as it is now."""
+        self._enq.restart()
+
     def close(self):
         self._enq.close()
 
