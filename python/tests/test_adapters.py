@@ -10,6 +10,7 @@ A worker killed in the middle of an epoch:
   - libarena.adapters.Enqueuer: the item is computed again, exactly once,
     and the epoch goes on, in order.
 """
+import mmap
 import multiprocessing as mp
 import os
 import queue
@@ -24,6 +25,27 @@ import pytest
 WAIT_S = 60
 
 
+class SharedInts:
+    """n C ints in an anonymous shared mapping, inherited by forked workers
+    (no /dev/shm file, unlike multiprocessing.Array)."""
+
+    def __init__(self, n):
+        self._map = mmap.mmap(-1, 4 * max(1, n))
+        self._ints = memoryview(self._map).cast("i")
+
+    def __getitem__(self, i):
+        return self._ints[i]
+
+    def __setitem__(self, i, v):
+        self._ints[i] = v
+
+    def __len__(self):
+        return len(self._ints)
+
+    def __iter__(self):
+        return iter(self._ints.tolist())
+
+
 class Probe:
     """A map-style dataset (the shape of a Keras Sequence or a torch
     Dataset): item i is (i, i * i).  Counts every computation of every
@@ -33,9 +55,9 @@ class Probe:
     def __init__(self, n, victim=-1):
         self.n = n
         self.victim = victim
-        self.calls = mp.Array("i", n, lock=False)     # inherited by fork
-        self.armed = mp.Value("i", 1 if victim >= 0 else 0, lock=False)
-        self.victim_pid = mp.Value("i", 0, lock=False)
+        self.calls = SharedInts(n)          # inherited by fork
+        self.flags = SharedInts(2)          # armed, the victim's pid
+        self.flags[0] = 1 if victim >= 0 else 0
 
     def __len__(self):
         return self.n
@@ -44,8 +66,8 @@ class Probe:
         if not 0 <= i < self.n:
             raise IndexError(i)
         self.calls[i] += 1
-        if i == self.victim and self.armed.value:
-            self.victim_pid.value = os.getpid()
+        if i == self.victim and self.flags[0]:
+            self.flags[1] = os.getpid()
             time.sleep(3600)            # the test kills this worker
         return (i, i * i)
 
@@ -53,11 +75,11 @@ class Probe:
         """Waits for the victim's worker to be inside item victim, disarms
         the item (its recomputation returns normally) and SIGKILLs it."""
         deadline = time.monotonic() + WAIT_S
-        while self.victim_pid.value == 0:
+        while self.flags[1] == 0:
             assert time.monotonic() < deadline, "the victim item never started"
             time.sleep(0.005)
-        pid = self.victim_pid.value
-        self.armed.value = 0
+        pid = self.flags[1]
+        self.flags[0] = 0
         os.kill(pid, signal.SIGKILL)
         return pid
 
@@ -196,14 +218,15 @@ class _Watch:
 
     def __init__(self, n):
         self.n = n
-        self.top = mp.Value("i", -1, lock=False)
+        self.top = SharedInts(1)
+        self.top[0] = -1
 
     def __len__(self):
         return self.n
 
     def __getitem__(self, i):
-        if i > self.top.value:
-            self.top.value = i
+        if i > self.top[0]:
+            self.top[0] = i
         return i
 
 
@@ -215,7 +238,7 @@ def test_enqueuer_keeps_at_most_depth_items_in_flight():
         for j, x in enumerate(enq):
             assert x == j
             # Items j+1 .. j+depth at most have been handed out.
-            assert ds.top.value <= j + depth, (j, ds.top.value)
+            assert ds.top[0] <= j + depth, (j, ds.top[0])
 
 
 class _Boom:
