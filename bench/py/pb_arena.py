@@ -319,3 +319,102 @@ def run_start(cfg):
 
 def _first_byte(arena, i):
     return arena[i][0]
+
+
+# ---- the adapters (libarena.adapters) ----------------------------------------
+
+def _adapters():
+    try:
+        import libarena.adapters as ad
+    except ImportError as e:
+        raise Skipped("libarena.adapters not importable (%s)" % e)
+    return ad
+
+
+def run_seed_adapter(cfg, seq):
+    """A Keras user's path: Enqueuer over the seed's Sequence itself
+    (inherited by fork, no arena), seq[i] in the workers, in order."""
+    from pb_seed import check_item
+    ad = _adapters()
+    res = Result("seed", "adapter", "libarena.adapters.Enqueuer(seq, workers=%d, depth=%d): the "
+                 "Sequence inherited by fork, seq[i] packed in the worker, unpacked here"
+                 % (cfg.workers, cfg.depth))
+    t0 = now()
+    n = cfg.tasks
+    with ad.Enqueuer(_Head(seq, n), workers=cfg.workers, depth=cfg.depth) as enq:
+        res.setup_ns = now() - t0
+        pids = [p for p in enq.worker_pids() if p]
+        cpu = CpuWatch(pids)
+        bad = 0
+        st = now()
+        for i, acc in enumerate(enq):
+            if not check_item(i, acc):
+                bad += 1
+        end = now()
+        res.tasks, res.total_ns, res.bad_items = n, end - st, bad
+        cpu.stop(res)
+        read_memory(res, pids)
+    res.ok = bad == 0
+    if not res.ok:
+        res.error = "%d wrong items" % bad
+    return res
+
+
+class _Head:
+    """The first n items of seq (an epoch of n tasks)."""
+
+    def __init__(self, seq, n):
+        self.seq, self.n = seq, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.seq[i % len(self.seq)]
+
+
+def run_batches_adapter(cfg, items):
+    """A PyTorch user's path: libarena.adapters.DataLoader over the same
+    map-style Dataset as the torch row (batch_size=64, default_collate in
+    the workers), tensors back with no copy on this side."""
+    from pb_batches import BATCH_ITEMS, ItemDataset, make_checker, rss_every
+    from pb_seed import import_torch
+    import_torch()      # the adapter collates with torch's default_collate
+    ad = _adapters()
+    from pb_common import RssSampler
+    res = Result("batches", "adapter", "libarena.adapters.DataLoader(batch_size=%d, num_workers=%d, "
+                 "prefetch_factor=%d): default_collate in the workers, tensors back unpacked "
+                 "in place" % (BATCH_ITEMS, cfg.workers, max(1, cfg.depth // cfg.workers)))
+    n = cfg.batches
+    count = len(items)
+    check = make_checker(count)
+    rss = RssSampler(n, rss_every(n))
+    # One epoch of n batches over item indices that wrap, as the torch row's
+    # batch sampler does (an epoch boundary every 16 batches would drain the
+    # pipeline each time).
+    t0 = now()
+    dl = ad.DataLoader(ItemDataset(_Head(items, n * BATCH_ITEMS)), batch_size=BATCH_ITEMS,
+                       num_workers=cfg.workers, prefetch_factor=max(1, cfg.depth // cfg.workers),
+                       result_bytes=4 * ((4 << 20) + (1 << 16)))
+    try:
+        res.setup_ns = now() - t0
+        pids = [p for p in dl.worker_pids() if p]
+        cpu = CpuWatch(pids)
+        bad = 0
+        st = now()
+        for b, x in enumerate(dl):
+            if not check(b, x):
+                bad += 1
+            del x
+            rss.sample(b)
+        end = now()
+        res.tasks, res.total_ns, res.bad_items = n, end - st, bad
+        cpu.stop(res)
+        read_memory(res, pids)
+        rss.store(res)
+    finally:
+        dl.close()
+    res.ok = bad == 0
+    if not res.ok:
+        res.error = "%d wrong batches" % bad
+    return res

@@ -23,8 +23,8 @@ import pb_common  # noqa: E402
 from pb_common import Result, Skipped  # noqa: E402
 
 SEED_MODES = ["floor", "copy", "manager", "pool", "pool-imap", "shm", "torch", "arena",
-              "arena-bytes", "arena-imap"]
-BATCH_MODES = ["pool", "shm-slots", "torch", "arena"]
+              "arena-bytes", "arena-imap", "adapter"]
+BATCH_MODES = ["pool", "shm-slots", "torch", "arena", "adapter"]
 WORKLOADS = ["seed", "batches", "memory"]
 
 EPILOG = """\
@@ -48,8 +48,11 @@ modes of the seed workload (100,000 items ('test_string', [1, 3, 4])):
   arena-bytes the same over an arena of the items' pickles: the worker returns
               the stored bytes, the consumer unpickles them
   arena-imap  libarena's Pool.imap over the first arena (one thread)
+  adapter     libarena.adapters.Enqueuer over the seed's Sequence itself (a
+              Keras user's path: no arena, the Sequence inherited by fork)
 modes of the batches workload (4 MiB float32 = 64 items of 64 KiB stacked):
-  pool, shm-slots, torch, arena (see bench/py/pb_batches.py)
+  pool, shm-slots, torch, arena (see bench/py/pb_batches.py), adapter
+  (libarena.adapters.DataLoader over the torch row's Dataset)
 memory: 5 forked workers each read every item of 1,000,000 objects: each
   worker's Private_Dirty growth with a list inherited by fork and with an
   arena; start time of a 5-worker pool with 1 MiB and 1 GiB datasets.
@@ -178,11 +181,11 @@ def run_seed(cfg, rows, want):
              ("shm", pb_seed.run_shm), ("torch", pb_seed.run_torch)]
     if arena:
         table += [("arena", arena.run_seed), ("arena-bytes", arena.run_seed_bytes),
-                  ("arena-imap", arena.run_seed_imap)]
+                  ("arena-imap", arena.run_seed_imap), ("adapter", arena.run_seed_adapter)]
     for mode, fn in table:
         if want(mode):
             run_one(rows, "seed", mode, "", fn, cfg, seq)
-    for mode in ("arena", "arena-bytes", "arena-imap"):
+    for mode in ("arena", "arena-bytes", "arena-imap", "adapter"):
         if not arena and want(mode):
             run_one(rows, "seed", mode, "", _skip, why)
 
@@ -204,12 +207,13 @@ def run_batches(cfg, rows, want):
     table = [("pool", pb_batches.run_pool), ("shm-slots", pb_batches.run_shm_slots),
              ("torch", pb_batches.run_torch)]
     if arena:
-        table.append(("arena", arena.run_batches))
+        table += [("arena", arena.run_batches), ("adapter", arena.run_batches_adapter)]
     for mode, fn in table:
         if want(mode):
             run_one(rows, "batches", mode, "", fn, cfg, items)
-    if not arena and want("arena"):
-        run_one(rows, "batches", "arena", "", _skip, why)
+    for mode in ("arena", "adapter"):
+        if not arena and want(mode):
+            run_one(rows, "batches", mode, "", _skip, why)
 
 
 def run_memory(cfg):

@@ -15,8 +15,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYBENCH = os.path.join(HERE, "pybench.py")
 SEED = ["floor", "copy", "manager", "pool", "pool-imap", "shm", "torch", "arena", "arena-bytes",
-        "arena-imap"]
-BATCHES = ["pool", "shm-slots", "torch", "arena"]
+        "arena-imap", "adapter"]
+BATCHES = ["pool", "shm-slots", "torch", "arena", "adapter"]
 fails = []
 
 
@@ -59,13 +59,15 @@ def full_run(tmp):
         if not m:
             continue
         peer = key[1].split("-")[0]
+        if peer == "adapter":
+            peer = "arena" if key[0] == "seed" or has_torch else "torch"
         must_run = peer not in ("torch", "arena") or (peer == "torch" and has_torch) or \
             (peer == "arena" and has_arena)
         if m["skipped"]:
             # pybench also finds the module in build/python by itself.
             check(not must_run and m["error"], "%s %s skipped with a reason" % key)
         else:
-            lat = m["p50_ns"] is None and key == ("seed", "arena-imap") or \
+            lat = m["p50_ns"] is None and key[1] in ("arena-imap", "adapter") or \
                 m["p99_ns"] >= m["p50_ns"] > 0
             check(m["ok"] and not m["skipped"] and m["tasks"] > 0 and m["bad_items"] == 0
                   and m["per_task_ns"] > 0 and lat,
