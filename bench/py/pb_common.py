@@ -49,6 +49,7 @@ class Result:
         self.helpers_pss_kb = None  # workers + server
         self.consumer_rss_kb = None  # [base, last, max] (RssSampler)
         self.consumer_rss_samples_kb = None
+        self.consumer_anon_kb = None   # the same for private anonymous memory
         self.bad_items = 0          # results that were not what was asked for
         self.notes = []
 
@@ -139,6 +140,14 @@ def mapping_pss_kb(pid, name):
 def self_rss_kb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * _PAGE // 1024
+
+
+def self_rss_anon_kb():
+    """Resident private anonymous memory (resident - shared): where a copy
+    of a batch would land."""
+    with open("/proc/self/statm") as f:
+        v = f.read().split()
+    return (int(v[1]) - int(v[2])) * _PAGE // 1024
 
 
 class CpuWatch:
@@ -242,17 +251,19 @@ class RssSampler:
     first pass maps is not counted as growth; a copy kept per batch is."""
 
     def __init__(self, ntasks, every):
-        self.n, self.every, self.kb = ntasks, max(1, every), []
+        self.n, self.every, self.kb, self.anon = ntasks, max(1, every), [], []
 
     def sample(self, i):
         if i % self.every == 0 or i == self.n - 1:
             self.kb.append(self_rss_kb())
+            self.anon.append(self_rss_anon_kb())
 
     def store(self, res):
         if self.kb:
-            base = self.kb[1] if len(self.kb) > 2 else self.kb[0]
-            res.consumer_rss_kb = [base, self.kb[-1], max(self.kb)]
+            k = 1 if len(self.kb) > 2 else 0
+            res.consumer_rss_kb = [self.kb[k], self.kb[-1], max(self.kb)]
             res.consumer_rss_samples_kb = list(self.kb)
+            res.consumer_anon_kb = [self.anon[k], self.anon[-1], max(self.anon)]
 
 
 def consume_ordered(it, ntasks, check, res, submit, st, rss_every=0):

@@ -44,9 +44,10 @@ def evaluate(rows, mem):
     _ratio(out, rows, "batches", "pool", 5)
     b = _row(rows, "batches", "arena")
     g = b.consumer_rss_kb[1] - b.consumer_rss_kb[0] if b and b.consumer_rss_kb else None
+    anon = b.consumer_anon_kb[1] - b.consumer_anon_kb[0] if b and b.consumer_anon_kb else None
     _goal(out, "batches: consumer RSS flat over the batches (arena)", g,
-          ("%+d KiB over %d batches" % (g, b.tasks)) if g is not None else "not measured",
-          None if g is None else g < FLAT_RSS_KB)
+          ("%+d KiB over %d batches (private anonymous: %+d KiB)" % (g, b.tasks, anon))
+          if g is not None else "not measured", None if g is None else g < FLAT_RSS_KB)
     nocopy = None
     if b:
         nocopy = next((n for n in b.notes if n.startswith("no-copy:")), None)

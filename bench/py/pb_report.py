@@ -152,6 +152,8 @@ def _mode_json(rows, r):
         "consumer_rss_kib": (dict(zip(("base", "last", "max"), r.consumer_rss_kb),
                                   samples=r.consumer_rss_samples_kb)
                              if r.consumer_rss_kb else None),
+        "consumer_rss_anon_kib": (dict(zip(("base", "last", "max"), r.consumer_anon_kb))
+                                  if r.consumer_anon_kb else None),
         "bad_items": r.bad_items, "notes": r.notes,
     }
 
