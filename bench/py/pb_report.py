@@ -128,7 +128,7 @@ def memory_table(f, mem):
             fmt_kb(r["total_private_dirty_growth_kib"]), "ok" if r["ok"] else "FAILED"), file=f)
     if mem.get("arena_skipped"):
         print("arena: skipped (%s)" % mem["arena_skipped"], file=f)
-    print("\nPool start (fork until every worker runs Python) with the dataset held by the parent:",
+    print("\nPool(5) start, until its first result, with the dataset held by the parent:",
           file=f)
     for r in mem["start"]:
         print("  %-6s %10s  %s" % (r["kind"], fmt_kb(r["dataset_bytes"] // 1024),
