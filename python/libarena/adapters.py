@@ -21,11 +21,10 @@ that case and torch's DataLoader fails the epoch.
 
 The workers are forked when the Enqueuer is made: they see the dataset as it
 is then (copy-on-write), and only indices travel to them.  What obj[i]
-returns comes back with pickle protocol 5, numpy arrays out of band: they
-arrive as read-only arrays over the worker's result space, with no copy on
-this side, and hold that space until they are dropped.  Keep few alive (a
-worker whose result area is full waits for them); size result_bytes for a
-few results per worker.
+returns comes back with pickle protocol 5, numpy arrays and tensors out of
+band: copied once on this side into memory of their own (the default), or,
+with zero_copy=True, as read-only arrays over the worker's result space,
+which they hold until they are dropped (see Enqueuer).
 
 Neither Keras nor torch is imported here unless the dataset or the collate
 function needs it (DataLoader uses torch's default_collate when torch is
@@ -188,7 +187,7 @@ class _GetItem:
 class Enqueuer:
     """Enqueuer(dataset, *, workers=None, depth=10, shuffle=False, seed=None,
     max_attempts=3, task_timeout=None, result_bytes=32 MiB,
-    on_epoch_end=True)
+    on_epoch_end=True, zero_copy=False)
 
     dataset[i] for every i, computed by `workers` processes (default: the
     CPUs), in order (a shuffled order each epoch when shuffle), at most
@@ -210,11 +209,20 @@ class Enqueuer:
       they were forked with: state that on_epoch_end changes is not seen
       by them; call restart() after changing the dataset to fork new ones.
     - result_bytes: each worker's result area; it must hold a few items.
+    - zero_copy: False (the default) copies each large result once, here,
+      into memory of its own (writable arrays and tensors), and frees the
+      worker's result space at once.  True hands out read-only arrays over
+      the result space itself, with no copy: each holds its worker's space
+      until it is dropped, and one item kept for good (a batch kept for a
+      plot, a list of every batch) stalls its worker for good once the
+      worker's area wraps around to it -- the epoch then waits for ever.
+      Use it when every item is dropped before the next few are read.
     - close() (or ``with``) stops and reaps the workers.
     """
 
     def __init__(self, dataset, *, workers=None, depth=10, shuffle=False, seed=None,
-                 max_attempts=3, task_timeout=None, result_bytes=32 << 20, on_epoch_end=True):
+                 max_attempts=3, task_timeout=None, result_bytes=32 << 20, on_epoch_end=True,
+                 zero_copy=False):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError("the dataset needs __len__ and __getitem__ (a Keras Sequence/"
                             "PyDataset, a torch map-style Dataset, a list)")
@@ -222,6 +230,7 @@ class Enqueuer:
         self.shuffle = shuffle
         self.seed = random.randrange(1 << 62) if seed is None else seed
         self.call_on_epoch_end = on_epoch_end
+        self.zero_copy = zero_copy
         self.epochs_done = 0        # epochs read to the end
         self.epochs_started = 0
         self._opts = dict(workers=workers, depth=depth, max_attempts=max_attempts,
@@ -250,6 +259,11 @@ class Enqueuer:
         order = self.order(self.epochs_started)
         self.epochs_started += 1
         for buf in self._pool.imap(order):
+            if not self.zero_copy and isinstance(buf, memoryview):
+                # One copy, and the worker's result space is free at once.
+                data = bytearray(buf)
+                buf.release()
+                buf = data
             item = unpack(buf)
             del buf
             yield item
@@ -347,14 +361,16 @@ class _Batches:
 class DataLoader:
     """DataLoader(dataset, batch_size=1, shuffle=False, *, num_workers=None,
     collate_fn=None, drop_last=False, prefetch_factor=2, seed=None,
-    max_attempts=3, timeout=None, result_bytes=32 MiB, **ignored)
+    max_attempts=3, timeout=None, result_bytes=32 MiB, zero_copy=False,
+    **ignored)
 
     The torch.utils.data.DataLoader arguments a map-style dataset uses, on
     libarena's workers: each task builds one batch (collate_fn over
     dataset[i] for the batch's indices; torch's default_collate when torch
-    is installed) in a worker; batches come back in order, tensors and
-    arrays with no copy on this side, at most num_workers * prefetch_factor
-    in flight, a new shuffle each epoch (iterate the loader again), the
+    is installed) in a worker; batches come back in order (one copy here,
+    or none with zero_copy=True: see Enqueuer), at most num_workers *
+    prefetch_factor in flight, a new shuffle each epoch (iterate the loader
+    again), the
     same workers for every epoch.  A killed worker's batch is built again
     and the epoch goes on.  persistent_workers, pin_memory, worker_init_fn
     and multiprocessing_context are accepted and ignored (the workers are
@@ -363,7 +379,8 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=1, shuffle=False, *, num_workers=None,
                  collate_fn=None, drop_last=False, prefetch_factor=2, seed=None,
-                 max_attempts=3, timeout=None, result_bytes=32 << 20, **ignored):
+                 max_attempts=3, timeout=None, result_bytes=32 << 20, zero_copy=False,
+                 **ignored):
         if batch_size is None or batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         unknown = set(ignored) - {"persistent_workers", "pin_memory", "worker_init_fn",
@@ -378,7 +395,8 @@ class DataLoader:
         self._enq = Enqueuer(self._batches, workers=workers,
                              depth=max(1, workers * (prefetch_factor or 2)), shuffle=False,
                              seed=seed, max_attempts=max_attempts, task_timeout=timeout,
-                             result_bytes=result_bytes, on_epoch_end=False)
+                             result_bytes=result_bytes, on_epoch_end=False,
+                             zero_copy=zero_copy)
         self._rng = random.Random(self._enq.seed)
 
     def __len__(self):

@@ -285,10 +285,10 @@ def _channel_ranges():
     return out
 
 
-def test_enqueuer_arrays_arrive_without_a_copy():
+def test_enqueuer_arrays_arrive_without_a_copy_with_zero_copy():
     ad = _adapters()
     pytest.importorskip("numpy")
-    with ad.Enqueuer(_Arrays(), workers=2) as enq:
+    with ad.Enqueuer(_Arrays(), workers=2, zero_copy=True) as enq:
         ranges = _channel_ranges()
         for i, (x, y) in enumerate(enq):
             assert y == i and x.shape == (256, 1024) and (x == i).all()
@@ -296,6 +296,22 @@ def test_enqueuer_arrays_arrive_without_a_copy():
             assert not x.flags.writeable and not x.flags.owndata
             assert any(a <= lo and lo + x.nbytes <= b for a, b in ranges), \
                 "the array lies in the pool's result space"
+
+
+def test_enqueuer_kept_items_do_not_stall_the_workers():
+    """By default each result is copied once and its space freed: a
+    consumer that keeps every item (12 MiB here) through result areas of
+    2 MiB still gets them all; the arrays are its own, writable."""
+    ad = _adapters()
+    pytest.importorskip("numpy")
+    with ad.Enqueuer(_Arrays(), workers=2, result_bytes=2 << 20) as enq:
+        kept = bounded(lambda: list(enq))
+        assert [y for _, y in kept] == list(range(12))
+        ranges = _channel_ranges()
+        for x, y in kept:
+            assert (x == y).all() and x.flags.writeable
+            lo = x.__array_interface__["data"][0]
+            assert not any(a <= lo < b for a, b in ranges)
 
 
 def test_pack_round_trip():
