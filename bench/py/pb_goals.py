@@ -46,7 +46,9 @@ def evaluate(rows, mem):
     g = b.consumer_rss_kb[1] - b.consumer_rss_kb[0] if b and b.consumer_rss_kb else None
     anon = b.consumer_anon_kb[1] - b.consumer_anon_kb[0] if b and b.consumer_anon_kb else None
     _goal(out, "batches: consumer RSS flat over the batches (arena)", g,
-          ("%+d KiB over %d batches (private anonymous: %+d KiB)" % (g, b.tasks, anon))
+          ("%+d KiB over the last %d of %d batches (private anonymous: %+d KiB; whole "
+           "run: %+d KiB)" % (g, b.tasks - b.tasks // 2, b.tasks, anon,
+                             b.consumer_rss_samples_kb[-1] - b.consumer_rss_samples_kb[0]))
           if g is not None else "not measured", None if g is None else g < FLAT_RSS_KB)
     nocopy = None
     if b:

@@ -106,8 +106,8 @@ def table(f, cfg, rows, env):
           "task; w.peakRSS = largest worker VmHWM, w.PSS = mean\nworker Pss, w.seqPSS = "
           "the part of it in the dataset's own mapping (shm segment, arena\nmemfd; '-' = "
           "in the heap), all PSS = workers + server, read after the last task;\n"
-          "c.RSS+ = the consumer's RSS growth over the run, from the second of ten samples\n"
-          "(every pipeline buffer used once) to the last.", file=f)
+          "c.RSS+ = the consumer's RSS growth over the second half of the run (in the first,\n"
+          "the pipeline's buffers are touched for the first time; JSON: every sample).", file=f)
     print("Machine: %s; load average before the run %s; Python %s%s." % (
         env["machine"], " ".join("%.2f" % x for x in env["loadavg"]), env["python"],
         "; torch " + env["torch"] if env.get("torch") else ""), file=f)
