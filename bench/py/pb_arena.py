@@ -382,7 +382,8 @@ def run_batches_adapter(cfg, items):
     import_torch()      # the adapter collates with torch's default_collate
     ad = _adapters()
     from pb_common import RssSampler
-    res = Result("batches", "adapter", "libarena.adapters.DataLoader(batch_size=%d, num_workers=%d, "
+    res = Result("batches", "adapter", "libarena.adapters.DataLoader(batch_size=%d, "
+                 "num_workers=%d, "
                  "prefetch_factor=%d): default_collate in the workers, tensors back unpacked "
                  "in place" % (BATCH_ITEMS, cfg.workers, max(1, cfg.depth // cfg.workers)))
     n = cfg.batches

@@ -161,7 +161,8 @@ def run_shm_slots(cfg, items):
     t0 = now()
     pool = mp.get_context("fork").Pool(cfg.workers)
     try:
-        warm = [pool.apply_async(build_batch_into_slot, (b, b % nslots)) for b in range(cfg.workers)]
+        warm = [pool.apply_async(build_batch_into_slot, (b, b % nslots))
+                for b in range(cfg.workers)]
         for r in warm:
             r.get(timeout=60)
         res.setup_ns = now() - t0

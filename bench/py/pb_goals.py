@@ -63,7 +63,8 @@ def _memory_goals(out, mem):
     reads = {r["kind"]: r for r in (mem or {}).get("read_all", [])}
     lst, ar = reads.get("list"), reads.get("arena")
     if lst and ar and lst["ok"] and ar["ok"]:
-        lg, ag = max(lst["worker_private_dirty_growth_kib"]), max(ar["worker_private_dirty_growth_kib"])
+        lg = max(lst["worker_private_dirty_growth_kib"])
+        ag = max(ar["worker_private_dirty_growth_kib"])
         # Flat: each worker's growth under 5% of what the list costs each.
         met = ag < max(1024, min(lst["worker_private_dirty_growth_kib"]) // 20)
         _goal(out, "memory: workers' Private_Dirty flat with the arena, grows with the list",

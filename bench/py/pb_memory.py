@@ -11,8 +11,9 @@ collection in a worker does not walk the parent's other objects (without it,
 a collection in one worker was seen to add ~19 MiB whatever the dataset).
 
 start: the time from Pool(5) (which forks the 5 workers) until a first
-task's result is back, with 1 MiB and with 1 GiB of dataset in the parent.  fork copies the page tables of private memory, so a
-Pool's start grows with the dataset held in the parent's heap.
+task's result is back, with 1 MiB and with 1 GiB of dataset in the
+parent.  fork copies the page tables of private memory, so a Pool's start
+grows with the dataset held in the parent's heap.
 """
 import gc
 import multiprocessing as mp
@@ -69,7 +70,8 @@ def read_all(kind, nworkers, reader, data, n):
     want = expected_checksum(n)
     growth = [r["private_dirty_after_kib"] - r["private_dirty_before_kib"] for r in rows]
     return dict(kind=kind, workers=nworkers, items=n,
-                ok=all(r["checksum"] == want for r in rows) and len({r["pid"] for r in rows}) == nworkers,
+                ok=all(r["checksum"] == want for r in rows)
+                and len({r["pid"] for r in rows}) == nworkers,
                 worker_private_dirty_growth_kib=growth,
                 total_private_dirty_growth_kib=sum(growth), per_worker=rows)
 

@@ -17,7 +17,6 @@ Task functions live at module level so that Pool pickles them by name.
 import multiprocessing as mp
 import pickle
 import struct
-import threading
 
 from pb_common import (CpuWatch, Result, Skipped, consume_ordered, now,
                        read_memory, seed_shape, timed_iter)
@@ -156,7 +155,8 @@ def run_manager(cfg, seq):
     def teardown():
         box["m"].shutdown()
 
-    return _pool_mode(cfg, "manager", "seed: HolderManager + ListProxy, apply_async(get_item, (holder, i))",
+    return _pool_mode(cfg, "manager",
+                      "seed: HolderManager + ListProxy, apply_async(get_item, (holder, i))",
                       lambda: (lambda i: (box["holder"], i)), get_item, cfg.manager_tasks,
                       setup=setup, teardown=teardown)
 
@@ -169,10 +169,12 @@ def run_pool(cfg, seq, imap=False):
         global _SEQ
         _SEQ = None
     if imap:
-        return _pool_mode(cfg, "pool-imap", "Pool.imap(get_item, range(n)), sequence inherited by fork",
+        return _pool_mode(cfg, "pool-imap",
+                          "Pool.imap(get_item, range(n)), sequence inherited by fork",
                           lambda: (lambda i: (i,)), get_item_inherited, cfg.tasks,
                           teardown=teardown, imap=True)
-    return _pool_mode(cfg, "pool", "seed's shape, sequence inherited by fork, apply_async(get_item, (i,))",
+    return _pool_mode(cfg, "pool",
+                      "seed's shape, sequence inherited by fork, apply_async(get_item, (i,))",
                       lambda: (lambda i: (i,)), get_item_inherited, cfg.tasks, teardown=teardown)
 
 
@@ -309,7 +311,8 @@ class SeqDataset:
 
 def run_torch(cfg, seq):
     res = Result("seed", "torch", "DataLoader(num_workers=%d, batch_size=None, prefetch_factor=%d, "
-                 "persistent_workers) over a map-style Dataset" % (cfg.workers, max(1, cfg.depth // cfg.workers)))
+                 "persistent_workers) over a map-style Dataset"
+                 % (cfg.workers, max(1, cfg.depth // cfg.workers)))
     dataloader_run(cfg, res, SeqDataset(seq), cfg.tasks, check_item)
     res.ok = res.bad_items == 0
     if not res.ok:

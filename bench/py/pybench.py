@@ -10,7 +10,6 @@ the task (the Keras/PyTorch case); workers reading every item of a
 status.  Run it with Debian's /usr/bin/python3 (numpy, torch).
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -19,7 +18,6 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import pb_common  # noqa: E402
 from pb_common import Result, Skipped  # noqa: E402
 
 SEED_MODES = ["floor", "copy", "manager", "pool", "pool-imap", "shm", "torch", "arena",
@@ -93,16 +91,19 @@ def parse_args(argv):
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--items", type=count, default=100000, help="items of the seed's sequence (100000)")
-    a("--tasks", type=count, default=100000, help="tasks of pool, pool-imap, shm, torch, arena (100000)")
+    a("--tasks", type=count, default=100000,
+      help="tasks of every seed mode but copy and manager (100000)")
     a("--copy-tasks", type=count, default=20, help="tasks of copy, ~0.1 s each (20)")
     a("--manager-tasks", type=count, default=2000, help="tasks of manager, ~2 ms each (2000)")
     a("--workers", type=count, default=5, help="worker processes (5)")
     a("--depth", type=count, default=10, help="tasks in flight, the seed's Queue(10) (10)")
     a("--batches", type=count, default=1000, help="4 MiB batches per batch mode (1000)")
     a("--batch-dataset", type=count, default=1024, help="64 KiB items of the batch dataset (1024)")
-    a("--mem-items", type=count, default=1000000, help="objects of the read-all experiment (1000000)")
+    a("--mem-items", type=count, default=1000000,
+      help="objects of the read-all experiment (1000000)")
     a("--start-sizes", default="1M,1G", help="dataset sizes for the start time (1M,1G)")
-    a("--workloads", type=names(WORKLOADS), default=list(WORKLOADS), help="from seed,batches,memory (all)")
+    a("--workloads", type=names(WORKLOADS), default=list(WORKLOADS),
+      help="from seed,batches,memory (all)")
     a("--modes", type=names(sorted(set(SEED_MODES + BATCH_MODES))), default=None,
       help="only these modes, in any workload (all)")
     a("--json", help="write the results as JSON")
@@ -158,9 +159,8 @@ def arena_module():
     (what `make` builds)."""
     built = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "python")
     if os.path.isdir(os.path.join(built, "libarena")) and built not in sys.path:
-        try:
-            import libarena  # noqa: F401
-        except ImportError:
+        import importlib.util
+        if importlib.util.find_spec("libarena") is None:
             sys.path.append(built)
     try:
         import pb_arena
@@ -176,8 +176,9 @@ def run_seed(cfg, rows, want):
     import pb_seed
     seq = pb_seed.build_sequence(cfg.items)
     arena, why = arena_module()
-    table = [("floor", pb_seed.run_floor), ("copy", pb_seed.run_copy), ("manager", pb_seed.run_manager),
-             ("pool", pb_seed.run_pool), ("pool-imap", lambda c, s: pb_seed.run_pool(c, s, imap=True)),
+    table = [("floor", pb_seed.run_floor), ("copy", pb_seed.run_copy),
+             ("manager", pb_seed.run_manager), ("pool", pb_seed.run_pool),
+             ("pool-imap", lambda c, s: pb_seed.run_pool(c, s, imap=True)),
              ("shm", pb_seed.run_shm), ("torch", pb_seed.run_torch)]
     if arena:
         table += [("arena", arena.run_seed), ("arena-bytes", arena.run_seed_bytes),
