@@ -2,15 +2,18 @@
 """pybench, the libarena rows: the same programs on the libarena module.
 
 seed workload:
-  arena        the seed's program with two lines changed: the list goes into
-               libarena.Arena (each item pickled once, at build time) and
-               Pool(5) becomes libarena.Pool(get_item, arena, workers=5,
-               depth=10); apply_async(get_item, (seq, i)) becomes submit(i).
+  arena        the seed's shape on libarena: the list goes into
+               libarena.Arena (each item pickled once, at build time), Pool(5)
+               becomes libarena.Pool(get_item, arena, workers=5, depth=10).
                The seed's get_item runs in the workers (it unpickles item i
-               from the arena; its result is pickled back), the producer puts
-               each future in a Queue(10), a consumer thread takes them in
-               order and unpickles each result.
-  arena-bytes  the same shape over an arena of the items' pickles (kind
+               from the arena; its result is pickled back); the producer
+               put()s each index into pool.stream() (blocking while 10 are in
+               flight: the seed's Queue(10)), a consumer thread get()s the
+               results in order and so unpickles each.
+  arena-futures the seed's own code on libarena: apply_async(get_item,
+               (seq, i)) becomes submit(i), the futures go through a
+               Queue(10) to the consumer thread.
+  arena-bytes  arena-futures over an arena of the items' pickles (kind
                'bytes'): get_item returns the stored bytes (raw, no pickling
                in the worker) and the consumer unpickles them.
   arena-imap   Pool.imap over the 'pickle' arena: one thread, ordered, depth 10.
@@ -145,16 +148,71 @@ def _build_seed_arena(seq, kind):
     return arena, now() - t0
 
 
+def _stream_shape(pool, ntasks, check, res):
+    """The seed's shape with the module's stream: the producer put()s item
+    indices (blocking while depth tasks are in flight: the pool's depth is
+    the seed's Queue(10)), a consumer thread get()s the results in order."""
+    s = pool.stream()
+    submit, done, failure = [0] * ntasks, [0] * ntasks, []
+
+    def run():
+        try:
+            bad = 0
+            for i in range(ntasks):
+                acc = s.get(timeout=STALL_S)
+                done[i] = now()
+                if not check(i, acc):
+                    bad += 1
+            res.bad_items = bad
+        except BaseException as e:
+            failure.append(e)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    st = now()
+    for i in range(ntasks):
+        if failure:
+            break
+        submit[i] = now()
+        s.put(i)
+    th.join()
+    end = now()
+    if failure:
+        raise failure[0]
+    res.tasks, res.total_ns = ntasks, end - st
+    res.lat = latencies(submit, done, ntasks)
+
+
 def run_seed(cfg, seq):
+    from pb_seed import check_item
+    arena, build_ns = _build_seed_arena(seq, "pickle")
+    if not hasattr(lib_pool_type(), "stream"):
+        arena.close()
+        raise Skipped("this libarena module has no Pool.stream")
+
+    def body(pool, res):
+        res.setup_ns = build_ns
+        _stream_shape(pool, cfg.tasks, check_item, res)
+    return _seed_pool(cfg, arena, "the seed's shape on libarena: Arena(list), Pool(get_item, arena, "
+                      "workers=%d, depth=%d); the producer put()s i into pool.stream(), a "
+                      "consumer thread get()s and unpickles" % (cfg.workers, cfg.depth),
+                      "arena", body)
+
+
+def lib_pool_type():
+    return _lib().Pool
+
+
+def run_seed_futures(cfg, seq):
     from pb_seed import check_item
     arena, build_ns = _build_seed_arena(seq, "pickle")
 
     def body(pool, res):
         res.setup_ns = build_ns
         _seed_shape(pool, cfg.tasks, cfg.depth, check_item, res)
-    return _seed_pool(cfg, arena, "the seed's program on libarena: Arena(list), Pool(get_item, "
-                      "arena, workers=%d, depth=%d), submit(i) into Queue(%d), consumer thread"
-                      % (cfg.workers, cfg.depth, cfg.depth), "arena", body)
+    return _seed_pool(cfg, arena, "the seed's own code on libarena: submit(i) futures into "
+                      "Queue(%d), a consumer thread waits for each" % cfg.depth,
+                      "arena-futures", body)
 
 
 def run_seed_bytes(cfg, seq):

@@ -74,7 +74,7 @@ def table(f, cfg, rows, env):
                   "task, %d items), %d workers, depth %d; one run per mode"
                   % (cfg.batch_dataset, cfg.workers, cfg.depth), file=f)
         bases = BASELINES[wl]
-        head = "%-10s %7s %9s %9s %9s %9s %9s " % ("mode", "tasks", "total", "per task",
+        head = "%-13s %7s %9s %9s %9s %9s %9s " % ("mode", "tasks", "total", "per task",
                                                      "p50", "p99", "tasks/s")
         head += " ".join("%8s" % ("vs " + ("mgr" if b == "manager" else b)) for b in bases)
         head += " %9s %9s %9s %9s %9s" % ("cpu/task", "w.peakRSS", "w.PSS", "w.seqPSS", "all PSS")
@@ -83,12 +83,12 @@ def table(f, cfg, rows, env):
         print("\n" + head + "  check", file=f)
         for r in mine:
             if r.skipped:
-                print("%-10s %7s  skipped: %s" % (r.mode, "-", r.error), file=f)
+                print("%-13s %7s  skipped: %s" % (r.mode, "-", r.error), file=f)
                 continue
             if not r.ok:
-                print("%-10s %7d  FAILED: %s" % (r.mode, r.tasks, r.error), file=f)
+                print("%-13s %7d  FAILED: %s" % (r.mode, r.tasks, r.error), file=f)
                 continue
-            line = "%-10s %7d %9s %9s %9s %9s %9.0f " % (
+            line = "%-13s %7d %9s %9s %9s %9s %9.0f " % (
                 r.mode, r.tasks, fmt_dur(r.total_ns), fmt_dur(r.per_task_ns()),
                 fmt_dur(r.percentile(50)), fmt_dur(r.percentile(99)), r.tasks_per_s())
             line += " ".join("%8s" % fmt_x(speedup(rows, r, b)) for b in bases)

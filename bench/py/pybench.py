@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 from pb_common import Result, Skipped  # noqa: E402
 
 SEED_MODES = ["floor", "copy", "manager", "pool", "pool-imap", "shm", "torch", "arena",
-              "arena-bytes", "arena-imap", "adapter"]
+              "arena-futures", "arena-bytes", "arena-imap", "adapter"]
 BATCH_MODES = ["pool", "shm-slots", "torch", "arena", "adapter"]
 WORKLOADS = ["seed", "batches", "memory"]
 
@@ -39,12 +39,15 @@ modes of the seed workload (100,000 items ('test_string', [1, 3, 4])):
               by fork) + offsets; the worker unpickles item i
   torch       torch.utils.data.DataLoader(num_workers=5, batch_size=None,
               prefetch_factor=2, persistent_workers), when torch imports
-  arena       libarena: the seed's program with the list in an Arena and
+  arena       libarena: the seed's shape with the list in an Arena and
               libarena.Pool(get_item, arena, workers=5, depth=10): the seed's
-              get_item in the workers, producer, Queue(10) of futures, consumer
-              thread (each result pickled by the worker, unpickled by it)
-  arena-bytes the same over an arena of the items' pickles: the worker returns
-              the stored bytes, the consumer unpickles them
+              get_item in the workers, the producer put()s indices into
+              pool.stream() (depth 10 in flight), a consumer thread get()s
+              and unpickles each result
+  arena-futures  the seed's own code on libarena: submit(i) futures through a
+              Queue(10) to the consumer thread
+  arena-bytes arena-futures over an arena of the items' pickles: the worker
+              returns the stored bytes, the consumer unpickles them
   arena-imap  libarena's Pool.imap over the first arena (one thread)
   adapter     libarena.adapters.Enqueuer over the seed's Sequence itself (a
               Keras user's path: no arena, the Sequence inherited by fork)
@@ -181,12 +184,13 @@ def run_seed(cfg, rows, want):
              ("pool-imap", lambda c, s: pb_seed.run_pool(c, s, imap=True)),
              ("shm", pb_seed.run_shm), ("torch", pb_seed.run_torch)]
     if arena:
-        table += [("arena", arena.run_seed), ("arena-bytes", arena.run_seed_bytes),
+        table += [("arena", arena.run_seed), ("arena-futures", arena.run_seed_futures),
+                  ("arena-bytes", arena.run_seed_bytes),
                   ("arena-imap", arena.run_seed_imap), ("adapter", arena.run_seed_adapter)]
     for mode, fn in table:
         if want(mode):
             run_one(rows, "seed", mode, "", fn, cfg, seq)
-    for mode in ("arena", "arena-bytes", "arena-imap", "adapter"):
+    for mode in ("arena", "arena-futures", "arena-bytes", "arena-imap", "adapter"):
         if not arena and want(mode):
             run_one(rows, "seed", mode, "", _skip, why)
 

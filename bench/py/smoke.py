@@ -14,8 +14,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYBENCH = os.path.join(HERE, "pybench.py")
-SEED = ["floor", "copy", "manager", "pool", "pool-imap", "shm", "torch", "arena", "arena-bytes",
-        "arena-imap", "adapter"]
+SEED = ["floor", "copy", "manager", "pool", "pool-imap", "shm", "torch", "arena",
+        "arena-futures", "arena-bytes", "arena-imap", "adapter"]
 BATCHES = ["pool", "shm-slots", "torch", "arena", "adapter"]
 fails = []
 
