@@ -61,7 +61,7 @@ PY_SAN_B := build/san-address-undefined
 python-check-san:
 	$(Q)$(MAKE) --no-print-directory SAN=address,undefined python
 	$(Q)cd python/tests && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
+		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 LIBARENA_SAN=1 \
 		PYTHONPATH=$(CURDIR)/$(PY_SAN_B)/python $(PYTHON) -m pytest $(PYTEST_ARGS) -p no:cacheprovider $(PYTEST_FILES)
 
 # A fresh venv, installed from ./python with no network (Debian's setuptools).
