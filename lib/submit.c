@@ -19,7 +19,8 @@
 #include "pool_internal.h"
 
 struct disp {
-	uint32_t queued;
+	uint32_t queued;        /* taken by the worker not yet */
+	uint32_t inhand;        /* 1 while it runs a task (a hint) */
 	uint64_t task_ns;
 	int awake;
 };
@@ -50,7 +51,11 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 			pool_fail(p, -EBADMSG);
 			d[i].queued = p->c.sq_mask + 1;
 		}
-		d[i].task_ns = tns ? (tns < 1000000000u ? tns : 1000000000u) : 1000;
+		d[i].inhand = atomic_load_explicit(&w->hot.inhand_valid, memory_order_relaxed) != 0;
+		/* A worker that has timed no task yet is taken to be as slow as a
+		 * wake-up: a fresh pool then spreads tasks that block rather than
+		 * queueing them all behind the first. */
+		d[i].task_ns = tns ? (tns < 1000000000u ? tns : 1000000000u) : WAKE_COST_NS;
 		d[i].awake = pw->alive && (!sleeping || now - pw->woken_at < AWAKE_GRACE_NS);
 	}
 }
@@ -62,7 +67,9 @@ static int pick(struct arena_pool *p, const struct disp *d)
 	unsigned i, n_awake = 0;
 
 	for (i = 0; i < p->nworkers; i++) {
-		uint64_t cost = (uint64_t)d[i].queued * d[i].task_ns;
+		/* The task in hand counts: a worker that runs a long task with
+		 * nothing queued behind it is busy, not free. */
+		uint64_t cost = (uint64_t)(d[i].queued + d[i].inhand) * d[i].task_ns;
 
 		if (!p->wp[i].alive || d[i].queued > p->c.sq_mask)
 			continue;

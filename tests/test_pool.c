@@ -1164,6 +1164,60 @@ static void test_long_queue_few_wakeups(void **state)
 	leak_end(&l);
 }
 
+/*
+ * Tasks that block: a worker running one with nothing queued behind it is
+ * busy, not free.  Each task below waits (up to 20 s) until `want` tasks run
+ * at once.  The first is taken and runs; the second must then go to the other
+ * worker, or both wait for ever behind each other (the old dispatch counted
+ * only the queued tasks, and a fresh worker's unknown task time as 1 us).
+ */
+static _Atomic uint32_t *g_rendezvous;
+
+static int rendezvous_task(struct arena_task *t)
+{
+	uint32_t want = (uint32_t)t->user_data;
+	uint64_t t0 = now_ns();
+
+	atomic_fetch_add(g_rendezvous, 1);
+	while (atomic_load(g_rendezvous) < want)
+		if (now_ns() - t0 > 20000000000ull)
+			return -ETIMEDOUT;
+		else
+			usleep(200);
+	return 0;
+}
+
+static void test_blocking_tasks_spread(void **state)
+{
+	struct arena_pool_opts o = { .workers = 2, .depth = 8, .task = rendezvous_task };
+	struct arena_cqe e[2];
+	struct arena_pool *p;
+	struct leak l;
+	unsigned got = 0;
+	int r;
+
+	(void)state;
+	g_rendezvous = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(g_rendezvous != MAP_FAILED);
+	leak_begin(&l);
+	pool_new(&p, &o);
+	assert_int_equal(arena_pool_submit1(p, 0, 2), 0);
+	while (atomic_load(g_rendezvous) < 1)
+		usleep(100); /* the first task is in hand */
+	assert_int_equal(arena_pool_submit1(p, 1, 2), 0);
+	while (got < 2) {
+		r = arena_pool_reap(p, e, 2, 60000000000ll);
+		assert_true(r > 0);
+		for (int k = 0; k < r; k++)
+			assert_int_equal(e[k].status, 0); /* -ETIMEDOUT: queued behind */
+		assert_int_equal(arena_pool_release_many(p, e, (unsigned)r), 0);
+		got += (unsigned)r;
+	}
+	pool_del(p);
+	leak_end(&l);
+	munmap((void *)g_rendezvous, 4096);
+}
+
 /* Task user_data 99 sleeps 300 ms; others are the default task. */
 static int long_task(struct arena_task *t)
 {
@@ -2578,6 +2632,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_slow_task_signalled, test_teardown),
 		cmocka_unit_test_teardown(test_completions_before_long_task, test_teardown),
 		cmocka_unit_test_teardown(test_long_queue_few_wakeups, test_teardown),
+		cmocka_unit_test_teardown(test_blocking_tasks_spread, test_teardown),
 		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize, test_teardown),
 		cmocka_unit_test_teardown(test_release_many, test_teardown),
