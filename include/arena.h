@@ -68,11 +68,13 @@ struct arena_create_opts {
 	uint32_t flags;     /* ARENA_CREATE_* */
 	uint32_t align;     /* item alignment, power of two, 1..4096; 0 = 8 */
 	const char *name;   /* memfd name for /proc/PID/fd; NULL = "arena" */
+	uint64_t reserved[4]; /* room to grow: must be zero (else -EINVAL) */
 };
 
 /*
  * Creates an empty arena being built.  opts may be NULL for defaults.
- * Returns 0 and *out, or -EINVAL (bad opts), -ENOMEM, or memfd errors.
+ * Returns 0 and *out, or -EINVAL (bad opts, or a reserved word not zero),
+ * -ENOMEM, or memfd errors.
  */
 int arena_create(struct arena **out, const struct arena_create_opts *opts);
 
@@ -99,7 +101,8 @@ int arena_append_uninit(struct arena *a, size_t len, uint64_t *index, void **dat
  * Seals the arena: writes the offset table and header, drops the writable
  * mapping, applies F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE|F_SEAL_SEAL and maps
  * it read-only.  No process can change the data afterwards.
- * Returns 0, -EROFS if already sealed, or a syscall error.
+ * Returns 0, -EROFS if already sealed, -EPERM when the kernel refuses the
+ * seals (the arena is then not sealed), or another syscall error.
  */
 int arena_seal(struct arena *a);
 
@@ -199,7 +202,8 @@ int arena_task_result_ref(struct arena_task *t, const void *data, size_t len);
 #define ARENA_OP_REF  1u
 int arena_task_get_item(struct arena_task *t);
 
-/* Spin policy before a side sleeps (see README "Spinning"). */
+/* Spin policy before a side sleeps (see README "Spinning"); the values of
+ * arena_pool_opts.spin. */
 enum arena_spin {
 	ARENA_SPIN_AUTO = 0,  /* spin only while spinners < CPUs - 1 */
 	ARENA_SPIN_NEVER = 1, /* sleep at once */
@@ -213,9 +217,36 @@ enum arena_spin {
                                        * ARENA_NO_URING=1 is in the env) */
 #define ARENA_POOL_NO_RESTART (1u << 2) /* do not replace dead workers: their
                                          * tasks move to the survivors */
-#define ARENA_POOL_NO_SUPERVISE (1u << 3) /* do not watch workers (benchmarks
-                                           * of the supervision cost only) */
+/*
+ * Interruptible waits: a blocking arena_pool_submit(), _submit_range(),
+ * _reap() or _stop() returns -EINTR when a signal handler interrupted its
+ * wait, instead of waiting on.  For bindings that must run their own signal
+ * handling (Python's Ctrl-C) and then call again; nothing is lost (stop:
+ * call it again to go on waiting).  The handler must be installed without
+ * SA_RESTART (as Python's are): with SA_RESTART the kernel may resume a wait
+ * itself.  A signal that arrives just before a wait starts is seen at that
+ * wait's end: a caller that must not miss one waits in bounded slices.
+ */
+#define ARENA_POOL_EINTR (1u << 8)
 
+/*
+ * Called in every forked worker process (the first ones and every
+ * replacement) after it started and before it runs a task, with the
+ * worker's id.  A binding uses it to set up its runtime in the child (a
+ * Python module calls PyOS_AfterFork_Child here).  Return 0, or a negative
+ * errno: the worker then exits without running a task (a start failure: a
+ * slot whose workers fail 5 times in a row is given up).  Not called for
+ * exec'd workers (worker_path), which run arena_worker_main instead.
+ */
+typedef int (*arena_worker_init_fn)(void *arg, unsigned worker);
+
+/*
+ * Options.  Zero means the default for every field, so `{ 0 }` or
+ * designated initializers are the way to fill it.  The struct grows only
+ * into `reserved`: a library that does not know a field finds it non-zero
+ * and fails with -EINVAL, and one that knows it reads zero from an older
+ * caller as the default.
+ */
 struct arena_pool_opts {
 	uint32_t flags;          /* ARENA_POOL_* */
 	uint32_t workers;        /* number of workers; 0 = 1 */
@@ -228,29 +259,41 @@ struct arena_pool_opts {
 	uint64_t task_deadline_ns; /* kill a worker whose task runs longer; 0 = none */
 	arena_task_fn task;      /* NULL = arena_task_get_item */
 	void *task_arg;
-	enum arena_spin spin;    /* spin policy */
+	uint32_t spin;           /* ARENA_SPIN_* */
 	uint32_t spin_ns;        /* the most an idle worker spins before it sleeps:
 				    it spins about twice its recent wait for
 				    tasks, not at all when that wait is longer
 				    than spin_ns.  0 = default, 50 us */
 	/*
 	 * Exec'd workers: when worker_path is set, workers are started with
-	 * posix_spawn(worker_path, worker_argv) instead of fork, and the program
-	 * must call arena_worker_main().  worker_argv NULL = { worker_path }.
+	 * execve(worker_path, worker_argv) instead of running the task in a
+	 * fork, and the program must call arena_worker_main().  worker_argv
+	 * NULL = { worker_path }.  Both are copied at create.
 	 */
 	const char *worker_path;
 	char *const *worker_argv;
-	uint32_t ring_index_base; /* first ring index; tests start it near the
-	                           * wrap-around point.  0 normally. */
-	uint32_t _reserved;
+	arena_worker_init_fn worker_init; /* forked workers; NULL = none */
+	void *worker_init_arg;
+	/*
+	 * Fds a worker keeps open besides 0, 1, 2 (and, forked, the arena's):
+	 * every other fd the process had at create is closed in workers (see
+	 * README "Forking").  The array is copied at create.
+	 */
+	const int *keep_fds;
+	uint32_t nkeep_fds;
+	uint32_t reserved0;      /* must be zero */
+	uint64_t reserved[8];    /* room to grow: must be zero (else -EINVAL) */
 };
 
 /*
- * Creates a pool over a sealed arena and starts its workers (forked now, so
- * create it before starting other threads, as the seed does; see README
- * "Forking").  The arena must outlive the pool.  opts may be NULL.
- * Returns 0 and *out, -EINVAL (bad options or unsealed arena), -ENOMEM, or a
- * syscall error from memfd/fork/spawn.
+ * Creates a pool over a sealed arena and starts its workers.  It forks a
+ * small fork server first (so create the pool before starting other threads,
+ * as the seed does; see README "Forking"), which starts every worker, the
+ * first ones and every replacement, from that moment's state.  The arena
+ * must outlive the pool.  opts may be NULL.
+ * Returns 0 and *out, -EINVAL (bad options, a reserved word not zero, or an
+ * unsealed arena), -ENOMEM, or a syscall error from memfd/fork/clone/exec
+ * (-EPIPE or -ETIMEDOUT when the fork server did not answer).
  */
 int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		      const struct arena_pool_opts *opts);
@@ -269,11 +312,24 @@ struct arena_sqe {
  * Submits up to n tasks; blocks while `depth` tasks are in flight.  Returns
  * the number submitted (>= 1 and <= n) as soon as some could be, -EAGAIN with
  * a zero timeout when full, -ETIMEDOUT, -ERANGE (an index beyond the arena;
- * nothing from that entry on is submitted), -EPIPE after stop, or -EBADMSG
- * when the pool failed on a corrupt channel.  Any thread may submit.
+ * nothing from that entry on is submitted), -EPIPE after stop, -EINTR (with
+ * ARENA_POOL_EINTR), -EINVAL (an entry with flags set), -ECHILD when no
+ * worker is left to run a task (every slot given up), or -EBADMSG when the
+ * pool failed on a corrupt channel.  Any thread may submit.
  */
 int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes,
 		      unsigned n, int64_t timeout_ns);
+
+/*
+ * Submits the tasks for `count` consecutive items: item first + k with
+ * user_data user_data_first + k and `op`, for k = 0 .. count-1, without an
+ * array of entries.  Returns the number submitted (a prefix, >= 1), with the
+ * errors of arena_pool_submit(): -ERANGE when item `first` is beyond the
+ * arena (a range that ends beyond it is submitted up to its last item; the
+ * call for the rest then returns -ERANGE).
+ */
+int arena_pool_submit_range(struct arena_pool *p, uint64_t first, uint32_t count,
+			    uint64_t user_data_first, uint32_t op, int64_t timeout_ns);
 
 /* One task, blocking: a convenience over arena_pool_submit(). Returns 0. */
 int arena_pool_submit1(struct arena_pool *p, uint64_t index, uint64_t user_data);
@@ -298,20 +354,31 @@ struct arena_cqe {
  * stays valid until arena_pool_release() of that completion; release every
  * reaped completion, or workers will eventually wait for room.
  * Returns the number reaped (>= 1), -EAGAIN (zero timeout, none ready),
- * -ETIMEDOUT, -ENODATA when nothing is in flight and the pool is stopped, or
+ * -ETIMEDOUT, -ENODATA when nothing is in flight and the pool is stopped,
+ * -EINTR (with ARENA_POOL_EINTR), or
  * -EBADMSG when a worker corrupted the channel (the pool then fails).
  * Any thread may reap; reapers serialize on a process-private lock.
  */
 int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		    int64_t timeout_ns);
 
-/* Gives a reaped completion's result space back to its worker.  A
- * completion without result space, or one released already, is ignored. */
-void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe);
+/*
+ * Gives a reaped completion's result space back to its worker.  A
+ * completion without result space, or one released already (or not of this
+ * pool), is ignored.  Any thread may release, at any time until
+ * arena_pool_destroy(), after arena_pool_stop() and after a failure too: the
+ * result bytes stay mapped and unchanged until released or destroyed.
+ * After destroy, the pool and every result pointer are gone: a binding that
+ * hands out views of results must keep the pool alive while a view exists.
+ * Returns 0, or -EINVAL (p or cqe NULL).
+ */
+int arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe);
 
 /* The same for n completions at once (one lock and one hand-back per worker
- * instead of one per completion: the form for batches of small results). */
-void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n);
+ * instead of one per completion: the form for batches of small results).
+ * Returns 0, or -EINVAL (p NULL, cqes NULL with n > 0, or n > INT_MAX: a
+ * negative count such as a failed reap's result, cast to unsigned). */
+int arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n);
 
 /* arena_pool_stop() flags */
 #define ARENA_STOP_DRAIN  0u        /* run every queued task first */
@@ -321,7 +388,8 @@ void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes,
  * Stops the pool: no more submissions (-EPIPE); with DRAIN waits until every
  * submitted task has completed (someone must keep reaping and releasing), then
  * tells workers to exit and reaps them (no zombies).  Completions not yet
- * reaped can still be reaped afterwards.  Returns 0, -ETIMEDOUT, or -EINVAL.
+ * reaped can still be reaped afterwards.  Returns 0, -ETIMEDOUT, -EINTR
+ * (with ARENA_POOL_EINTR: call it again to go on), or -EINVAL.
  */
 int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns);
 
@@ -339,7 +407,7 @@ struct arena_pool_stats {
 	uint64_t tasks_per_worker[64]; /* first 64 workers */
 };
 
-/* Snapshot of the counters.  Returns 0. */
+/* Snapshot of the counters.  Returns 0, or -EINVAL (p or st NULL). */
 int arena_pool_stats(const struct arena_pool *p, struct arena_pool_stats *st);
 
 /* Pid of worker i, or -ERANGE / -ESRCH (not running). */

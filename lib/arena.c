@@ -32,7 +32,7 @@ const char *arena_strerror(int err)
 	case 0: return "success";
 	case -EBADMSG: return "corrupt arena or channel (a field is out of bounds)";
 	case -EPROTONOSUPPORT: return "unsupported arena/channel format version";
-	case -EPERM: return "fd is not sealed (needs F_SEAL_SHRINK|GROW|WRITE)";
+	case -EPERM: return "not sealed (an fd without F_SEAL_SHRINK|GROW|WRITE, or the seals were refused)";
 	case -ERANGE: return "item index out of range";
 	case -EMSGSIZE: return "result does not fit in the worker's result area";
 	case -EOWNERDEAD: return "task killed its worker too many times";
@@ -56,6 +56,10 @@ int arena_create(struct arena **out, const struct arena_create_opts *opts)
 	if (!out || (flags & ~ARENA_CREATE_SPARSE) || align > ARENA_MAX_ALIGN ||
 	    (align & (align - 1)))
 		return -EINVAL;
+	/* A field this library does not know is not silently ignored. */
+	for (unsigned k = 0; opts && k < sizeof(opts->reserved) / sizeof(opts->reserved[0]); k++)
+		if (opts->reserved[k])
+			return -EINVAL;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;

@@ -25,10 +25,34 @@ static uint32_t pow2_at_least(uint32_t v)
 	return p;
 }
 
+static uint64_t chan_page(void)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+
+	return pg > 0 ? (uint64_t)pg : 4096;
+}
+
+/*
+ * Makes the page after each worker's result area inaccessible in this
+ * process's mapping.  Every process that maps a channel does it (chan_create,
+ * chan_map), so a worker's task that writes past its slice dies of SIGSEGV
+ * and is handled as a crash.
+ */
+static int chan_guard(struct chan *c)
+{
+	uint64_t pg = chan_page();
+	unsigned i;
+
+	for (i = 0; i < c->workers; i++)
+		if (mprotect(chan_res(c, i) + c->res_bytes, pg, PROT_NONE) < 0)
+			return SYS_ERR();
+	return 0;
+}
+
 /* Derives every offset from the few numbers that define a channel. */
 static int layout(struct chan_hdr *h, const struct chan_params *prm)
 {
-	uint64_t sqd, cqd, rb;
+	uint64_t sqd, cqd, rb, pg = chan_page();
 
 	if (!prm->workers || prm->workers > CHAN_MAX_WORKERS || !prm->depth ||
 	    prm->depth > (1u << 20))
@@ -45,14 +69,16 @@ static int layout(struct chan_hdr *h, const struct chan_params *prm)
 	h->workers = prm->workers;
 	h->sq_depth = (uint32_t)sqd;
 	h->cq_depth = (uint32_t)cqd;
-	h->worker_off = sizeof(struct chan_global);
+	/* Each worker's block starts on a page of its own. */
+	h->worker_off = round_up(sizeof(struct chan_global), pg);
 	h->sq_off = sizeof(struct chan_worker);
 	h->cq_off = h->sq_off + sqd * sizeof(struct chan_sqe);
-	/* Result areas start on a page: results are handed out as pointers. */
-	h->res_off = round_up(h->cq_off + cqd * sizeof(struct chan_cqe) +
-			      h->worker_off % 4096, 4096) - h->worker_off % 4096;
+	/* The result area ends on a page, and a guard page follows (chan_guard):
+	 * a task that writes past its slice faults instead of writing on the
+	 * next worker's lines.  Areas of whole pages start on a page. */
+	h->res_off = round_up(h->cq_off + cqd * sizeof(struct chan_cqe) + rb, pg) - rb;
 	h->res_bytes = rb;
-	h->worker_stride = round_up(h->res_off + rb, 4096);
+	h->worker_stride = h->res_off + rb + pg;
 	h->size = h->worker_off + h->worker_stride * prm->workers;
 	h->arena_size = prm->arena_size;
 	h->parent_pid = (uint32_t)getpid();
@@ -102,6 +128,12 @@ int chan_create(struct chan *c, int *fd_out, const struct chan_params *prm)
 	c->g = m;
 	memcpy(&c->g->hdr, &h, sizeof(h));
 	fill_view(c, &h);
+	r = chan_guard(c);
+	if (r < 0) {
+		chan_unmap(c);
+		sys_close(fd);
+		return r;
+	}
 	for (i = 0; i < h.workers; i++) {
 		struct chan_worker *w = chan_w(c, i);
 
@@ -157,6 +189,13 @@ int chan_map(struct chan *c, int fd, int writable)
 		return r;
 	if (!reg)
 		return -EINVAL;
+	/* Unsealed, its owner (or any peer holding it) could shrink it under
+	 * our mapping, and a later access would SIGBUS: refuse it. */
+	r = sys_get_seals(fd);
+	if (r < 0)
+		return r == -EINVAL ? -EPERM : r;
+	if ((r & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+		return -EPERM;
 	if (size < sizeof(struct chan_global))
 		return -EBADMSG;
 	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
@@ -174,6 +213,11 @@ int chan_map(struct chan *c, int fd, int writable)
 	c->g = m;
 	/* The view comes from the checked copy, never from the live header. */
 	fill_view(c, &h);
+	r = chan_guard(c);
+	if (r < 0) {
+		chan_unmap(c);
+		return r;
+	}
 	return 0;
 }
 

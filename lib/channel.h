@@ -7,9 +7,11 @@
  *
  * Who writes what, and what a reader concludes if the writer died mid-way.
  * The parent never reads back a word only it writes (it keeps private
- * copies); it reads worker-written words once, into locals, and bounds-checks
- * them.  A worker that writes garbage makes the pool fail (-EBADMSG), it
- * cannot make the parent read or write outside the mapping.
+ * copies: its record of every task in flight, pool_internal.h); it reads
+ * worker-written words once, into locals, and checks them against that
+ * record.  A worker that writes garbage makes the pool fail (-EBADMSG), it
+ * cannot make the parent read or write outside the mapping, deliver a task
+ * twice or deliver anything but the caller's own user_data.
  *
  *   chan_hdr          parent, at creation only; read-only afterwards.
  *   chan_ctl.stop     parent (release); workers read.  0 run, 1 drain, 2 cancel.
@@ -32,8 +34,11 @@
  *                     are written) and wake_seq.  Worker reads.
  *   w->cons           parent consumer: cq_head (CQ slots before it may be
  *                     reused), res_head (result bytes before it are free),
- *                     the retry slot and res_start for a replacement worker.
- *                     Written only while no worker runs, or released.
+ *                     res_start for a replacement worker.  Written only
+ *                     while no worker runs, or released.  The retry slot is
+ *                     no longer used (retry_valid stays 0): a replacement
+ *                     finds the task in hand first in its SQ, rewritten from
+ *                     the parent's record.
  *   w->hot            the worker: sq_head, cq_tail (release: CQEs before it
  *                     are complete), the task in hand (inhand_*) and
  *                     task_start_ns (when the task in hand started, 0 when
@@ -43,9 +48,13 @@
  *                     inhand_valid = 0.  So after a death the parent decides
  *                     without guessing: a task in hand whose CQE is not among
  *                     the published ones is run again; one whose CQE was
- *                     published is not.  Before a replacement starts, the
- *                     parent rewrites sq_head, cq_tail, inhand_valid and
- *                     task_start_ns from its own checked state.
+ *                     published is not.  The parent takes the task itself
+ *                     from its record (the oldest in flight on that worker);
+ *                     inhand only says whether the worker had taken it (for
+ *                     the attempt count).  Before a replacement starts, the
+ *                     parent rewrites the SQ slots still in flight, sq_tail,
+ *                     sq_head, cq_tail, cq_head, inhand_valid and
+ *                     task_start_ns from its own record.
  *   w->rec            the worker: statistics and state (informational).
  *   w->slow           the worker, only when it goes to sleep: its
  *                     announcements (evc.h) for tasks (wake_ann, the producer
@@ -54,12 +63,21 @@
  *                     while the worker is busy, so those reads hit the cache.
  *                     Garbage only costs (or skips) this worker's wakes.
  *   SQ slots          parent; the worker copies a slot out before it moves
- *                     sq_head past it (the parent may then overwrite it).
- *   CQ slots          the worker; the parent copies a CQE out once, checks
- *                     it, then uses only the copy.
+ *                     sq_head past it (release; the parent loads sq_head with
+ *                     acquire before it overwrites a slot).  Never read back
+ *                     by the parent.
+ *   CQ slots          the worker; the parent loads each field it uses once
+ *                     (seq, status, flags, res_off, res_len): seq must be
+ *                     the oldest task in flight on that worker; index and
+ *                     user_data are not read (the record has them).
  *   result area       the worker writes results; the parent validates each
  *                     completion's offset and length against its own account
- *                     of the area before turning it into a pointer.
+ *                     of the area before turning it into a pointer.  It ends
+ *                     on a page, followed by a PROT_NONE guard page in every
+ *                     process's mapping.
+ *
+ * The channel memfd is sealed against SHRINK, GROW and SEAL at creation; a
+ * received channel fd without SHRINK and GROW is refused (-EPERM).
  */
 #ifndef ARENA_CHANNEL_H
 #define ARENA_CHANNEL_H
@@ -72,7 +90,7 @@
 
 #define CACHELINE 64
 #define CHAN_MAGIC 0x4e414843414e4552ull   /* "RENACHAN" little-endian */
-#define CHAN_VERSION 2u
+#define CHAN_VERSION 3u   /* 3: page-aligned worker blocks, guard pages */
 #define CHAN_MAX_WORKERS 64u
 #define CHAN_STOP_DRAIN 1u
 #define CHAN_STOP_CANCEL 2u
@@ -201,7 +219,9 @@ struct chan_rec {            /* the worker, statistics */
 	a64 task_ns;             /* recent task time (moving average) */
 	a64 waits, wakes, wait_ns;
 	a64 res_alloc;           /* allocation position (informational) */
-	uint8_t pad[8];
+	a64 task_seq;            /* seq of the task hot.task_start_ns times
+	                          * (stored before it, release): a deadline
+	                          * kill is charged to that task only */
 };
 
 struct chan_slow {           /* the worker, when it sleeps */

@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +15,12 @@
 
 #include "evc.h"
 #include "pool_internal.h"
+#include "pool_test.h"
 #include "worker.h"
 
-extern char **environ;
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 static uint32_t pow2_at_least(uint32_t v)
 {
@@ -44,115 +46,42 @@ void pool_fail(struct arena_pool *p, int err)
 	sys_futex_wake((uint32_t *)&p->c.g->cq_seq.seq, INT_MAX, 0);
 }
 
-static int spawn_worker(struct arena_pool *p, unsigned i, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	char fdenv[64], wenv[64];
-	char *argv0[2] = { p->worker_path, NULL };
-	char **envp;
-	size_t n = 0, k, j;
-	int afd = arena_fd(p->a), r;
-
-	while (environ && environ[n])
-		n++;
-	envp = calloc(n + 3, sizeof(*envp));
-	if (!envp)
-		return -ENOMEM;
-	/* Drop inherited ARENA_FD/ARENA_WORKER (this process may have been
-	 * spawned with them): getenv() in the worker returns the first one. */
-	for (k = 0, j = 0; k < n; k++)
-		if (strncmp(environ[k], "ARENA_FD=", 9) && strncmp(environ[k], "ARENA_WORKER=", 13))
-			envp[j++] = environ[k];
-	snprintf(fdenv, sizeof(fdenv), "ARENA_FD=%d,%d", afd, p->chan_fd);
-	snprintf(wenv, sizeof(wenv), "ARENA_WORKER=%u,%d", i, (int)p->self);
-	envp[j] = fdenv;
-	envp[j + 1] = wenv;
-	r = posix_spawn_file_actions_init(&fa);
-	if (r == 0) {
-		/* dup2 onto itself clears FD_CLOEXEC in the child only: these two
-		 * fds, and no other libarena fd, cross the exec. */
-		r = posix_spawn_file_actions_adddup2(&fa, afd, afd);
-		if (r == 0)
-			r = posix_spawn_file_actions_adddup2(&fa, p->chan_fd, p->chan_fd);
-		if (r == 0)
-			r = posix_spawn(pid, p->worker_path, &fa, NULL,
-					p->o.worker_argv ? p->o.worker_argv : argv0, envp);
-		posix_spawn_file_actions_destroy(&fa);
-	}
-	free(envp);
-	return -r;
-}
-
+/* Starts worker i through the fork server.  cons_lock held (or create). */
 int pool_start_worker(struct arena_pool *p, unsigned i)
 {
 	struct pool_worker *pw = &p->w[i];
 	pid_t pid;
 	int pidfd, r;
 
-	if (p->worker_path) {
-		r = spawn_worker(p, i, &pid);
-		if (r < 0)
-			return r;
-	} else {
-		/* Only the thread that created the pool arms PDEATHSIG: the
-		 * signal follows the forking *thread*, and a consumer thread
-		 * that forks a replacement may end before the pool does.  Those
-		 * workers notice the parent's death at their idle check. */
-		int pdeath = (pid_t)syscall(SYS_gettid) == p->creator_tid;
-
-		pid = fork();
-		if (pid < 0)
-			return SYS_ERR();
-		if (pid == 0) {
-			struct worker wk;
-			struct sigaction sa;
-			sigset_t none;
-			int sig;
-
-			/* Start as clean as after exec: the parent's handlers
-			 * (a test framework's longjmp, say) must not run here. */
-			memset(&sa, 0, sizeof(sa));
-			sa.sa_handler = SIG_DFL;
-			for (sig = 1; sig < NSIG; sig++)
-				if (sig != SIGKILL && sig != SIGSTOP)
-					sigaction(sig, &sa, NULL);
-			sigemptyset(&none);
-			sigprocmask(SIG_SETMASK, &none, NULL);
-
-			if (worker_guard_parent((uint32_t)p->self, pdeath) < 0)
-				_exit(CHAN_EXIT_ORPHAN);
-			memset(&wk, 0, sizeof(wk));
-			wk.c = &p->c;
-			wk.w = chan_w(&p->c, i);
-			wk.a = p->a;
-			wk.fn = p->o.task ? p->o.task : arena_task_get_item;
-			wk.arg = p->o.task_arg;
-			wk.id = i;
-			wk.parent_pid = (uint32_t)p->self;
-			_exit(worker_run(&wk));
-		}
-	}
-	pidfd = sys_pidfd_open(pid);
-	if (pidfd < 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return pidfd;
-	}
+	r = fsrv_spawn(p, i, &pidfd, &pid);
+	if (r < 0)
+		return r;
 	pw->pid = pid;
 	pw->pidfd = pidfd;
 	pw->gen++;
 	pw->hang_killed = 0;
 	pw->exited_clean = 0;
 	pw->gen_done = 0;
-	if (p->u.ok)
-		sup_uring_watch_pidfd(&p->u, pidfd, ((uint64_t)(pw->gen & 0xfffff) << 8) | i);
+	/* The io_uring's owner arms the watch (supervise.c pool_arm_watches):
+	 * whoever starts a worker may not own the ring right now.  A reaper
+	 * asleep in the ring is woken to arm it. */
+	if (p->u.ok && !pw->watch_pending) {
+		pw->watch_pending = 1;
+		atomic_fetch_add_explicit(&p->watches_pending, 1, memory_order_relaxed);
+		if (p->uring_busy) {
+			atomic_fetch_add_explicit(&p->c.g->cq_seq.seq, 1, memory_order_release);
+			sys_futex_wake((uint32_t *)&p->c.g->cq_seq.seq, INT_MAX, 0);
+		}
+	}
 	return 0;
 }
 
 static int check_opts(const struct arena *a, const struct arena_pool_opts *o)
 {
 	const uint32_t known = ARENA_POOL_ORDERED | ARENA_POOL_NO_URING |
-			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE;
+			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE |
+			       ARENA_POOL_EINTR | ARENA_POOL_TEST_OPTS;
+	unsigned k;
 
 	if (!a || !arena_is_sealed(a))
 		return -EINVAL;
@@ -162,6 +91,52 @@ static int check_opts(const struct arena *a, const struct arena_pool_opts *o)
 		return -EINVAL;
 	if (o->spin > ARENA_SPIN_ALWAYS)
 		return -EINVAL;
+	/* A field this library does not know is not silently ignored. */
+	if (o->reserved0)
+		return -EINVAL;
+	for (k = 0; k < sizeof(o->reserved) / sizeof(o->reserved[0]); k++)
+		if (o->reserved[k])
+			return -EINVAL;
+	if (o->nkeep_fds > CHAN_MAX_WORKERS || (o->nkeep_fds && !o->keep_fds))
+		return -EINVAL;
+	for (k = 0; k < o->nkeep_fds; k++)
+		if (o->keep_fds[k] < 0)
+			return -EINVAL;
+	/* worker_init runs in forked workers only: an exec'd worker runs its
+	 * own program. */
+	if (o->worker_init && o->worker_path)
+		return -EINVAL;
+	return 0;
+}
+
+/* Deep copies of what the caller's pointers name (used at every restart). */
+static int copy_opts(struct arena_pool *p, const struct arena_pool_opts *o)
+{
+	size_t n = 0, k;
+
+	if (o->worker_path && !(p->worker_path = strdup(o->worker_path)))
+		return -ENOMEM;
+	if (o->worker_argv) {
+		while (o->worker_argv[n])
+			n++;
+		p->worker_argv = calloc(n + 1, sizeof(*p->worker_argv));
+		if (!p->worker_argv)
+			return -ENOMEM;
+		for (k = 0; k < n; k++)
+			if (!(p->worker_argv[k] = strdup(o->worker_argv[k])))
+				return -ENOMEM;
+	}
+	if (o->nkeep_fds) {
+		p->keep_fds = calloc(o->nkeep_fds, sizeof(*p->keep_fds));
+		if (!p->keep_fds)
+			return -ENOMEM;
+		memcpy(p->keep_fds, o->keep_fds, o->nkeep_fds * sizeof(*p->keep_fds));
+		p->nkeep_fds = o->nkeep_fds;
+	}
+	/* The caller's pointers are not used after create. */
+	p->o.worker_path = NULL;
+	p->o.worker_argv = NULL;
+	p->o.keep_fds = NULL;
 	return 0;
 }
 
@@ -169,10 +144,14 @@ static void kill_and_reap(struct arena_pool *p, unsigned i)
 {
 	struct pool_worker *pw = &p->w[i];
 
+	siginfo_t si;
+
 	if (pw->pidfd < 0)
 		return;
 	sys_pidfd_send_signal(pw->pidfd, SIGKILL);
-	waitpid(pw->pid, NULL, 0);
+	/* ECHILD (SIGCHLD ignored, another thread's waitpid) is fine. */
+	while (waitid(P_PIDFD, (id_t)pw->pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+		;
 	sys_close(pw->pidfd);
 	pw->pidfd = -1;
 }
@@ -187,6 +166,7 @@ static void pool_free(struct arena_pool *p)
 			free(p->w[i].fifo.end);
 		}
 	}
+	fsrv_stop(&p->fs);
 	sup_uring_exit(&p->u);
 	if (p->c.base)
 		chan_unmap(&p->c);
@@ -196,7 +176,13 @@ static void pool_free(struct arena_pool *p)
 	pthread_mutex_destroy(&p->cons_lock);
 	pthread_mutex_destroy(&p->rel_lock);
 	free(p->worker_path);
+	if (p->worker_argv)
+		for (char **v = p->worker_argv; *v; v++)
+			free(*v);
+	free(p->worker_argv);
+	free(p->keep_fds);
 	free(p->cbuf);
+	pool_records_free(p);
 	free(p->w);
 	free(p->wp);
 	free(p);
@@ -206,6 +192,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		      const struct arena_pool_opts *opts)
 {
 	struct arena_pool_opts o = { 0 };
+	const struct arena_pool_test_opts *t = NULL;
 	struct chan_params prm;
 	struct arena_pool *p;
 	long ncpu;
@@ -219,12 +206,15 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	r = check_opts(a, &o);
 	if (r < 0)
 		return r;
+	if (o.flags & ARENA_POOL_TEST_OPTS)
+		t = (const struct arena_pool_test_opts *)opts;
 	/* Aligned: its producer and consumer groups start cache lines. */
 	p = aligned_alloc(CACHELINE, (sizeof(*p) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
 	if (!p)
 		return -ENOMEM;
 	memset(p, 0, sizeof(*p));
 	p->chan_fd = -1;
+	p->fs.sock = p->fs.pidfd = -1;
 	pthread_mutex_init(&p->prod_lock, NULL);
 	pthread_mutex_init(&p->cons_lock, NULL);
 	pthread_mutex_init(&p->rel_lock, NULL);
@@ -238,10 +228,14 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->ordered = !!(o.flags & ARENA_POOL_ORDERED);
 	p->self = getpid();
 	p->creator_tid = (pid_t)syscall(SYS_gettid);
-	if (o.worker_path && !(p->worker_path = strdup(o.worker_path))) {
-		r = -ENOMEM;
-		goto fail;
+	if (t) {
+		p->index_base = t->ring_index_base;
+		p->test_fail_starts = t->fail_starts;
+		p->test_fail_watches = t->fail_watches;
 	}
+	r = copy_opts(p, &o);
+	if (r < 0)
+		goto fail;
 	p->cmask = pow2_at_least(p->depth) - 1;
 	p->cbuf = calloc((size_t)p->cmask + 1, sizeof(*p->cbuf));
 	p->w = calloc(p->nworkers, sizeof(*p->w));
@@ -264,7 +258,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	prm.depth = p->depth;
 	prm.res_bytes = o.result_bytes ? o.result_bytes : (1u << 20);
 	prm.arena_size = arena_size(a);
-	prm.index_base = o.ring_index_base;
+	prm.index_base = p->index_base;
 	r = chan_create(&p->c, &p->chan_fd, &prm);
 	if (r < 0)
 		goto fail;
@@ -283,6 +277,14 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		p->w[i].space_gen = EVC_NONE;
 		p->w[i].cq_head = prm.index_base;
 	}
+	r = pool_records_init(p, prm.index_base);
+	if (r < 0)
+		goto fail;
+	/* Every worker starts from the fork server, forked now, before the
+	 * io_uring exists: no worker ever holds the ring. */
+	r = fsrv_start(p);
+	if (r < 0)
+		goto fail;
 	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))
 		sup_uring_init(&p->u, 2 * CHAN_MAX_WORKERS + 8); /* failure: fallback */
 	for (i = 0; i < p->nworkers; i++) {
@@ -290,8 +292,14 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		if (r < 0)
 			goto fail;
 	}
-	if (p->u.ok)
-		sup_uring_flush(&p->u);
+	if (p->u.ok) {
+		r = pool_arm_watches(p);
+		if (r == 0)
+			r = sup_uring_flush(&p->u);
+		if (r < 0)
+			goto fail;
+	}
+	p->started_once = 1; /* test knobs count from here */
 	p->last_poll_ns = sys_now_ns();
 	*out = p;
 	return 0;
@@ -317,8 +325,9 @@ static int all_gone(struct arena_pool *p)
 {
 	unsigned i;
 
+	/* A slot whose restart is pending still has work to finish. */
 	for (i = 0; i < p->nworkers; i++)
-		if (p->w[i].pidfd >= 0)
+		if (p->w[i].pidfd >= 0 || p->w[i].restart_due)
 			return 0;
 	return 1;
 }
@@ -350,6 +359,8 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 		int64_t slice = 100 * 1000 * 1000;
 
 		pool_supervise(p, 1);
+		if (atomic_load_explicit(&p->restarts_pending, memory_order_relaxed))
+			slice = 5 * 1000 * 1000; /* retry failed forks soon */
 		if (all_gone(p))
 			break;
 		for (i = 0; i < p->nworkers; i++)
@@ -365,11 +376,20 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 			slice = (int64_t)(deadline - sys_now_ns());
 		/* Sleep without the lock: reapers must go on releasing space. */
 		pthread_mutex_unlock(&p->cons_lock);
-		poll(pfd, n, (int)(slice / 1000000) + 1);
+		n = poll(pfd, n, (int)(slice / 1000000) + 1) < 0 && errno == EINTR;
 		pthread_mutex_lock(&p->cons_lock);
+		/* A signal handler ran: the caller may want to act on it (and
+		 * call stop again to go on waiting). */
+		if (n && (p->o.flags & ARENA_POOL_EINTR)) {
+			r = -EINTR;
+			break;
+		}
 	}
-	if (r == 0)
+	if (r == 0) {
 		p->workers_gone = 1;
+		/* No worker will start again: no child is left after a stop. */
+		fsrv_stop(&p->fs);
+	}
 	pthread_mutex_unlock(&p->cons_lock);
 	/* A reaper waiting for completions that will never come: wake it. */
 	atomic_fetch_add_explicit(&p->c.g->cq_seq.seq, 1, memory_order_release);
@@ -445,7 +465,8 @@ int arena_pool_worker_pid(const struct arena_pool *p, unsigned i)
 	 * while sleeping); the lock is private state, not the pool's value. */
 	lock = (pthread_mutex_t *)&p->cons_lock;
 	pthread_mutex_lock(lock);
-	r = p->w[i].pidfd >= 0 ? p->w[i].pid : -ESRCH;
+	/* pid 0: it was gone before its pid could be read (SIGCHLD ignored). */
+	r = p->w[i].pidfd >= 0 && p->w[i].pid > 0 ? p->w[i].pid : -ESRCH;
 	pthread_mutex_unlock(lock);
 	return r;
 }
@@ -469,7 +490,7 @@ int arena_worker_main(arena_task_fn task, void *arg)
 	if (!fds || !wid || sscanf(fds, "%d,%d", &afd, &cfd) != 2 ||
 	    sscanf(wid, "%u,%d", &id, &ppid) != 2)
 		return -EINVAL;
-	r = worker_guard_parent((uint32_t)ppid, 1);
+	r = worker_guard_parent((uint32_t)ppid);
 	if (r < 0)
 		return r;
 	r = arena_open_fd(&a, afd, 0);

@@ -17,6 +17,7 @@
 
 #include "arena_internal.h"
 #include "channel.h"
+#include "forkserver.h"
 #include "uring.h"
 
 #define WAKE_COST_NS 30000u     /* what waking a sleeping worker costs */
@@ -26,6 +27,8 @@
 #define UNSIGNALED_TICK_NS 1000000ull /* longest a posted completion waits */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */
 #define MAX_START_FAILS 5       /* then the worker slot is given up */
+#define RESTART_BACKOFF_MIN_NS 1000000ull    /* a failed fork is retried after 1 ms, */
+#define RESTART_BACKOFF_MAX_NS 1000000000ull /* doubling up to 1 s, for ever */
 
 /* Result space handed out by one worker, in allocation order. */
 struct res_fifo {
@@ -40,14 +43,17 @@ struct pool_worker {
 	int pidfd;              /* -1 when not running */
 	uint32_t gen;           /* incarnation, for stale uring events */
 	uint32_t cq_head;
-	int last_valid;         /* last_seq is the seq of the last CQE read */
-	uint64_t last_seq;
+	/* Our record of its tasks (see struct pool_wprod, recs): the oldest
+	 * one not yet completed.  Its completions must come in this order. */
+	uint32_t rec_head;
 	int hang_killed;
 	uint64_t gen_done;      /* completions from this incarnation */
-	struct chan_sqe retry;  /* our copy of the task handed to it to re-run */
-	int retry_pending;      /* ... not yet seen completed */
 	uint32_t start_fails;   /* incarnations in a row that failed at start */
 	int exited_clean;
+	int watch_pending;      /* its pidfd is not yet watched by the io_uring */
+	uint64_t restart_due;   /* a failed start is retried then; 0 = none */
+	uint64_t restart_backoff;
+	uint64_t hang_seq;      /* seq of the task a deadline kill was for */
 	/* rel_lock */
 	uint64_t res_end;       /* end of the last allocation read (E) */
 	uint64_t res_head;      /* everything before is released (F) */
@@ -59,6 +65,19 @@ struct pool_worker {
  * producer and the consumer threads never write one cache line. */
 struct pool_wprod {
 	uint32_t sq_tail;
+	/*
+	 * The parent's own record of every task given to this worker, by SQ
+	 * position (the worker runs its SQ in order): positions [rec_head,
+	 * sq_tail) are in flight on it.  Written here before the channel's SQ
+	 * slot; the only source of what is delivered (seq, index, user_data)
+	 * and of what is run again after a death: the channel's copy is the
+	 * worker's to scribble on.  Never overwritten while in flight: those
+	 * tasks count in `inflight` (<= depth <= SQ size).
+	 */
+	struct chan_sqe *recs;
+	/* sq_tail as last published (release, after the records are written):
+	 * the consumer reads records only below it. */
+	_Atomic uint32_t pub_tail;
 	int alive;              /* takes tasks */
 	uint64_t woken_at;
 	uint64_t wake_gen;      /* its task announcement last woken (evc.h) */
@@ -81,6 +100,10 @@ struct arena_pool {
 	const struct arena *a;
 	struct arena_pool_opts o;
 	char *worker_path;
+	char **worker_argv;     /* deep copy of o.worker_argv, or NULL */
+	int *keep_fds;          /* copy of o.keep_fds */
+	uint32_t nkeep_fds;
+	uint32_t index_base;    /* test knob: first ring index */
 	uint32_t nworkers, depth, max_attempts, ordered;
 	uint32_t space_need;    /* free slots that wake a sleeping producer */
 	uint32_t ncpu;          /* online CPUs (our copy of ctl.ncpu) */
@@ -117,7 +140,15 @@ struct arena_pool {
 	uint64_t space_gen;     /* producer announcement last woken */
 	uint64_t cq_ann;        /* reapers' announcement word, our copy (evc.h) */
 	struct sup_uring u;
-	int uring_busy;         /* cons_lock: a reaper sleeps in it */
+	int uring_busy;         /* cons_lock: a reaper sleeps in it; it alone
+	                         * touches the ring until it takes the lock */
+	/* Written under cons_lock, read anywhere (a hint for sleep ticks). */
+	_Atomic uint32_t watches_pending; /* workers with watch_pending */
+	_Atomic uint32_t restarts_pending; /* workers with restart_due */
+	/* The fork server (cons_lock, and prod_lock when restarting). */
+	struct fsrv fs;
+	uint32_t test_fail_starts, test_fail_watches;
+	int started_once;
 	uint64_t last_poll_ns;
 	_Atomic uint64_t st_reaped, st_completed, st_cons_waits, st_cons_wakes,
 		st_cons_wait_ns, st_crashes, st_rerun, st_failed, st_restarted, st_hangs;
@@ -137,12 +168,15 @@ ARENA_HIDDEN int pool_start_worker(struct arena_pool *p, unsigned i);
 ARENA_HIDDEN void pool_fail(struct arena_pool *p, int err);
 /* reap.c */
 ARENA_HIDDEN int pool_harvest(struct arena_pool *p, unsigned i);
-ARENA_HIDDEN void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *sqe,
+ARENA_HIDDEN void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *rec,
 					  int status);
+ARENA_HIDDEN int pool_records_init(struct arena_pool *p, uint32_t index_base);
+ARENA_HIDDEN void pool_records_free(struct arena_pool *p);
 ARENA_HIDDEN int pool_fifo_init(struct res_fifo *f);
 /* supervise.c */
 ARENA_HIDDEN int pool_supervise(struct arena_pool *p, int force_poll);
 ARENA_HIDDEN int pool_handle_exit(struct arena_pool *p, unsigned i);
+ARENA_HIDDEN int pool_arm_watches(struct arena_pool *p);
 ARENA_HIDDEN int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns,
 				     int use_uring);
 /* submit.c */

@@ -87,12 +87,12 @@ static int place(struct arena_pool *p, const struct arena_cqe *out)
 	struct cq_slot *s;
 
 	if (p->ordered) {
-		/* In flight <= depth, so an honest seq is inside the window. */
+		/* In flight <= depth, so a seq in flight is inside the window. */
 		if (out->seq - p->cnext > p->cmask)
 			return -EBADMSG;
 		s = &p->cbuf[out->seq & p->cmask];
 		if (s->valid)
-			return -EBADMSG; /* a second completion for one task */
+			return -EBADMSG;
 	} else {
 		if (p->ctail - p->cnext > p->cmask)
 			return -EBADMSG;
@@ -105,12 +105,41 @@ static int place(struct arena_pool *p, const struct arena_cqe *out)
 	return 0;
 }
 
-void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *sqe, int status)
+/* The records live as long as the pool: one ring per worker, SQ-sized. */
+int pool_records_init(struct arena_pool *p, uint32_t index_base)
+{
+	size_t n = (size_t)p->c.sq_mask + 1;
+	unsigned i;
+
+	for (i = 0; i < p->nworkers; i++) {
+		p->wp[i].recs = calloc(n, sizeof(struct chan_sqe));
+		if (!p->wp[i].recs)
+			return -ENOMEM;
+		atomic_init(&p->wp[i].pub_tail, index_base);
+		p->w[i].rec_head = index_base;
+	}
+	return 0;
+}
+
+void pool_records_free(struct arena_pool *p)
+{
+	unsigned i;
+
+	for (i = 0; p->wp && i < p->nworkers; i++)
+		free(p->wp[i].recs);
+}
+
+/*
+ * Completes, without a worker, a task taken out of our own record (a dead
+ * worker's, by supervise.c): its caller has removed it from the record, so it
+ * is completed at most once, like a real completion.  cons_lock held.
+ */
+void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *rec, int status)
 {
 	struct arena_cqe c = {
-		.user_data = sqe->user_data,
-		.index = sqe->index,
-		.seq = sqe->seq,
+		.user_data = rec->user_data,
+		.index = rec->index,
+		.seq = rec->seq,
 		.status = status,
 		.worker = UINT32_MAX,
 	};
@@ -119,49 +148,59 @@ void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *sqe, i
 		pool_fail(p, -EBADMSG);
 }
 
-/* Turns one CQE copy into a delivered completion, or says it is corrupt.
- * rel_lock held. */
+/* A worker-written word, loaded once (the worker may change it meanwhile). */
+#define LOAD_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+/*
+ * Turns worker i's next CQE into a delivered completion, or says it is
+ * corrupt.  What is delivered (seq, index, user_data) comes from `rec`, our
+ * record of the oldest task in flight on that worker; the worker's entry
+ * only has to name it (seq) and say how it ended.  rel_lock held.
+ */
 static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
-		   struct arena_cqe *out)
+		   const struct chan_sqe *rec, struct arena_cqe *out)
 {
-	uint64_t next = atomic_load_explicit(&p->next_seq, memory_order_acquire);
+	uint64_t seq = LOAD_ONCE(e->seq), off, len;
+	int32_t status;
+	uint32_t flags;
 	int r;
 
+	if (seq != rec->seq)
+		return -EBADMSG; /* not the task it runs: forged, replayed, reordered */
+	status = LOAD_ONCE(e->status);
+	flags = LOAD_ONCE(e->flags);
+	off = LOAD_ONCE(e->res_off);
+	len = LOAD_ONCE(e->res_len);
 	memset(out, 0, sizeof(*out));
-	if (e->seq >= next || e->index >= arena_count(p->a) || e->status > 0)
+	if (status > 0)
 		return -EBADMSG;
-	/* A worker that posts a completion twice would make more completions
-	 * than tasks: refuse it before the in-flight count can wrap. */
-	if (p->ncompleted >= next)
-		return -EBADMSG;
-	out->user_data = e->user_data;
-	out->index = e->index;
-	out->seq = e->seq;
-	out->status = e->status;
+	out->user_data = rec->user_data;
+	out->index = rec->index;
+	out->seq = rec->seq;
+	out->status = status;
 	out->worker = i;
-	out->len = e->res_len;
-	if (e->flags == CQE_F_ARENA) {
+	out->len = len;
+	if (flags == CQE_F_ARENA) {
 		uint64_t asz = arena_size(p->a);
 		const uint8_t *base = arena_base(p->a);
 
-		if (!e->res_len)
+		if (!len)
 			return 0; /* an empty item: no bytes to point at */
-		if (e->res_off > asz || e->res_len > asz - e->res_off ||
-		    !arena_contains(p->a, base + e->res_off, e->res_len))
+		if (off > asz || len > asz - off || !arena_contains(p->a, base + off, len))
 			return -EBADMSG;
-		out->data = e->res_len ? base + e->res_off : NULL;
+		out->data = base + off;
 		return 0;
 	}
-	if (e->flags)
+	if (flags)
 		return -EBADMSG;
-	if (!e->res_len)
+	if (!len)
 		return 0;
-	if (e->status < 0)
+	if (status < 0)
 		return -EBADMSG; /* an error carries no result */
-	r = account_result(p, i, e->res_off, e->res_len, &out->ticket);
+	r = account_result(p, i, off, len, &out->ticket);
 	if (r < 0)
 		return r;
-	out->data = chan_res(&p->c, i) + e->res_off;
+	out->data = chan_res(&p->c, i) + off;
 	return 0;
 }
 
@@ -169,10 +208,11 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 {
 	struct chan_worker *w = chan_w(&p->c, i);
 	struct pool_worker *pw = &p->w[i];
+	struct pool_wprod *wp = &p->wp[i];
 	/* acquire: pairs with the worker's release of cq_tail; the CQEs and
 	 * result bytes before it are complete. */
 	uint32_t tail = atomic_load_explicit(&w->hot.cq_tail, memory_order_acquire);
-	uint32_t n = tail - pw->cq_head;
+	uint32_t n = tail - pw->cq_head, pub;
 
 	if (!n)
 		return 0;
@@ -180,12 +220,20 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 		pool_fail(p, -EBADMSG);
 		return -EBADMSG;
 	}
+	/* acquire: pairs with the producer's release in pool_publish_locked;
+	 * the records below pub are written. */
+	pub = atomic_load_explicit(&wp->pub_tail, memory_order_acquire);
 	pthread_mutex_lock(&p->rel_lock);
 	while (pw->cq_head != tail) {
-		struct chan_cqe e = chan_cq(&p->c, i)[pw->cq_head & p->c.cq_mask];
+		const struct chan_cqe *e = &chan_cq(&p->c, i)[pw->cq_head & p->c.cq_mask];
 		struct arena_cqe out;
-		int r = convert(p, i, &e, &out);
+		int r = -EBADMSG;
 
+		/* A completion is accepted only for the oldest task in flight
+		 * on this worker: never more completions than tasks, never one
+		 * task twice, never a task of another worker. */
+		if (pw->rec_head != pub)
+			r = convert(p, i, e, &wp->recs[pw->rec_head & p->c.sq_mask], &out);
 		if (r == 0)
 			r = place(p, &out);
 		if (r < 0) {
@@ -193,10 +241,7 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 			pool_fail(p, r);
 			return r;
 		}
-		pw->last_valid = 1;
-		pw->last_seq = e.seq;
-		if (pw->retry_pending && e.seq == pw->retry.seq)
-			pw->retry_pending = 0;
+		pw->rec_head++;
 		pw->gen_done++;
 		pw->cq_head++;
 	}
@@ -325,12 +370,19 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		 * sleeper at a time owns the io_uring. */
 		use_uring = p->u.ok && !p->uring_busy;
 		p->uring_busy |= use_uring;
+		if (use_uring)
+			pool_arm_watches(p); /* sent with the wait (one owner) */
+		if (use_uring)
+			pool_arm_watches(p); /* sent with the wait (one owner) */
 		pthread_mutex_unlock(&p->cons_lock);
-		pool_consumer_sleep(p, v, left, use_uring);
+		r = pool_consumer_sleep(p, v, left, use_uring);
 		pthread_mutex_lock(&p->cons_lock);
 		if (use_uring)
 			p->uring_busy = 0;
 		evc_done_owned(&p->c.g->cq_waiters.ann, &p->cq_ann);
+		/* A signal handler ran: the caller may want to act on it. */
+		if (r == -EINTR && (p->o.flags & ARENA_POOL_EINTR))
+			break;
 	}
 	pthread_mutex_unlock(&p->cons_lock);
 	return r;
@@ -379,26 +431,32 @@ static void advance_head(struct arena_pool *p, unsigned i)
 	evc_wake(&w->slow.space_ann, &pw->space_gen, &w->prod.wake_seq, 1, 0);
 }
 
-void arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe)
+int arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe)
 {
 	int i;
 
-	if (!p || !cqe || !cqe->ticket)
-		return;
+	if (!p || !cqe)
+		return -EINVAL;
+	if (!cqe->ticket)
+		return 0;
 	pthread_mutex_lock(&p->rel_lock);
 	i = mark_released(p, cqe->ticket);
 	if (i >= 0)
 		advance_head(p, (unsigned)i);
 	pthread_mutex_unlock(&p->rel_lock);
+	return 0;
 }
 
-void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n)
+int arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n)
 {
 	uint64_t touched = 0;
 	unsigned k;
 
-	if (!p || !cqes || !n)
-		return;
+	/* A negative count (a failed reap's result, say) cast to unsigned. */
+	if (!p || (n && !cqes) || n > INT_MAX)
+		return -EINVAL;
+	if (!n)
+		return 0;
 	pthread_mutex_lock(&p->rel_lock);
 	for (k = 0; k < n; k++) {
 		int i = mark_released(p, cqes[k].ticket);
@@ -411,4 +469,5 @@ void arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes,
 		if (touched & (1ull << k))
 			advance_head(p, k);
 	pthread_mutex_unlock(&p->rel_lock);
+	return 0;
 }

@@ -32,8 +32,11 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 		struct chan_worker *w = chan_w(&p->c, i);
 		struct pool_wprod *pw = &p->wp[i];
 		/* Worker-written words, read once.  Only a hint for dispatch: a
-		 * garbage head gives a poor choice, never a bad access. */
-		uint32_t head = atomic_load_explicit(&w->hot.sq_head, memory_order_relaxed);
+		 * garbage head gives a poor choice, never a bad access.
+		 * acquire: pairs with the worker's release of sq_head (it copied
+		 * the slots before it out first); the slots we refill on its
+		 * word are free (liburing reads khead the same way). */
+		uint32_t head = atomic_load_explicit(&w->hot.sq_head, memory_order_acquire);
 		uint64_t tns = atomic_load_explicit(&w->rec.task_ns, memory_order_relaxed);
 		/* Asleep for tasks, or blocked on result space: either way it
 		 * does not run what we queue now. */
@@ -87,11 +90,13 @@ static int pick(struct arena_pool *p, const struct disp *d)
 	return least_awake >= 0 ? least_awake : best_any;
 }
 
-/* Writes one SQE into a worker's SQ (not yet published).  prod_lock held. */
+/* Writes one SQE into our record and the worker's SQ (not yet published).
+ * prod_lock held. */
 static void push_to(struct arena_pool *p, unsigned i, const struct chan_sqe *sqe)
 {
 	struct pool_wprod *pw = &p->wp[i];
 
+	pw->recs[pw->sq_tail & p->c.sq_mask] = *sqe;
 	chan_sq(&p->c, i)[pw->sq_tail & p->c.sq_mask] = *sqe;
 	pw->sq_tail++;
 }
@@ -126,11 +131,16 @@ void pool_publish_locked(struct arena_pool *p, uint64_t touched)
 	unsigned i;
 
 	for (i = 0; i < p->nworkers; i++)
-		if (touched & (1ull << i))
+		if (touched & (1ull << i)) {
+			/* release: our records are written before a consumer
+			 * reads them (reap.c pool_harvest). */
+			atomic_store_explicit(&p->wp[i].pub_tail, p->wp[i].sq_tail,
+					      memory_order_release);
 			/* release: the SQEs are written before the worker's
 			 * acquire load of sq_tail can see them. */
 			atomic_store_explicit(&chan_w(&p->c, i)->prod.sq_tail, p->wp[i].sq_tail,
 					      memory_order_release);
+		}
 	/* One full fence for the whole batch (evc.h, W1 -> W2). */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (i = 0; i < p->nworkers; i++) {
@@ -157,6 +167,7 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		uint32_t v;
 		int64_t left = -1;
 		uint64_t t0;
+		int r;
 
 		if (atomic_load_explicit(&p->failed, memory_order_relaxed))
 			return atomic_load(&p->failed);
@@ -181,32 +192,60 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 			continue;
 		}
 		t0 = sys_now_ns();
-		evc_sleep(&p->space_seq, v, left, 1);
+		r = evc_sleep(&p->space_seq, v, left, 1);
 		evc_done(&p->space_ann);
 		STAT_ADD(p, st_prod_waits, 1);
 		STAT_ADD(p, st_prod_wait_ns, sys_now_ns() - t0);
+		/* A signal handler ran: the caller may want to act on it. */
+		if (r == -EINTR && (p->o.flags & ARENA_POOL_EINTR))
+			return -EINTR;
 	}
 }
 
-int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsigned n,
-		      int64_t timeout_ns)
+/* What to submit: an array of entries, or a range of indices. */
+struct batch {
+	const struct arena_sqe *sqes;   /* NULL: the range below */
+	uint64_t first, ud_first;
+	uint32_t op;
+};
+
+/* Entry k of a batch; -EINVAL or -ERANGE when it can never be taken. */
+static inline int batch_get(const struct batch *b, uint32_t k, uint64_t count,
+			    struct chan_sqe *out)
+{
+	if (b->sqes) {
+		if (b->sqes[k].flags)
+			return -EINVAL;
+		if (b->sqes[k].index >= count)
+			return -ERANGE;
+		out->index = b->sqes[k].index;
+		out->user_data = b->sqes[k].user_data;
+		out->op = b->sqes[k].op;
+	} else {
+		if (b->first >= count || k >= count - b->first)
+			return -ERANGE;
+		out->index = b->first + k;
+		out->user_data = b->ud_first + k;
+		out->op = b->op;
+	}
+	return 0;
+}
+
+static int submit_batch(struct arena_pool *p, const struct batch *b, uint32_t n,
+			int64_t timeout_ns)
 {
 	uint64_t deadline = timeout_ns > 0 ? sys_now_ns() + (uint64_t)timeout_ns : 0;
 	struct disp d[CHAN_MAX_WORKERS];
+	struct chan_sqe sqe = { 0 };
 	uint64_t touched = 0, count, seq;
 	uint32_t room, k, done = 0;
 	int r;
 
-	if (!p || (n && !sqes))
-		return -EINVAL;
-	if (!n)
-		return 0;
 	/* A first entry that can never be taken fails now, not after waiting
 	 * for room (the arena's count never shrinks). */
-	if (sqes[0].flags)
-		return -EINVAL;
-	if (sqes[0].index >= arena_count(p->a))
-		return -ERANGE;
+	r = batch_get(b, 0, arena_count(p->a), &sqe);
+	if (r < 0)
+		return r;
 	for (;;) {
 		r = wait_space(p, deadline, timeout_ns);
 		if (r < 0)
@@ -235,14 +274,9 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 	/* Only a valid prefix is taken: nothing counted in flight is given back
 	 * but for a dispatch failure (below). */
 	for (k = 0; k < room; k++) {
-		if (sqes[k].flags) {
-			r = -EINVAL;
+		r = batch_get(b, k, count, &sqe);
+		if (r < 0)
 			break;
-		}
-		if (sqes[k].index >= count) {
-			r = -ERANGE;
-			break;
-		}
 	}
 	room = k;
 	/* Counted in flight before any is visible (one add for the batch): a
@@ -250,13 +284,8 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 	atomic_fetch_add_explicit(&p->inflight, room, memory_order_relaxed);
 	seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
 	for (k = 0; k < room; k++) {
-		struct chan_sqe sqe = {
-			.index = sqes[k].index,
-			.user_data = sqes[k].user_data,
-			.op = sqes[k].op,
-			.seq = seq + k,
-		};
-
+		batch_get(b, k, count, &sqe);
+		sqe.seq = seq + k;
 		r = dispatch(p, d, &sqe, &touched);
 		if (r < 0)
 			break;
@@ -278,6 +307,30 @@ int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsign
 	STAT_ADD1(p, st_submitted, done);
 	pthread_mutex_unlock(&p->prod_lock);
 	return done ? (int)done : r;
+}
+
+int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsigned n,
+		      int64_t timeout_ns)
+{
+	struct batch b = { .sqes = sqes };
+
+	if (!p || (n && !sqes))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	return submit_batch(p, &b, n, timeout_ns);
+}
+
+int arena_pool_submit_range(struct arena_pool *p, uint64_t first, uint32_t count,
+			    uint64_t user_data_first, uint32_t op, int64_t timeout_ns)
+{
+	struct batch b = { .first = first, .ud_first = user_data_first, .op = op };
+
+	if (!p)
+		return -EINVAL;
+	if (!count)
+		return 0;
+	return submit_batch(p, &b, count, timeout_ns);
 }
 
 int arena_pool_submit1(struct arena_pool *p, uint64_t index, uint64_t user_data)

@@ -35,6 +35,14 @@ int sup_uring_init(struct sup_uring *u, unsigned entries)
 	}
 	u->futex_ok = io_uring_opcode_supported(probe, IORING_OP_FUTEX_WAIT);
 	io_uring_free_probe(probe);
+	/* Children the application forks later do not map our rings (the
+	 * workers never do: they start from the fork server, forked before
+	 * the ring existed).  The ring fd itself is close-on-exec. */
+	r = io_uring_ring_dontfork(&u->ring);
+	if (r < 0) {
+		io_uring_queue_exit(&u->ring);
+		return r;
+	}
 	u->ok = 1;
 	return 0;
 }

@@ -57,16 +57,6 @@ int arena_task_get_item(struct arena_task *t)
 	return (int)(len > INT_MAX ? -EMSGSIZE : (int)len);
 }
 
-int worker_guard_parent(uint32_t parent_pid, int pdeathsig)
-{
-	if (pdeathsig && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		return SYS_ERR();
-	/* The parent may have died before the signal was armed. */
-	if ((uint32_t)getppid() != parent_pid)
-		return -ESRCH;
-	return 0;
-}
-
 static _Noreturn void corrupt(struct worker *wk)
 {
 	atomic_store_explicit(&wk->w->rec.state, ARENA_WORKER_EXITED, memory_order_relaxed);
@@ -235,11 +225,17 @@ enum { ROOM_NONE, ROOM_RETRY, ROOM_WAIT };
  * larger), ROOM_WAIT when earlier results still hold the space, ROOM_NONE
  * when the whole area was offered: -EMSGSIZE is then final.
  */
-static int more_room(struct worker *wk, uint64_t cap)
+static int more_room(struct worker *wk, uint64_t cap, uint64_t pos0)
 {
 	uint64_t R = wk->c->res_bytes, used, tail_room, free;
 
 	refresh_res_head(wk);
+	/* A tail we skipped for this task is not in any completion yet: the
+	 * consumer's head stops at pos0, where our last published result
+	 * ended.  When it gets there, nothing is held and the skip is void
+	 * (else the skipped bytes would count as used for ever). */
+	if (wk->res_pos != pos0 && wk->res_head == pos0)
+		wk->res_pos = pos0;
 	used = wk->res_pos - wk->res_head;
 	tail_room = R - wk->res_pos % R;
 	free = R - used;
@@ -291,7 +287,7 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 		rc = wk->fn(&t);
 		if (rc != -EMSGSIZE || t.ref)
 			break;
-		room = more_room(wk, s.cap);
+		room = more_room(wk, s.cap, pos0);
 		if (room == ROOM_NONE || (room == ROOM_WAIT && stop_state(wk) == CHAN_STOP_CANCEL))
 			break;
 		if (room == ROOM_WAIT) {
@@ -467,7 +463,11 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 		clock_start(wk);
 	if (exact) {
 		clock_flush(wk);
-		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_relaxed);
+		/* release (both): task_seq after the previous start's reset to 0,
+		 * the start after task_seq; the parent reads them as a pair
+		 * (supervise.c check_deadlines). */
+		atomic_store_explicit(&w->rec.task_seq, sqe->seq, memory_order_release);
+		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_release);
 	}
 	w->hot.inhand = *sqe;
 	w->hot.inhand_pos = pos;
@@ -510,13 +510,6 @@ int worker_run(struct worker *wk)
 	refresh_res_head(wk);
 	atomic_store_explicit(&w->rec.pid, (uint32_t)getpid(), memory_order_relaxed);
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
-	if (atomic_load_explicit(&w->cons.retry_valid, memory_order_acquire)) {
-		struct chan_sqe sqe = w->cons.retry;
-
-		run_one(wk, &sqe, 0, 1);
-		clock_flush(wk);
-		signal_consumer(wk);
-	}
 	for (;;) {
 		uint32_t stop = stop_state(wk);
 		uint32_t tail = atomic_load_explicit(&w->prod.sq_tail, memory_order_acquire);

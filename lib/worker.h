@@ -36,7 +36,7 @@ struct worker {
  * middle of a task. */
 ARENA_HIDDEN int worker_run(struct worker *wk);
 
-/* Sets up the parent-death signal and checks the parent is still ours. */
-ARENA_HIDDEN int worker_guard_parent(uint32_t parent_pid, int pdeathsig);
+/* Sets up the parent-death guard (forkserver.c). */
+ARENA_HIDDEN int worker_guard_parent(uint32_t parent_pid);
 
 #endif

@@ -57,6 +57,21 @@ done
 	bad "arena-bench --help"
 [ "$fails" -eq 0 ] && ok "bad options exit 2 with a message; --help"
 
+# Under fire (issue 13): a worker SIGKILLed every 2 ms and one more just
+# before the memory reading; the run must finish with every result right and
+# say from how many workers it read memory (a dead one is left out).
+if "$AB" --modes arena --items 2000 --tasks 30000 --workers 5 --depth 10 --kill-ms 2 \
+	--json "$tmp/k.json" >"$tmp/k.out" 2>&1; then
+	grep -q "^arena .* ok\$" "$tmp/k.out" || bad "arena-bench --kill-ms: no ok row"
+	grep -Eq "^arena: memory read from [0-4] of 5 workers \(under fire: [1-9][0-9]* SIGKILLs" \
+		"$tmp/k.out" || { bad "arena-bench --kill-ms: no line on the workers read"; cat "$tmp/k.out"; }
+	grep -Eq '"kills": [1-9][0-9]*, "workers_memory_read": [0-4]' "$tmp/k.json" ||
+		bad "arena-bench --kill-ms: JSON lacks kills / workers_memory_read"
+	ok "arena-bench under fire: $(grep -o 'memory read from.*' "$tmp/k.out")"
+else
+	bad "arena-bench --kill-ms exited $? :"; cat "$tmp/k.out"
+fi
+
 # ring-bench: one quick shape per kind, results checked by the program.
 if "$RB" --quick --workers 2 --depths 10 --rounds 200 --json "$tmp/rb.json" \
 	>"$tmp/rb.out" 2>&1; then

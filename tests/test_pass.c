@@ -980,6 +980,110 @@ static void test_recv_bad(void **state)
 	arena_close(a);
 }
 
+/*
+ * Issue 13: a channel fd is accepted only with F_SEAL_SHRINK and F_SEAL_GROW
+ * (else its peer could shrink it under the receiver's mapping: SIGBUS), by
+ * arena_recv(), arena_attach_env() and arena_channel_inspect(); a sealed
+ * channel shorter than its header says is corrupt.
+ */
+static int chan_copy(int chfd, size_t len, int seals)
+{
+	struct stat st;
+	uint8_t *buf;
+	int m;
+
+	assert_int_equal(fstat(chfd, &st), 0);
+	buf = calloc(1, (size_t)st.st_size);
+	assert_non_null(buf);
+	assert_int_equal(pread(chfd, buf, (size_t)st.st_size, 0), (ssize_t)st.st_size);
+	m = memfd_create("arena-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(m >= 0);
+	assert_int_equal(ftruncate(m, (off_t)len), 0);
+	assert_int_equal(pwrite(m, buf, len < (size_t)st.st_size ? len : (size_t)st.st_size, 0),
+			 (ssize_t)(len < (size_t)st.st_size ? len : (size_t)st.st_size));
+	if (seals)
+		assert_int_equal(fcntl(m, F_ADD_SEALS, seals), 0);
+	free(buf);
+	return m;
+}
+
+/* What arena_recv(), arena_attach_env() and arena_channel_inspect() say of
+ * channel fd m (all three must agree); no fd leaks. */
+static int chan_verdict(struct arena *a, int m, const char *h2, size_t l2)
+{
+	struct arena_channel_info ci;
+	struct arena *b = NULL;
+	char spec[64];
+	int fds[2] = { arena_fd(a), m }, ri, rr, re, d1, d2, cfd = -1;
+
+	ri = arena_channel_inspect(m, &ci);
+	rr = recv_case(SOCK_STREAM, h2, l2, fds, 2, 0);
+	d1 = dup(arena_fd(a));
+	d2 = dup(m);
+	assert_true(d1 >= 0 && d2 >= 0);
+	snprintf(spec, sizeof(spec), "ARENA_FD=%d,%d", d1, d2);
+	re = arena_attach_env(&b, &cfd, spec);
+	if (re == 0) {
+		close(cfd);
+		arena_close(b);
+	} else {
+		close(d1);
+		close(d2);
+	}
+	if (ri != rr || ri != re)
+		print_message("  inspect %d, recv %d, attach %d\n", ri, rr, re);
+	assert_int_equal(ri, rr);
+	assert_int_equal(ri, re);
+	return ri;
+}
+
+static void test_channel_seals(void **state)
+{
+	struct arena_pool_opts o = { .workers = 2 };
+	struct arena_pool *p;
+	struct arena *a;
+	struct stat st;
+	char h2[64];
+	size_t l2, size;
+	int chfd, m, before;
+
+	(void)state;
+	assert_int_equal(make_arena(&a, 64), 0);
+	assert_int_equal(arena_pool_create(&p, a, &o), 0);
+	chfd = arena_pool_channel_fd(p);
+	assert_true((fcntl(chfd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW)) ==
+		    (F_SEAL_SHRINK | F_SEAL_GROW));
+	assert_int_equal(fstat(chfd, &st), 0);
+	size = (size_t)st.st_size;
+	l2 = capture_header(a, p, h2, sizeof(h2));
+	before = count_fds();
+	/* The pool's own channel, and a sealed copy: accepted. */
+	assert_int_equal(chan_verdict(a, chfd, h2, l2), 0);
+	m = chan_copy(chfd, size, F_SEAL_SHRINK | F_SEAL_GROW);
+	assert_int_equal(chan_verdict(a, m, h2, l2), 0);
+	close(m);
+	/* Unsealed, or sealed against one of the two only: refused. */
+	m = chan_copy(chfd, size, 0);
+	assert_int_equal(chan_verdict(a, m, h2, l2), -EPERM);
+	close(m);
+	m = chan_copy(chfd, size, F_SEAL_SHRINK);
+	assert_int_equal(chan_verdict(a, m, h2, l2), -EPERM);
+	close(m);
+	m = chan_copy(chfd, size, F_SEAL_GROW);
+	assert_int_equal(chan_verdict(a, m, h2, l2), -EPERM);
+	close(m);
+	/* Truncated, sealed: corrupt.  Truncated and unsealed: refused. */
+	m = chan_copy(chfd, size - 4096, F_SEAL_SHRINK | F_SEAL_GROW);
+	assert_int_equal(chan_verdict(a, m, h2, l2), -EBADMSG);
+	close(m);
+	m = chan_copy(chfd, size - 4096, 0);
+	assert_int_equal(chan_verdict(a, m, h2, l2), -EPERM);
+	close(m);
+	assert_int_equal(count_fds(), before);
+	arena_pool_destroy(p);
+	arena_close(a);
+}
+
 /* ------------------------------------------------------------------------ */
 /* arena-inspect                                                             */
 /* ------------------------------------------------------------------------ */
@@ -1133,6 +1237,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_socket_unrelated),
 		cmocka_unit_test(test_socket_local),
 		cmocka_unit_test(test_recv_bad),
+		cmocka_unit_test(test_channel_seals),
 		cmocka_unit_test(test_inspect),
 	};
 	const char *only = getenv("ARENA_TEST_FILTER");

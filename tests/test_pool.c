@@ -28,9 +28,12 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <signal.h>
 
 #include <arena.h>
 #include "channel.h" /* the channel layout, to corrupt it field by field */
+#include "pool_test.h" /* test-only knobs (ring_index_base) */
 
 #define NITEMS 1000
 #define MAXITEM 200
@@ -247,40 +250,31 @@ static int err_task(struct arena_task *t)
 	return arena_task_get_item(t);
 }
 
-/* Maps the pool's channel from inside a worker (the fd is inherited). */
+/* Finds the pool's channel from inside a worker: a forked worker holds no
+ * channel fd, but has the channel mapped (the lowest mapping of the memfd).
+ * *size is 0: the caller's munmap of it then fails harmlessly. */
 static uint8_t *worker_map_channel(uint64_t *size)
 {
-	char path[64], link[256];
-	struct stat st;
-	ssize_t n;
-	void *m;
-	int fd;
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	unsigned long lo = 0, best = 0;
 
-	for (fd = 0; fd < 1024; fd++) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		if (strncmp(link, "/memfd:arena-channel", 20) != 0)
-			continue;
-		if (fstat(fd, &st) < 0)
-			return NULL;
-		m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (m == MAP_FAILED)
-			return NULL;
-		*size = (uint64_t)st.st_size;
-		return m;
-	}
-	return NULL;
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "/memfd:arena-channel") && sscanf(line, "%lx-", &lo) == 1 &&
+		    (!best || lo < best))
+			best = lo;
+	fclose(f);
+	*size = 0;
+	return (uint8_t *)best;
 }
 
 static struct chan_worker *worker_block(uint8_t *base, unsigned i)
 {
 	const struct chan_hdr *h = (const struct chan_hdr *)base;
 
-	return (struct chan_worker *)(base + sizeof(struct chan_global) +
-				      (uint64_t)i * h->worker_stride);
+	return (struct chan_worker *)(base + h->worker_off + (uint64_t)i * h->worker_stride);
 }
 
 #define CORRUPT_UD 7u
@@ -940,6 +934,113 @@ static void test_result_wrap(void **state)
 	free(seen);
 }
 
+/*
+ * Issue 13, "an honest pool that hangs": one worker, a 128-byte area; two
+ * results A and B, then a task C, with every hold/release order of A and B
+ * around it and sizes up to and beyond the area.  C must end (with its
+ * bytes, or -EMSGSIZE when larger than the area), a small task after it must
+ * run, and a draining stop must finish.  The worker once skipped the area's
+ * tail for C while B was held and counted the skipped bytes as used for
+ * ever: C never completed (the reproduction is the first case below).
+ */
+static int hold_case(struct arena_pool *p, uint64_t *ud, unsigned a, unsigned b, unsigned c,
+		     unsigned holds, int b_first)
+{
+	const uint64_t R = 128;
+	struct arena_cqe ra, rb, rc, e;
+	int r, ha = holds & 1, hb = (holds >> 1) & 1;
+	uint64_t uda = (*ud)++, udb = (*ud)++, udc = (*ud)++, udd = (*ud)++;
+
+	submit_op(p, 1, uda, a);
+	reap1(p, &ra, 5000000000ll);
+	if (check_pattern(&ra, a))
+		return -1;
+	/* B fits next to a held A only when both fit the area. */
+	if (!ha || ((a + 7) & ~7u) + ((b + 7) & ~7u) > R) {
+		arena_pool_release(p, &ra);
+		ha = 0;
+	}
+	submit_op(p, 2, udb, b);
+	reap1(p, &rb, 5000000000ll);
+	if (check_pattern(&rb, b))
+		return -2;
+	if (!hb)
+		arena_pool_release(p, &rb);
+	submit_op(p, 3, udc, c);
+	/* Give the worker time to try C while A and B are held. */
+	r = arena_pool_reap(p, &rc, 1, 2000000ll);
+	if (r != 1 && r != -ETIMEDOUT)
+		return -3;
+	if (b_first && hb)
+		arena_pool_release(p, &rb);
+	if (ha)
+		arena_pool_release(p, &ra);
+	if (r != 1) {
+		r = arena_pool_reap(p, &rc, 1, 2000000ll);
+		if (r != 1 && r != -ETIMEDOUT)
+			return -3;
+	}
+	if (!b_first && hb)
+		arena_pool_release(p, &rb);
+	if (r != 1) {
+		r = arena_pool_reap(p, &rc, 1, 5000000000ll);
+		if (r != 1) {
+			print_message("  A %u%s B %u%s C %u: C never completed (%d)\n", a,
+				      ha ? " held" : "", b, hb ? " held" : "", c, r);
+			return -4;
+		}
+	}
+	if (c > R ? rc.status != -EMSGSIZE || rc.len : check_pattern(&rc, c) != 0) {
+		print_message("  A %u B %u C %u: status %d len %" PRIu64 "\n", a, b, c,
+			      rc.status, rc.len);
+		return -5;
+	}
+	arena_pool_release(p, &rc);
+	submit_op(p, 4, udd, 8);
+	reap1(p, &e, 5000000000ll);
+	if (check_pattern(&e, 8))
+		return -6;
+	arena_pool_release(p, &e);
+	return 0;
+}
+
+static void test_result_holds(void **state)
+{
+	static const unsigned sa[] = { 100, 8, 64, 120, 128 };
+	static const unsigned sb[] = { 9, 8, 56, 64, 128 };
+	static const unsigned sc[] = { 513, 129, 8, 24, 64, 120, 128 };
+	struct arena_pool_opts o = { .workers = 1, .depth = 4, .result_bytes = 128,
+				     .task = sized_task };
+	struct arena_pool *p;
+	unsigned ia, ib, ic, holds, order, cases = 0;
+	uint64_t ud = 0;
+	struct leak l;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	/* The issue's reproduction first: A 100 released, B 9 held, C 513. */
+	assert_int_equal(hold_case(p, &ud, 100, 9, 513, 2, 1), 0);
+	for (ia = 0; ia < 5; ia++)
+		for (ib = 0; ib < 5; ib++)
+			for (holds = 0; holds < 4; holds++)
+				for (order = 0; order < (holds == 3 ? 2u : 1u); order++)
+					for (ic = 0; ic < 7; ic++) {
+						int r = hold_case(p, &ud, sa[ia], sb[ib], sc[ic],
+								  holds, (int)order);
+
+						if (r)
+							fail_msg("A %u B %u C %u holds %u order %u: "
+								 "step %d", sa[ia], sb[ib], sc[ic],
+								 holds, order, -r);
+						cases++;
+					}
+	print_message("  %u hold/release cases\n", cases);
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
+	pool_del(p);
+	leak_end(&l);
+}
+
 /* Tasks with user_data >= 100 busy-wait 10 ms and return the time they
  * ended (CLOCK_MONOTONIC, the same in every process); others are the default
  * task. */
@@ -1347,14 +1448,17 @@ static void test_index_wrap(void **state)
 
 	(void)state;
 	for (b = 0; b < 4; b++) {
-		struct arena_pool_opts o = { .workers = 1 + b % 2, .depth = b == 2 ? 1024 : 8,
-					     .ring_index_base = bases[b] };
+		struct arena_pool_test_opts t = {
+			.o = { .flags = ARENA_POOL_TEST_OPTS, .workers = 1 + b % 2,
+			       .depth = b == 2 ? 1024 : 8 },
+			.ring_index_base = bases[b] };
+		struct arena_pool_opts o = t.o;
 		struct arena_pool *p;
 		struct leak l;
 		uint64_t n = scaled(30000, 10);
 
 		leak_begin(&l);
-		pool_new(&p, &o);
+		pool_new(&p, &t.o);
 		run_exactly_once(p, n, 64, 0, 0, 1);
 		assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
 		check_stats(p, n, o.workers);
@@ -1755,6 +1859,537 @@ static void test_worker_corrupts_sq_head(void **state)
 	leak_end(&l);
 }
 
+/* user_data 77 on worker 0 writes 64 bytes past its slice (a buffer
+ * overrun); on worker 1 it says so with -ENOTTY.  Others: the default task. */
+static int overrun_task(struct arena_task *t)
+{
+	if (t->user_data != 77)
+		return arena_task_get_item(t);
+	if (t->worker != 0)
+		return -ENOTTY;
+	memset(t->out, 0xee, t->out_cap + 64);
+	return (int)t->out_cap;
+}
+
+/*
+ * Issue 13, "channel fds and isolation": a task that writes past out_cap
+ * dies of SIGSEGV on the guard page after its result area (handled as a
+ * crash: -EOWNERDEAD with max_attempts 1) instead of writing on the next
+ * worker's lines; the pool goes on working.
+ */
+static void test_result_guard_page(void **state)
+{
+	struct arena_pool_opts o = { .workers = 2, .depth = 4, .result_bytes = 4096,
+				     .max_attempts = 1, .task = overrun_task };
+	struct arena_pool_stats st;
+	struct arena_pool *p;
+	struct arena_cqe e;
+	struct leak l;
+	unsigned k;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	/* Until it runs on worker 0 (dispatch picks the worker). */
+	for (k = 0; k < 200; k++) {
+		assert_int_equal(arena_pool_submit1(p, 1, 77), 0);
+		reap1(p, &e, 10000000000ll);
+		if (e.status != -ENOTTY)
+			break;
+		usleep(1000);
+	}
+	if (e.status != -EOWNERDEAD)
+		print_message("  overrun past the result area: status %d (%s)\n", e.status,
+			      arena_strerror(e.status));
+	assert_int_equal(e.status, -EOWNERDEAD);
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	assert_true(st.crashes >= 1);
+	/* Both workers still right. */
+	for (k = 0; k < 50; k++) {
+		const void *d;
+		size_t len;
+
+		assert_int_equal(arena_pool_submit1(p, k, k), 0);
+		reap1(p, &e, 10000000000ll);
+		assert_int_equal(e.status, 0);
+		assert_int_equal(arena_get(g_arena, k, &d, &len), 0);
+		assert_int_equal(e.len, len);
+		if (len)
+			assert_memory_equal(e.data, d, len);
+		arena_pool_release(p, &e);
+	}
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 10000000000ll), 0);
+	pool_del(p);
+	leak_end(&l);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The C API a binding needs: interruptible waits, index ranges, releases     */
+/* ------------------------------------------------------------------------ */
+
+/* Tasks with user_data >= 1000 sleep (user_data - 1000) ms first; then the
+ * default task (copy). */
+static int nap_task(struct arena_task *t)
+{
+	if (t->user_data >= 1000) {
+		struct timespec ts = { (time_t)((t->user_data - 1000) / 1000),
+				       (long)((t->user_data - 1000) % 1000) * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	t->op = ARENA_OP_COPY;
+	return arena_task_get_item(t);
+}
+
+static volatile sig_atomic_t g_alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	g_alarms++;
+}
+
+/* SIGALRM every 2 ms, with a handler installed as Python installs its own
+ * (no SA_RESTART).  on = 0 stops it. */
+static void alarm_storm(int on)
+{
+	struct itimerval it = { { 0, on ? 2000 : 0 }, { 0, on ? 2000 : 0 } };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on ? on_alarm : SIG_DFL;
+	if (!on)
+		assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+	assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+	if (on)
+		assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+/*
+ * ARENA_POOL_EINTR: a blocking reap (nothing in flight), a blocking submit
+ * (pool full) and a draining stop (a task still running) return -EINTR when
+ * a signal handler runs, on io_uring and on the fallback; without the flag a
+ * reap goes on waiting through the signals.
+ */
+static void test_eintr(void **state)
+{
+	static const uint32_t flag_sets[] = { ARENA_POOL_EINTR,
+					      ARENA_POOL_EINTR | ARENA_POOL_NO_URING };
+	struct arena_pool *p;
+	struct arena_cqe e;
+	struct leak l;
+	unsigned f;
+	int r;
+
+	(void)state;
+	for (f = 0; f < 2; f++) {
+		struct arena_pool_opts o = { .workers = 1, .depth = 1, .task = nap_task,
+					     .flags = flag_sets[f] };
+		struct arena_sqe s = { .index = 1, .user_data = 1 };
+
+		leak_begin(&l);
+		pool_new(&p, &o);
+		alarm_storm(1);
+		assert_int_equal(arena_pool_reap(p, &e, 1, 5000000000ll), -EINTR);
+		assert_int_equal(arena_pool_reap(p, &e, 1, -1), -EINTR);
+		/* A task of 3 s fills the pool (depth 1). */
+		assert_int_equal(arena_pool_submit1(p, 1, 4000), 0);
+		assert_int_equal(arena_pool_submit(p, &s, 1, 5000000000ll), -EINTR);
+		assert_int_equal(arena_pool_submit_range(p, 1, 1, 1, 0, -1), -EINTR);
+		assert_int_equal(arena_pool_reap(p, &e, 1, -1), -EINTR);
+		assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), -EINTR);
+		alarm_storm(0);
+		/* Nothing was lost: cancel, and the task still comes back once. */
+		assert_int_equal(arena_pool_stop(p, ARENA_STOP_CANCEL, 10000000000ll), 0);
+		r = arena_pool_reap(p, &e, 1, 10000000000ll);
+		assert_int_equal(r, 1);
+		assert_int_equal(e.user_data, 4000);
+		arena_pool_release(p, &e);
+		assert_int_equal(arena_pool_reap(p, &e, 1, 0), -ENODATA);
+		pool_del(p);
+		leak_end(&l);
+	}
+	/* Without the flag the waits go on through the signals. */
+	{
+		struct arena_pool_opts o = { .workers = 1, .depth = 1, .task = nap_task };
+
+		pool_new(&p, &o);
+		g_alarms = 0;
+		alarm_storm(1);
+		assert_int_equal(arena_pool_reap(p, &e, 1, 100000000ll), -ETIMEDOUT);
+		alarm_storm(0);
+		assert_true(g_alarms > 0);
+		pool_del(p);
+	}
+}
+
+/* arena_pool_submit_range: consecutive items and user_data, a range that
+ * ends beyond the arena is taken up to its last item, then -ERANGE. */
+static void test_submit_range(void **state)
+{
+	struct arena_pool_opts o = { .workers = 2, .depth = 16 };
+	uint8_t seen[300] = { 0 };
+	struct arena_cqe cq[16];
+	struct arena_pool *p;
+	uint64_t sub = 0, got = 0, i;
+	struct leak l;
+	int r;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	assert_int_equal(arena_pool_submit_range(NULL, 0, 1, 0, 0, 0), -EINVAL);
+	assert_int_equal(arena_pool_submit_range(p, 0, 0, 0, 0, 0), 0);
+	assert_int_equal(arena_pool_submit_range(p, NITEMS, 1, 0, 0, 0), -ERANGE);
+	assert_int_equal(arena_pool_submit_range(p, UINT64_MAX, 5, 0, 0, 0), -ERANGE);
+	/* Items NITEMS-300 .. NITEMS-1 asked as one range of 1000. */
+	while (got < 300) {
+		if (sub < 300) {
+			r = arena_pool_submit_range(p, NITEMS - 300 + sub, 1000 - (uint32_t)sub,
+						    5000 + sub, ARENA_OP_COPY, 0);
+			if (r != -EAGAIN) {
+				if (r < 1)
+					fail_msg("submit_range: %d (%s)", r, arena_strerror(r));
+				assert_true(sub + (uint64_t)r <= 300);
+				sub += (uint64_t)r;
+			}
+		} else {
+			assert_int_equal(arena_pool_submit_range(p, NITEMS - 300 + sub, 5, 0, 0, 0),
+					 -ERANGE);
+		}
+		r = arena_pool_reap(p, cq, 16, 5000000000ll);
+		assert_true(r >= 1);
+		for (i = 0; i < (uint64_t)r; i++) {
+			uint64_t k = cq[i].user_data - 5000;
+			const void *d;
+			size_t len;
+
+			assert_true(k < sub);
+			assert_int_equal(seen[k]++, 0);
+			assert_int_equal(cq[i].index, NITEMS - 300 + k);
+			assert_int_equal(arena_get(g_arena, cq[i].index, &d, &len), 0);
+			assert_int_equal(cq[i].status, 0);
+			assert_int_equal(cq[i].len, len);
+			if (len)
+				assert_memory_equal(cq[i].data, d, len);
+		}
+		assert_int_equal(arena_pool_release_many(p, cq, (unsigned)r), 0);
+		got += (uint64_t)r;
+	}
+	pool_del(p);
+	leak_end(&l);
+}
+
+struct rel_args {
+	struct arena_pool *p;
+	struct arena_cqe *c;
+	int r[4];
+};
+
+static void *release_thread(void *arg)
+{
+	struct rel_args *a = arg;
+
+	a->r[0] = arena_pool_release(a->p, &a->c[0]);
+	a->r[1] = arena_pool_release_many(a->p, &a->c[1], 1);
+	return NULL;
+}
+
+/*
+ * Results held across a stop are intact and released from another thread;
+ * release_many refuses a negative count cast to unsigned (the README's
+ * example once passed a failed reap's result on).
+ */
+static void test_release_after_stop(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 8, .result_bytes = 4096,
+				     .task = sized_task };
+	struct rel_args ra;
+	struct arena_cqe c[4];
+	struct arena_pool *p;
+	pthread_t th;
+	struct leak l;
+	unsigned k;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	for (k = 0; k < 4; k++)
+		submit_op(p, k, k, 900);
+	for (k = 0; k < 4; k++) {
+		reap1(p, &c[k], 5000000000ll);
+		assert_int_equal(check_pattern(&c[k], 900), 0);
+	}
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
+	assert_int_equal(arena_pool_release_many(p, c, (unsigned)-EAGAIN), -EINVAL);
+	assert_int_equal(arena_pool_release_many(p, c, (unsigned)-1), -EINVAL);
+	assert_int_equal(arena_pool_release_many(p, NULL, 2), -EINVAL);
+	assert_int_equal(arena_pool_release_many(NULL, c, 2), -EINVAL);
+	assert_int_equal(arena_pool_release(NULL, &c[0]), -EINVAL);
+	assert_int_equal(arena_pool_release(p, NULL), -EINVAL);
+	ra.p = p;
+	ra.c = c;
+	assert_int_equal(pthread_create(&th, NULL, release_thread, &ra), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(ra.r[0], 0);
+	assert_int_equal(ra.r[1], 0);
+	for (k = 2; k < 4; k++)
+		assert_int_equal(check_pattern(&c[k], 900), 0);
+	assert_int_equal(arena_pool_release_many(p, &c[2], 2), 0);
+	assert_int_equal(arena_pool_release_many(p, c, 4), 0); /* twice: ignored */
+	assert_int_equal(arena_pool_release_many(p, c, 0), 0);
+	pool_del(p);
+	leak_end(&l);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A hostile task: it knows the channel layout (channel.h) and writes into    */
+/* the channel.  Issue 13: every task is delivered at most once, with the     */
+/* caller's own user_data, or the pool fails with -EBADMSG; never a hang.     */
+/* ------------------------------------------------------------------------ */
+
+enum evil { EVIL_FORGE_SEQ, EVIL_REWRITE_UD, EVIL_REPLAY, EVIL_SQ_HEAD_BACK, EVIL_INHAND_OLD,
+	    EVIL_SCRIBBLE_UD, EVIL_SCRIBBLE_GARBAGE, EVIL_N };
+
+static const char *const evil_name[] = {
+	"forges another task's seq", "rewrites its user_data", "replays an old completion",
+	"moves sq_head back and dies", "names an old finished task in hand and dies",
+	"rewrites user_data in every SQ slot and dies", "scribbles garbage on every SQ slot and dies"
+};
+
+#define EVIL_UD0 1000u    /* user_data of task k is EVIL_UD0 + k */
+#define EVIL_N_TASKS 200u
+#define EVIL_FROM 40u     /* the first task that may attack */
+
+/* Posts `e` as this worker's next CQE behind its back, wakes the consumer and
+ * waits until the consumer has taken it (or the pool stops). */
+static void evil_post(struct chan_global *g, struct chan_worker *w, const struct chan_cqe *e)
+{
+	const struct chan_hdr *h = &g->hdr;
+	uint32_t tail = atomic_load(&w->hot.cq_tail);
+	uint64_t end = now_ns() + 3000000000ull;
+
+	((struct chan_cqe *)((uint8_t *)w + h->cq_off))[tail & (h->cq_depth - 1)] = *e;
+	atomic_store(&w->hot.cq_tail, tail + 1);
+	atomic_fetch_add(&g->cq_seq.seq, 1);
+	syscall(SYS_futex, &g->cq_seq.seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	while (atomic_load(&w->cons.cq_head) != tail + 1 && !atomic_load(&g->ctl.stop) &&
+	       now_ns() < end)
+		usleep(200);
+}
+
+static int evil_task(struct arena_task *t)
+{
+	enum evil mode = (enum evil)(uintptr_t)t->arg;
+	struct chan_global *g;
+	struct chan_worker *w;
+	const struct chan_hdr *h;
+	struct chan_cqe e, *cq;
+	struct chan_sqe *sq;
+	uint64_t size, rng = t->user_data;
+	uint32_t tail, mask, head, k;
+	unsigned i;
+	uint8_t *base;
+	const void *d;
+	size_t len;
+
+	if (t->user_data < EVIL_UD0 + EVIL_FROM || atomic_load(g_once))
+		return arena_task_get_item(t);
+	base = worker_map_channel(&size);
+	if (!base)
+		return -ENOENT;
+	g = (struct chan_global *)base;
+	h = &g->hdr;
+	mask = h->cq_depth - 1;
+	w = worker_block(base, t->worker);
+	cq = (struct chan_cqe *)((uint8_t *)w + h->cq_off);
+	tail = atomic_load(&w->hot.cq_tail);
+	/* Old completions to replay or name: wait until this worker has some. */
+	if (atomic_load(&w->rec.tasks_done) < 3) {
+		munmap(base, size);
+		return arena_task_get_item(t);
+	}
+	atomic_store(g_once, 1);
+	if (arena_get(t->arena, t->index, &d, &len) < 0)
+		len = 0;
+	switch (mode) {
+	case EVIL_FORGE_SEQ:
+		/* The task before ours (in flight or done), empty result, a
+		 * user_data nobody submitted. */
+		memset(&e, 0, sizeof(e));
+		e.seq = w->hot.inhand.seq - 1;
+		e.user_data = 0xdeadull;
+		e.index = t->index;
+		e.flags = CQE_F_ARENA;
+		evil_post(g, w, &e);
+		break;
+	case EVIL_REWRITE_UD:
+		/* Our own completion, posted early, with another user_data and
+		 * the right bytes; the worker's real one then lands on a slot
+		 * already taken. */
+		memset(&e, 0, sizeof(e));
+		e.seq = w->hot.inhand.seq;
+		e.user_data = 0xbadull;
+		e.index = t->index;
+		e.flags = CQE_F_ARENA;
+		e.res_off = len ? (uint64_t)((const uint8_t *)d - (const uint8_t *)arena_base(t->arena)) : 0;
+		e.res_len = len;
+		evil_post(g, w, &e);
+		break;
+	case EVIL_REPLAY:
+		e = cq[(tail - 1) & mask];
+		evil_post(g, w, &e);
+		break;
+	case EVIL_SQ_HEAD_BACK:
+		atomic_fetch_sub(&w->hot.sq_head, 3);
+		raise(SIGKILL);
+		break;
+	case EVIL_INHAND_OLD:
+		e = cq[(tail - 2) & mask];
+		w->hot.inhand.seq = e.seq;
+		w->hot.inhand.user_data = e.user_data;
+		w->hot.inhand.index = e.index;
+		w->hot.inhand_pos = atomic_load(&w->hot.sq_head) - 1;
+		w->hot.inhand_retry = 0;
+		atomic_store(&w->hot.inhand_valid, 1);
+		raise(SIGKILL);
+		break;
+	case EVIL_SCRIBBLE_UD:
+	case EVIL_SCRIBBLE_GARBAGE:
+		for (i = 0; i < h->workers; i++) {
+			struct chan_worker *o = worker_block(base, i);
+
+			sq = (struct chan_sqe *)((uint8_t *)o + h->sq_off);
+			head = atomic_load(&o->hot.sq_head);
+			/* Every slot, queued ones included (those behind our
+			 * own task are requeued or re-run after the death). */
+			for (k = 0; k < h->sq_depth; k++) {
+				struct chan_sqe *x = &sq[(head + k) & (h->sq_depth - 1)];
+
+				if (mode == EVIL_SCRIBBLE_UD) {
+					x->user_data ^= 0x5a5a0000ull;
+				} else {
+					x->index = splitmix(&rng);
+					x->user_data = splitmix(&rng);
+					x->seq = splitmix(&rng);
+					x->op = (uint32_t)splitmix(&rng);
+				}
+			}
+		}
+		raise(SIGKILL);
+		break;
+	case EVIL_N:
+		break;
+	}
+	munmap(base, size);
+	return arena_task_get_item(t);
+}
+
+/*
+ * Runs EVIL_N_TASKS REF tasks on 2 workers past one attack (the garbage
+ * scribbler on 1: with no restart there is then no survivor, and every task
+ * left must complete with -ECHILD, from the parent's own record).  Returns 1
+ * when the pool failed with -EBADMSG, 0 when every task came back right.
+ */
+static int evil_run(enum evil mode, uint32_t flags)
+{
+	struct arena_pool_opts o = { .workers = mode == EVIL_SCRIBBLE_GARBAGE ? 1 : 2,
+				     .depth = 8, .task = evil_task, .flags = flags,
+				     .task_arg = (void *)(uintptr_t)mode };
+	unsigned limit = EVIL_N_TASKS, echild = 0;
+	uint8_t seen[EVIL_N_TASKS] = { 0 };
+	struct arena_cqe cq[8];
+	struct arena_pool *p;
+	unsigned sub = 0, got = 0, i;
+	struct leak l;
+	int r, failed = 0;
+
+	atomic_store(g_once, 0);
+	leak_begin(&l);
+	pool_new(&p, &o);
+	while (got < limit) {
+		while (sub < limit) {
+			struct arena_sqe s = { .index = nonempty(sub % 300), .op = ARENA_OP_REF,
+					       .user_data = EVIL_UD0 + sub };
+
+			r = arena_pool_submit(p, &s, 1, 0);
+			if (r == -EAGAIN || r == -EBADMSG)
+				break;
+			if (r == -ECHILD && o.workers == 1 && (flags & ARENA_POOL_NO_RESTART)) {
+				limit = sub; /* no worker left */
+				break;
+			}
+			if (r != 1)
+				fail_msg("%s: submit %d (%s)", evil_name[mode], r, arena_strerror(r));
+			sub++;
+		}
+		if (got == limit)
+			break;
+		r = arena_pool_reap(p, cq, 8, 10000000000ll);
+		if (r == -EBADMSG) {
+			failed = 1;
+			break;
+		}
+		if (r < 1)
+			fail_msg("%s (flags %u): reap %d (%s) after %u of %u (limit %u): a hang",
+				 evil_name[mode], flags, r, arena_strerror(r), got, sub, limit);
+		for (i = 0; i < (unsigned)r; i++) {
+			uint64_t ud = cq[i].user_data, k = ud - EVIL_UD0;
+			const void *d;
+			size_t len;
+
+			if (ud < EVIL_UD0 || k >= sub)
+				fail_msg("%s (flags %u): delivered user_data %#" PRIx64
+					 " that was never submitted", evil_name[mode], flags, ud);
+			if (seen[k]++)
+				fail_msg("%s (flags %u): task %" PRIu64 " delivered twice",
+					 evil_name[mode], flags, k);
+			assert_int_equal(cq[i].index, nonempty(k % 300));
+			assert_int_equal(arena_get(g_arena, cq[i].index, &d, &len), 0);
+			if (cq[i].status == -ECHILD && o.workers == 1 &&
+			    (flags & ARENA_POOL_NO_RESTART) && !cq[i].len) {
+				echild++;
+				continue;
+			}
+			if (cq[i].status != 0 || cq[i].len != len || cq[i].data != d)
+				fail_msg("%s (flags %u): task %" PRIu64 " status %d len %" PRIu64
+					 ": a wrong result", evil_name[mode], flags, k,
+					 cq[i].status, cq[i].len);
+			arena_pool_release(p, &cq[i]);
+		}
+		got += (unsigned)r;
+	}
+	if (echild)
+		print_message("  (%u tasks left with no worker: -ECHILD)\n", echild);
+	if (failed)
+		expect_failed(p);
+	else
+		assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 10000000000ll), 0);
+	pool_del(p);
+	leak_end(&l);
+	assert_int_equal(atomic_load(g_once), 1); /* the attack happened */
+	return failed;
+}
+
+static void test_hostile_worker(void **state)
+{
+	static const uint32_t flag_sets[] = { 0, ARENA_POOL_NO_RESTART };
+	unsigned m, f;
+
+	(void)state;
+	g_once = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(g_once != MAP_FAILED);
+	for (m = 0; m < EVIL_N; m++)
+		for (f = 0; f < 2; f++) {
+			int failed = evil_run((enum evil)m, flag_sets[f]);
+
+			print_message("  %-46s %s: %s\n", evil_name[m],
+				      f ? "no restart" : "restart   ",
+				      failed ? "pool failed (-EBADMSG)" : "every task right, once");
+		}
+	munmap((void *)g_once, 4096);
+}
+
 static void test_default_task(void **state)
 {
 	struct arena_pool_opts o = { .workers = 2, .depth = 64 };
@@ -1878,6 +2513,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_release_many, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
 		cmocka_unit_test_teardown(test_result_wrap, test_teardown),
+		cmocka_unit_test_teardown(test_result_holds, test_teardown),
 		cmocka_unit_test_teardown(test_ordered, test_teardown),
 		cmocka_unit_test_teardown(test_stop_cancel, test_teardown),
 		cmocka_unit_test_teardown(test_stop_drain, test_teardown),
@@ -1889,6 +2525,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_worker_corrupts_cq_tail, test_teardown),
 		cmocka_unit_test_teardown(test_worker_corrupts_sq_head, test_teardown),
 		cmocka_unit_test_teardown(test_worker_stale_announcement, test_teardown),
+		cmocka_unit_test_teardown(test_hostile_worker, test_teardown),
+		cmocka_unit_test_teardown(test_result_guard_page, test_teardown),
+		cmocka_unit_test_teardown(test_eintr, test_teardown),
+		cmocka_unit_test_teardown(test_submit_range, test_teardown),
+		cmocka_unit_test_teardown(test_release_after_stop, test_teardown),
 		cmocka_unit_test_teardown(test_no_lost_wakeup, test_teardown),
 		cmocka_unit_test_teardown(test_index_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_exactly_once, test_teardown),

@@ -362,6 +362,12 @@ static void run_parent_death(uint32_t flags)
 		}
 	}
 	print_message("workers gone %.1f ms after the parent's death\n", (now_ns() - t0) / 1e6);
+	/* The fork server follows too (reaped here, as the subreaper). */
+	while (count_children() && now_ns() - t0 < 3000000000ull) {
+		while (waitpid(-1, NULL, WNOHANG | __WALL) > 0)
+			;
+		usleep(1000);
+	}
 	if (count_children())
 		system("ps -o pid,ppid,stat,comm --ppid $PPID >&2");
 	prctl(PR_SET_CHILD_SUBREAPER, 0);

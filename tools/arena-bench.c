@@ -46,6 +46,11 @@ static const char usage[] =
 "                     pipe   workers hold the sequence by fork copy-on-write;\n"
 "                            indexes and results travel over pipes\n"
 "                     arena  libarena: sealed memfd arena + arena_pool\n"
+"  --kill-ms N      arena mode under fire: SIGKILL one worker (round robin)\n"
+"                   every N ms, 1..60000, and once more just before the\n"
+"                   workers' memory is read; every result must still be right\n"
+"                   (the pool re-runs lost tasks); memory is read from the\n"
+"                   workers alive at that moment, and the table says how many\n"
 "  --reps N         repetitions of each mode, 1..100 (1); the table shows the\n"
 "                   repetition with the median total time (lower median)\n"
 "\n"
@@ -152,7 +157,7 @@ static int parse_modes(const char *arg, unsigned *modes)
 static void parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum { O_ITEMS = 256, O_ITEM_SIZE, O_TASKS, O_COPY_TASKS, O_WORKERS, O_DEPTH,
-	       O_MODES, O_REPS, O_JSON, O_CSV, O_SVG };
+	       O_MODES, O_REPS, O_JSON, O_CSV, O_SVG, O_KILL_MS };
 	static const struct option longopts[] = {
 		{ "items", required_argument, NULL, O_ITEMS },
 		{ "item-size", required_argument, NULL, O_ITEM_SIZE },
@@ -162,6 +167,7 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "depth", required_argument, NULL, O_DEPTH },
 		{ "modes", required_argument, NULL, O_MODES },
 		{ "reps", required_argument, NULL, O_REPS },
+		{ "kill-ms", required_argument, NULL, O_KILL_MS },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "svg", required_argument, NULL, O_SVG },
@@ -205,6 +211,10 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case O_MODES:
 			r = parse_modes(optarg, &o->modes);
+			break;
+		case O_KILL_MS:
+			if ((r = parse_u64("--kill-ms", optarg, 1, 60000, false, &v)) == 0)
+				o->kill_ms = (unsigned)v;
 			break;
 		case O_JSON: o->json = optarg; break;
 		case O_CSV: o->csv = optarg; break;

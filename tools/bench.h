@@ -40,6 +40,7 @@ struct bench_opts {
 	unsigned depth;       /* tasks in flight: submitted, not yet received */
 	unsigned reps;
 	unsigned modes;       /* bit (1 << enum bench_mode) */
+	unsigned kill_ms;     /* arena: SIGKILL a worker every kill_ms (0: never) */
 	const char *json, *csv, *svg;
 };
 
@@ -181,6 +182,9 @@ struct mode_result {
 	unsigned nworkers;
 	uint64_t tasks_per_worker[BENCH_MAX_WORKERS];
 	uint64_t crashes, tasks_rerun;   /* arena: workers lost and tasks run again */
+	uint64_t kills;                  /* arena: SIGKILLs sent (--kill-ms) */
+	unsigned mem_read;               /* arena: workers whose memory was read (the
+					    others were dead at that moment) */
 	uint64_t worker_hwm_kb;      /* largest worker peak RSS */
 	uint64_t worker_pss_kb;      /* mean worker PSS */
 	uint64_t helpers_pss_kb;     /* all workers + server PSS */

@@ -9,6 +9,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -148,31 +152,73 @@ static int produce(struct arena_run *ar, struct mode_result *res)
 	return 0;
 }
 
-static int measure_memory(struct arena_pool *p, unsigned nw, struct mode_result *res)
+/*
+ * Reads the memory of the workers alive now.  A worker may be dead (killed,
+ * not yet replaced) or die while we read it: it is left out, and
+ * res->mem_read says how many were read.  Means are over those.
+ */
+static void measure_memory(struct arena_pool *p, unsigned nw, struct mode_result *res)
 {
-	struct proc_mem pm;
-	uint64_t sum = 0, seq = 0, kb;
+	uint64_t sum = 0, seq = 0, hwm = 0;
+	unsigned n = 0;
 
 	for (unsigned i = 0; i < nw; i++) {
 		int pid = arena_pool_worker_pid(p, i);
-		int r;
+		struct proc_mem pm;
+		uint64_t kb;
 
 		if (pid < 0)
-			return pid;
-		if ((r = proc_mem_read(pid, &pm)) < 0)
-			return r;
-		if (pm.hwm_kb > res->worker_hwm_kb)
-			res->worker_hwm_kb = pm.hwm_kb;
-		sum += pm.pss_kb;
+			continue; /* not running now */
 		/* The arena's memfd mapping (build_arena names it). */
-		if ((r = proc_mapping_pss(pid, NULL, 0, "memfd:arena-bench", &kb)) < 0)
-			return r;
+		if (proc_mem_read(pid, &pm) < 0 ||
+		    proc_mapping_pss(pid, NULL, 0, "memfd:arena-bench", &kb) < 0)
+			continue; /* gone meanwhile */
+		if (pm.hwm_kb > hwm)
+			hwm = pm.hwm_kb;
+		sum += pm.pss_kb;
 		seq += kb;
+		n++;
 	}
-	res->worker_pss_kb = sum / nw;
+	res->mem_read = n;
+	res->worker_hwm_kb = hwm;
+	res->worker_pss_kb = n ? sum / n : 0;
 	res->helpers_pss_kb = sum;
-	res->seq_pss_kb = seq / nw;
-	return 0;
+	res->seq_pss_kb = n ? seq / n : 0;
+}
+
+/* --kill-ms: SIGKILLs one worker every kill_ms, round robin, until stopped. */
+struct killer {
+	struct arena_pool *pool;
+	unsigned nw, ms, next;
+	_Atomic bool stop;
+	uint64_t kills;   /* read after the thread is joined */
+};
+
+/* wait: until it is dead (not reaped: WNOWAIT leaves that to the pool). */
+static void kill_one(struct killer *k, bool wait)
+{
+	int pid = arena_pool_worker_pid(k->pool, k->next++ % k->nw);
+	siginfo_t si;
+
+	if (pid <= 0 || kill(pid, SIGKILL) != 0)
+		return;
+	k->kills++;
+	if (wait)
+		while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+			;
+}
+
+static void *killer_main(void *arg)
+{
+	struct killer *k = arg;
+	struct timespec ts = { (time_t)(k->ms / 1000), (long)(k->ms % 1000) * 1000000 };
+
+	while (!atomic_load(&k->stop)) {
+		nanosleep(&ts, NULL);
+		if (!atomic_load(&k->stop))
+			kill_one(k, false);
+	}
+	return NULL;
 }
 
 int bench_arena(struct bench_run *run, struct mode_result *res)
@@ -185,8 +231,10 @@ int bench_arena(struct bench_run *run, struct mode_result *res)
 	};
 	struct arena_pool_stats st;
 	struct arena *a = NULL;
+	struct killer kl = { .nw = run->opt->workers, .ms = run->opt->kill_ms };
 	uint64_t t0 = now_ns();
-	pthread_t th;
+	pthread_t th, kth;
+	bool killing = false;
 	int r;
 
 	res->sys_what = "futex waits+wakes (arena_pool_stats)";
@@ -215,15 +263,23 @@ int bench_arena(struct bench_run *run, struct mode_result *res)
 		return -r;
 	}
 	res->setup_ns = now_ns() - t0;
+	kl.pool = ar.pool;
+	if (kl.ms)
+		killing = pthread_create(&kth, NULL, killer_main, &kl) == 0;
 	r = produce(&ar, res);
 	pthread_join(th, NULL);
+	if (killing) {
+		atomic_store(&kl.stop, true);
+		pthread_join(kth, NULL);
+		kill_one(&kl, true); /* the worst moment: just before the reading */
+	}
+	res->kills = kl.kills;
 	if (ar.err) {
 		r = ar.err;
 		snprintf(res->err, sizeof(res->err), "%s", ar.errmsg);
 	}
-	if (r == 0 && (r = measure_memory(ar.pool, run->opt->workers, res)) < 0)
-		snprintf(res->err, sizeof(res->err), "reading /proc of a worker: %s",
-			 arena_strerror(r));
+	if (r == 0)
+		measure_memory(ar.pool, run->opt->workers, res);
 	if (r == 0 && (r = arena_pool_stats(ar.pool, &st)) < 0)
 		snprintf(res->err, sizeof(res->err), "arena_pool_stats: %s", arena_strerror(r));
 	if (r == 0) {

@@ -124,6 +124,15 @@ void report_table(FILE *f, const struct bench_report *r)
 			fmt_kb(b[8], 32, x->helpers_pss_kb),
 			"ok");
 	}
+	if (shown(r, MODE_ARENA) && r->res[MODE_ARENA].ok) {
+		const struct mode_result *x = &r->res[MODE_ARENA];
+
+		fprintf(f, "\narena: memory read from %u of %u workers", x->mem_read, x->nworkers);
+		if (o->kill_ms)
+			fprintf(f, " (under fire: %" PRIu64 " SIGKILLs, %" PRIu64 " crashes seen, %"
+				PRIu64 " tasks re-run)", x->kills, x->crashes, x->tasks_rerun);
+		fputc('\n', f);
+	}
 	fprintf(f, "\nper task = total / tasks; p50/p99 = round trip of one task, from the "
 		"producer's submit\n(waiting for a free slot included) to the consumer "
 		"receiving it; vs copy/proxy = per-task\nspeed-up; sys/task: copy/proxy/pipe "
@@ -222,8 +231,12 @@ int report_json(const char *path, const struct bench_report *r)
 			"\", \"rep_total_s\": [", x->checksum, x->expected);
 		for (unsigned i = 0; i < x->reps; i++)
 			fprintf(f, "%s%.6f", i ? ", " : "", (double)x->rep_total_ns[i] / 1e9);
-		fprintf(f, "], \"worker_crashes\": %" PRIu64 ", \"tasks_rerun\": %" PRIu64
-			", \"tasks_per_worker\": [", x->crashes, x->tasks_rerun);
+		fprintf(f, "], \"worker_crashes\": %" PRIu64 ", \"tasks_rerun\": %" PRIu64,
+			x->crashes, x->tasks_rerun);
+		if (m == MODE_ARENA)
+			fprintf(f, ", \"kills\": %" PRIu64 ", \"workers_memory_read\": %u",
+				x->kills, x->mem_read);
+		fputs(", \"tasks_per_worker\": [", f);
 		for (unsigned i = 0; i < x->nworkers; i++)
 			fprintf(f, "%s%" PRIu64, i ? ", " : "", x->tasks_per_worker[i]);
 		fputs("]}", f);
