@@ -15,9 +15,8 @@ FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -pthread -Iinclude -Ilib -Itests/fuzz \
 	-fno-omit-frame-pointer $(FUZZ_SAN)
 FUZZ_NAMES  := image env recv inspect channel
-# Harnesses `make check` runs (channel joins once the trust track's checks
-# are in main: see tests/fuzz/README.md).
-FUZZ_CHECK_NAMES ?= image env recv inspect
+# Harnesses `make check` runs (all: the trust track's checks are in main).
+FUZZ_CHECK_NAMES ?= image env recv inspect channel
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_BIN    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz-%)
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/tests/fuzz-replay-%)
@@ -77,3 +76,4 @@ fuzz-one-%: $(FUZZ_DIR)/fuzz-%
 	$(Q)$(call fuzz_run,$*,$(FUZZ_T))
 
 CHECK_EXTRA += fuzz-check
+.SECONDARY: $(FUZZ_LIB_OBJ)

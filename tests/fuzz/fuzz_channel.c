@@ -140,7 +140,9 @@ static void patch(struct state *s, unsigned where, unsigned off, const uint8_t *
 	case 3: base = (uint8_t *)chan_cq(&s->c, wi);
 		span = (uint64_t)(s->c.cq_mask + 1) * sizeof(struct chan_cqe); break;
 	case 4: base = chan_res(&s->c, wi); span = s->c.res_bytes; break;
-	case 5: base = (uint8_t *)w; span = s->c.stride; break;
+	case 5: /* up to the result area's end: a guard page follows */
+		base = (uint8_t *)w;
+		span = (uint64_t)(chan_res(&s->c, wi) - base) + s->c.res_bytes; break;
 	default: base = s->c.base; span = sizeof(struct chan_global); break;
 	}
 	if (len > span)
@@ -217,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	reap_some(&s, 0);
 	signal_workers(&s, SIGCONT);
 	for (k = 0; k < 4 && !s.failed; k++)
-		if (reap_some(&s, MAX_S / 10) <= 0)
+		if (reap_some(&s, MAX_S / 200) <= 0)
 			break;
 	r = arena_pool_stop(s.p, ARENA_STOP_DRAIN, 3 * MAX_S);
 	note(&s, r == -ETIMEDOUT ? -EBUSY : r);

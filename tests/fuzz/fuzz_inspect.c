@@ -3,7 +3,8 @@
  * arena-inspect (tools/arena-inspect.c, its own code included here) and
  * arena_channel_inspect, plus chan_map (how an exec'd worker validates the
  * channel it is given) on mutated channel and arena images.  Input: byte 0 =
- * mode (bit 0: --json), then the image bytes (in an unsealed memfd).
+ * mode (bit 0: --json, bit 1: seal the memfd against shrink, grow, write),
+ * then the image bytes.
  * Properties: no sanitizer report; when chan_map accepts the image, every
  * worker's blocks, SQ, CQ and result area lie inside the mapping.
  */
@@ -52,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		quiet = 1;
 	}
 	json = data[0] & 1;
-	fd = fuzz_memfd(data + 1, size - 1, 0);
+	fd = fuzz_memfd(data + 1, size - 1, data[0] & 2);
 	if (fd < 0)
 		return 0;
 	{

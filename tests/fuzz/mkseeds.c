@@ -101,6 +101,7 @@ int main(int argc, char **argv)
 	m = (size_t)pread(arena_pool_channel_fd(p), tmp, sizeof(tmp), 0);
 	put("inspect", "seed-channel", 0, tmp, m);
 	put("inspect", "seed-channel-json", 1, tmp, m);
+	put("inspect", "seed-channel-sealed", 2, tmp, m);
 	put("inspect", "seed-arena", 0, img, n);
 	arena_pool_destroy(p);
 	/* channel: no patch, and one of each kind */
