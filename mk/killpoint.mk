@@ -1,6 +1,7 @@
 # Kill points (lib/killpoint.h): a separate build of the library with
 # -DARENA_KILLPOINTS under build/kp/ (never the shipped library), the
-# kill-point arena-worker for exec'd workers, and tests/test_killpoints.c.
+# kill-point arena-worker for exec'd workers, and tests/kp/test_killpoints.c
+# (outside tests/test_*.c: it needs the kill-point build, not the plain one).
 #   make killpoints   runs it (in make check)
 KP_DIR := build/kp
 KP_OBJ := $(LIB_SRC:%.c=$(KP_DIR)/%.o)
@@ -14,7 +15,7 @@ $(KP_DIR)/arena-worker: tools/arena-worker.c $(KP_OBJ)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(KP_OBJ) $(LDFLAGS) $(LIBS) -ldl
 
-$(KP_DIR)/test_killpoints: tests/test_killpoints.c tests/testutil.h $(KP_OBJ)
+$(KP_DIR)/test_killpoints: tests/kp/test_killpoints.c tests/testutil.h $(KP_OBJ)
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(CFLAGS) -Ilib -Itests -o $@ $< $(KP_OBJ) $(LDFLAGS) $(LIBS) -lcmocka -ldl
 
