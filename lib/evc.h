@@ -59,6 +59,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "killpoint.h"
 #include "sys.h"
 
 #define EVC_SLEEPER 1ull           /* low 16 bits: sleepers announced */
@@ -92,6 +93,7 @@ static inline uint32_t evc_prepare(_Atomic uint64_t *ann, _Atomic uint32_t *seq)
 	/* relaxed: the fence below orders it before the caller's re-check. */
 	atomic_fetch_add_explicit(ann, EVC_SLEEPER + EVC_GEN, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
+	KP_WIDEN();
 	return v;
 }
 
@@ -118,6 +120,7 @@ static inline uint32_t evc_prepare_owned(_Atomic uint64_t *ann, uint64_t *own,
 	*own += EVC_SLEEPER + EVC_GEN;
 	atomic_store_explicit(ann, *own, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
+	KP_WIDEN();
 	return v;
 }
 
@@ -163,6 +166,7 @@ static inline int evc_wake_fenced(_Atomic uint64_t *ann, uint64_t *last,
 static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32_t *seq,
 			   int n, int private_)
 {
+	KP_WIDEN();
 	atomic_thread_fence(memory_order_seq_cst);
 	return evc_wake_fenced(ann, last, seq, n, private_);
 }

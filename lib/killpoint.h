@@ -165,4 +165,37 @@ static inline int kp_no_poll(void)
 #define KP_NO_POLL(t, caller) (t)
 #endif
 
+/*
+ * ARENA_TEST_WIDEN=1 (kill-point builds only): a sleeper pauses ~20 us after
+ * its announcement and fence (evc_prepare), and a waker ~20 us between its
+ * publication and its look at the announcement (evc_wake), widening the
+ * window in which a late waker sees an announcement before the sleeper
+ * goes on.  With the value to
+ * sleep on read after that window (evc.h before the Spin model's finding)
+ * the lost wake-up shows within seconds; read before it, nothing changes.
+ */
+#ifdef ARENA_KILLPOINTS
+#include <time.h>
+static inline void kp_widen(void)
+{
+	static int v = -1;
+	struct timespec t0, t;
+
+	if (v < 0) {
+		const char *e = getenv("ARENA_TEST_WIDEN");
+
+		v = e && e[0] == '1';
+	}
+	if (!v)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000l + t.tv_nsec - t0.tv_nsec < 20000);
+}
+#define KP_WIDEN() kp_widen()
+#else
+#define KP_WIDEN() ((void)0)
+#endif
+
 #endif
