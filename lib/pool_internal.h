@@ -111,6 +111,7 @@ struct arena_pool {
 	pid_t creator_tid;
 	struct pool_worker *w;
 	struct pool_wprod *wp;
+	struct chan_sqe *recs_all;  /* every worker's record (pool_wprod.recs) */
 
 	/* Producer side. */
 	_Alignas(CACHELINE) pthread_mutex_t prod_lock;

@@ -105,16 +105,18 @@ static int place(struct arena_pool *p, const struct arena_cqe *out)
 	return 0;
 }
 
-/* The records live as long as the pool: one ring per worker, SQ-sized. */
+/* The records live as long as the pool: one ring per worker, SQ-sized, in
+ * one allocation. */
 int pool_records_init(struct arena_pool *p, uint32_t index_base)
 {
 	size_t n = (size_t)p->c.sq_mask + 1;
 	unsigned i;
 
+	p->recs_all = calloc(n * p->nworkers, sizeof(struct chan_sqe));
+	if (!p->recs_all)
+		return -ENOMEM;
 	for (i = 0; i < p->nworkers; i++) {
-		p->wp[i].recs = calloc(n, sizeof(struct chan_sqe));
-		if (!p->wp[i].recs)
-			return -ENOMEM;
+		p->wp[i].recs = p->recs_all + i * n;
 		atomic_init(&p->wp[i].pub_tail, index_base);
 		p->w[i].rec_head = index_base;
 	}
@@ -123,10 +125,7 @@ int pool_records_init(struct arena_pool *p, uint32_t index_base)
 
 void pool_records_free(struct arena_pool *p)
 {
-	unsigned i;
-
-	for (i = 0; p->wp && i < p->nworkers; i++)
-		free(p->wp[i].recs);
+	free(p->recs_all);
 }
 
 /*

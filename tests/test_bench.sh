@@ -80,6 +80,13 @@ if "$RB" --quick --workers 2 --depths 10 --rounds 200 --json "$tmp/rb.json" \
 else
 	bad "ring-bench exited $? :"; cat "$tmp/rb.out"
 fi
+# parent-cost: small, every result checked by the program.
+if "$B/bench/parent-cost" 2 64 20000 >"$tmp/pc.out" 2>&1 &&
+	grep -q "parent cpu .* ns/task" "$tmp/pc.out"; then
+	ok "parent-cost"
+else
+	bad "parent-cost:"; cat "$tmp/pc.out"
+fi
 "$RB" --workers 0 >/dev/null 2>&1
 [ $? -eq 2 ] || bad "ring-bench --workers 0 did not exit 2"
 

@@ -1007,8 +1007,31 @@ static int chan_copy(int chfd, size_t len, int seals)
 	return m;
 }
 
-/* What arena_recv(), arena_attach_env() and arena_channel_inspect() say of
- * channel fd m (all three must agree); no fd leaks. */
+/* What arena_worker_main() says of channel fd m, in a forked child (the
+ * worker loop would run on a good channel: only refusals are asked). */
+static int worker_main_verdict(struct arena *a, int m)
+{
+	pid_t pid = fork();
+	char env[64];
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int r;
+
+		alarm(10); /* accepted by mistake: the worker loop would run on */
+		snprintf(env, sizeof(env), "%d,%d", arena_fd(a), m);
+		setenv("ARENA_FD", env, 1);
+		snprintf(env, sizeof(env), "0,%d", (int)getppid());
+		setenv("ARENA_WORKER", env, 1);
+		r = arena_worker_main(NULL, NULL);
+		_exit(r < 0 && r > -100 ? -r : 100);
+	}
+	return -wait_code(pid);
+}
+
+/* What arena_recv(), arena_attach_env() and arena_channel_inspect() (and
+ * arena_worker_main() when refused) say of channel fd m (all must agree);
+ * no fd leaks. */
 static int chan_verdict(struct arena *a, int m, const char *h2, size_t l2)
 {
 	struct arena_channel_info ci;
@@ -1034,6 +1057,8 @@ static int chan_verdict(struct arena *a, int m, const char *h2, size_t l2)
 		print_message("  inspect %d, recv %d, attach %d\n", ri, rr, re);
 	assert_int_equal(ri, rr);
 	assert_int_equal(ri, re);
+	if (ri < 0)
+		assert_int_equal(worker_main_verdict(a, m), ri);
 	return ri;
 }
 

@@ -206,30 +206,39 @@ static void test_waitpid_thread(void **state)
 {
 	(void)state;
 	for (int m = 0; m < 2; m++) {
-		struct arena_pool_opts o = { .flags = MODES[m], .workers = 2 };
-		struct arena_pool_stats st;
-		struct arena_pool *p;
-		pthread_t th;
+		int stolen = 0;
 
-		atomic_store(&g_reaper_stop, 0);
-		atomic_store(&g_stolen, 0);
-		assert_int_equal(arena_pool_create(&p, A, &o), 0);
-		assert_int_equal(pthread_create(&th, NULL, waitpid_loop, NULL), 0);
-		assert_int_equal(run_tasks(p, 1000), 0);
-		stop_unwatched(p, 2, 2);
-		stats(p, &st);
-		arena_pool_destroy(p);
-		usleep(2000);
-		atomic_store(&g_reaper_stop, 1);
-		pthread_join(th, NULL);
-		print_message("waitpid(-1) thread, flags=%u: %d exits taken by it, %llu crashes, "
-			      "%llu restarts\n", MODES[m], atomic_load(&g_stolen),
-			      (unsigned long long)st.crashes,
-			      (unsigned long long)st.workers_restarted);
-		assert_int_equal(st.crashes, 0);
-		assert_int_equal(st.workers_restarted, 0);
-		assert_true(atomic_load(&g_stolen) >= 2);
-		assert_int_equal(count_children(), 0);
+		/* The scenario needs the thread to win the race for both exits;
+		 * under load the pool's own look may win one.  Every attempt
+		 * must count no crash and no restart; one at least must have
+		 * lost both exit statuses to the thread. */
+		for (int attempt = 0; attempt < 5 && stolen < 2; attempt++) {
+			struct arena_pool_opts o = { .flags = MODES[m], .workers = 2 };
+			struct arena_pool_stats st;
+			struct arena_pool *p;
+			pthread_t th;
+
+			atomic_store(&g_reaper_stop, 0);
+			atomic_store(&g_stolen, 0);
+			assert_int_equal(arena_pool_create(&p, A, &o), 0);
+			assert_int_equal(pthread_create(&th, NULL, waitpid_loop, NULL), 0);
+			assert_int_equal(run_tasks(p, 1000), 0);
+			stop_unwatched(p, 2, 2);
+			stats(p, &st);
+			arena_pool_destroy(p);
+			usleep(2000);
+			atomic_store(&g_reaper_stop, 1);
+			pthread_join(th, NULL);
+			stolen = atomic_load(&g_stolen);
+			print_message("waitpid(-1) thread, flags=%u: %d exits taken by it, %llu crashes, "
+				      "%llu restarts\n", MODES[m], stolen,
+				      (unsigned long long)st.crashes,
+				      (unsigned long long)st.workers_restarted);
+			assert_int_equal(st.crashes, 0);
+			assert_int_equal(st.workers_restarted, 0);
+			assert_int_equal(count_children(), 0);
+		}
+		assert_true(stolen >= 2);
 	}
 }
 
