@@ -37,8 +37,9 @@ struct fsrv_req {
 
 struct fsrv_ans {
 	uint32_t magic, seq;
-	int32_t err;            /* 0: one pidfd attached; else -errno, no fd */
-	uint32_t pad;
+	int32_t err;            /* 0: one pidfd attached (no_pidfd: none, the
+	                         * pid below); else -errno, no fd */
+	int32_t pid;            /* no_pidfd: the worker's pid; else 0 */
 };
 
 /* clone3's argument, version 0 (64 bytes), as in <linux/sched.h>. */
@@ -58,10 +59,14 @@ struct clone_args0 {
  * getppid() check after it; the worker's idle check is a last resort.
  */
 static uint32_t guard_ppid;
+/* 0: SIGRTMAX, 1: SIGRTMAX - 1 (valgrind keeps SIGRTMAX for itself and
+ * refuses a handler).  Per process; set by worker_guard_parent. */
+static int guard_alt;
 
 static int pdeath_sig(void)
 {
-	return SIGRTMAX; /* rarely used by applications; documented in README */
+	/* Rarely used by applications; documented in README. */
+	return guard_alt ? SIGRTMAX - 1 : SIGRTMAX;
 }
 
 static void on_parent_death(int sig)
@@ -82,8 +87,11 @@ int worker_guard_parent(uint32_t parent_pid)
 	sa.sa_handler = on_parent_death;
 	sa.sa_flags = SA_RESTART;
 	sigfillset(&sa.sa_mask);
-	if (sigaction(pdeath_sig(), &sa, NULL) < 0)
-		return SYS_ERR();
+	if (sigaction(pdeath_sig(), &sa, NULL) < 0) {
+		guard_alt = 1;
+		if (sigaction(pdeath_sig(), &sa, NULL) < 0)
+			return SYS_ERR();
+	}
 	sigemptyset(&set);
 	sigaddset(&set, pdeath_sig());
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
@@ -226,29 +234,50 @@ static _Noreturn void worker_child(struct arena_pool *p, unsigned i, int sock)
 }
 
 /*
+ * The old clone(2) like fork: no stack (the child runs on a copy of ours),
+ * the parent_tid slot (third argument on x86-64 and arm64 alike) receives
+ * the pidfd with CLONE_PIDFD.  The exit signal in the low byte is ignored
+ * with CLONE_PARENT; SIGCHLD says what we mean.
+ */
+static long raw_clone(unsigned long flags, int *pidfd)
+{
+	return syscall(SYS_clone, flags | SIGCHLD, NULL, pidfd, NULL, NULL);
+}
+
+/*
  * clone3 like fork, with the pool's process as the parent.  The server has
  * one thread and took no lock, so the child may use malloc and stdio.  Its
  * exit signal is the server's own (CLONE_PARENT reuses it): SIGCHLD.
+ * Where clone3 is refused (Linux < 5.3, seccomp profiles that answer
+ * ENOSYS or EPERM, valgrind) clone(2) does the same.  Without pidfds
+ * (p->no_pidfd) the answer carries the pid, which the parent checks.
  */
-static int clone_worker(struct arena_pool *p, unsigned i, int sock, int *pidfd)
+static int clone_worker(struct arena_pool *p, unsigned i, int sock, int *pidfd, pid_t *pid)
 {
 	struct clone_args0 ca;
 	long r;
 
-	memset(&ca, 0, sizeof(ca));
-	ca.flags = CLONE_PARENT | CLONE_PIDFD;
-	ca.pidfd = (uint64_t)(uintptr_t)pidfd;
-	r = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (p->no_pidfd) {
+		r = raw_clone(CLONE_PARENT, NULL);
+	} else {
+		memset(&ca, 0, sizeof(ca));
+		ca.flags = CLONE_PARENT | CLONE_PIDFD;
+		ca.pidfd = (uint64_t)(uintptr_t)pidfd;
+		r = syscall(SYS_clone3, &ca, sizeof(ca));
+		if (r < 0 && (errno == ENOSYS || errno == EPERM))
+			r = raw_clone(CLONE_PARENT | CLONE_PIDFD, pidfd);
+	}
 	if (r < 0)
 		return SYS_ERR();
 	if (r == 0)
 		worker_child(p, i, sock);
+	*pid = (pid_t)r;
 	return 0;
 }
 
-static void answer(int sock, const struct fsrv_req *q, int err, int fd)
+static void answer(int sock, const struct fsrv_req *q, int err, int fd, pid_t pid)
 {
-	struct fsrv_ans a = { FSRV_MAGIC, q->seq, err, 0 };
+	struct fsrv_ans a = { FSRV_MAGIC, q->seq, err, (int32_t)pid };
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { &a, sizeof(a) };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -285,6 +314,7 @@ static _Noreturn void server_main(struct arena_pool *p, int sock)
 		struct fsrv_req q;
 		ssize_t n;
 		int r, fd = -1;
+		pid_t pid = 0;
 
 		r = poll(&pfd, 1, FSRV_IDLE_MS);
 		if (r == 0) {
@@ -306,11 +336,11 @@ static _Noreturn void server_main(struct arena_pool *p, int sock)
 			_exit(1);
 		}
 		if (n != sizeof(q) || q.magic != FSRV_MAGIC || q.worker >= p->nworkers) {
-			answer(sock, &q, -EINVAL, -1);
+			answer(sock, &q, -EINVAL, -1, 0);
 			continue;
 		}
-		r = q.fail ? -EAGAIN : clone_worker(p, q.worker, sock, &fd);
-		answer(sock, &q, r, r == 0 ? fd : -1);
+		r = q.fail ? -EAGAIN : clone_worker(p, q.worker, sock, &fd, &pid);
+		answer(sock, &q, r, r == 0 ? fd : -1, r == 0 && p->no_pidfd ? pid : 0);
 		if (fd >= 0)
 			sys_close(fd);
 	}
@@ -341,12 +371,15 @@ int fsrv_start(struct arena_pool *p)
 	sys_close(sv[1]);
 	s->sock = sv[0];
 	s->pid = pid;
+	if (p->no_pidfd)
+		return 0; /* known by pid: our unreaped child (reap_server) */
 	s->pidfd = sys_pidfd_open(pid);
 	if (s->pidfd < 0) {
 		int r = s->pidfd;
 
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, __WALL);
+		s->pid = 0;
 		sys_close(s->sock);
 		s->sock = -1;
 		return r;
@@ -354,13 +387,30 @@ int fsrv_start(struct arena_pool *p)
 	return 0;
 }
 
+/* Without a pidfd: the server's exit is polled for, every millisecond. */
+static void reap_server_pid(struct fsrv *s, int ms)
+{
+	siginfo_t si;
+
+	while (ms-- > 0 && sys_child_state(s->pid) == 1)
+		usleep(1000);
+	sys_kill_child(s->pid, SIGKILL);
+	while (waitid(P_PID, (id_t)s->pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+		;
+}
+
 static void reap_server(struct fsrv *s, int ms)
 {
 	struct pollfd pfd = { .fd = s->pidfd, .events = POLLIN };
 	siginfo_t si;
 
-	if (s->pidfd < 0)
+	if (s->pid <= 0)
 		return;
+	if (s->pidfd < 0) {
+		reap_server_pid(s, ms);
+		s->pid = 0;
+		return;
+	}
 	while (poll(&pfd, 1, ms) < 0 && errno == EINTR)
 		;
 	if (!pfd.revents)
@@ -370,6 +420,7 @@ static void reap_server(struct fsrv *s, int ms)
 		;
 	sys_close(s->pidfd);
 	s->pidfd = -1;
+	s->pid = 0;
 }
 
 /* The server misbehaved or died: no more starts. */
@@ -415,8 +466,9 @@ static pid_t pidfd_pid(int fd)
 	return pid;
 }
 
-/* Receives one answer: 0 and *fd (or -1), -EPIPE, or -EBADMSG. */
-static int recv_answer(struct fsrv *s, struct fsrv_ans *a, int *fd)
+/* Receives one answer: 0 and *fd (or -1), -EPIPE, or -EBADMSG.  A
+ * successful answer carries one fd, or (want_fd 0) none. */
+static int recv_answer(struct fsrv *s, struct fsrv_ans *a, int *fd, int want_fd)
 {
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov = { a, sizeof(*a) };
@@ -450,13 +502,38 @@ static int recv_answer(struct fsrv *s, struct fsrv_ans *a, int *fd)
 	}
 	if (n != sizeof(*a) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    a->magic != FSRV_MAGIC || a->seq != s->seq || a->err > 0 || a->err < -4095 ||
-	    (a->err == 0) != (nfd == 1) || nfd > 1)
+	    (a->err == 0 && want_fd) != (nfd == 1) || nfd > 1 || (a->pid != 0) != (a->err == 0 && !want_fd))
 		r = -EBADMSG;
 	if (r < 0 && *fd >= 0) {
 		sys_close(*fd);
 		*fd = -1;
 	}
 	return r;
+}
+
+/*
+ * The pid the server named (no_pidfd), checked against the kernel: it must
+ * be our child (alive, or exited and not yet reaped) and no other worker's
+ * nor the server's.  Returns the pid, 0 when it is gone already (reaped by
+ * the kernel with SIGCHLD ignored, or by another thread's waitpid: it is
+ * then treated as exited, like the pidfd path's pid -1), or -EBADMSG (a
+ * live process that is not our child: garbage).
+ */
+static pid_t check_child_pid(const struct arena_pool *p, unsigned i, int32_t pid)
+{
+	unsigned k;
+
+	if (pid <= 0 || pid == p->fs.pid || pid == p->self)
+		return -EBADMSG;
+	for (k = 0; k < p->nworkers; k++)
+		if (k != i && p->w[k].running && p->w[k].pid == pid)
+			return -EBADMSG;
+	if (sys_child_state(pid) >= 0)
+		return pid;
+	/* Not our child: gone (ESRCH) or somebody else's (0 or EPERM). */
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return 0;
+	return -EBADMSG;
 }
 
 int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid)
@@ -489,11 +566,19 @@ int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid)
 		if (r < 0 && errno != EINTR)
 			return server_lost(s, SYS_ERR());
 	}
-	r = recv_answer(s, &a, &fd);
+	r = recv_answer(s, &a, &fd, !p->no_pidfd);
 	if (r < 0)
 		return server_lost(s, r);
 	if (a.err < 0)
 		return a.err;
+	if (p->no_pidfd) {
+		r = check_child_pid(p, i, a.pid);
+		if (r < 0)
+			return server_lost(s, r);
+		*pid = r;
+		*pidfd = -1;
+		return 0;
+	}
 	*pid = pidfd_pid(fd);
 	if (*pid == -2 || *pid == 0) {
 		sys_close(fd);

@@ -58,14 +58,16 @@ int pool_start_worker(struct arena_pool *p, unsigned i)
 		return r;
 	pw->pid = pid;
 	pw->pidfd = pidfd;
+	pw->running = 1;
 	pw->gen++;
 	pw->hang_killed = 0;
 	pw->exited_clean = 0;
 	pw->gen_done = 0;
 	/* The io_uring's owner arms the watch (supervise.c pool_arm_watches):
 	 * whoever starts a worker may not own the ring right now.  A reaper
-	 * asleep in the ring is woken to arm it. */
-	if (p->u.ok && !pw->watch_pending) {
+	 * asleep in the ring is woken to arm it.  Without a pidfd there is
+	 * nothing to watch: the tick polls it (supervise.c). */
+	if (p->u.ok && pidfd >= 0 && !pw->watch_pending) {
 		pw->watch_pending = 1;
 		atomic_fetch_add_explicit(&p->watches_pending, 1, memory_order_relaxed);
 		if (p->uring_busy) {
@@ -146,14 +148,21 @@ static void kill_and_reap(struct arena_pool *p, unsigned i)
 
 	siginfo_t si;
 
-	if (pw->pidfd < 0)
+	if (!pw->running)
 		return;
-	sys_pidfd_send_signal(pw->pidfd, SIGKILL);
+	pool_signal_worker(p, i, SIGKILL);
 	/* ECHILD (SIGCHLD ignored, another thread's waitpid) is fine. */
-	while (waitid(P_PIDFD, (id_t)pw->pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
-		;
-	sys_close(pw->pidfd);
+	if (pw->pidfd >= 0)
+		while (waitid(P_PIDFD, (id_t)pw->pidfd, &si, WEXITED | __WALL) < 0 &&
+		       errno == EINTR)
+			;
+	else if (pw->pid > 0)
+		while (waitid(P_PID, (id_t)pw->pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+			;
+	if (pw->pidfd >= 0)
+		sys_close(pw->pidfd);
 	pw->pidfd = -1;
+	pw->running = 0;
 }
 
 static void pool_free(struct arena_pool *p)
@@ -232,7 +241,10 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		p->index_base = t->ring_index_base;
 		p->test_fail_starts = t->fail_starts;
 		p->test_fail_watches = t->fail_watches;
+		p->no_pidfd = t->no_pidfd != 0;
 	}
+	if (!sys_pidfd_usable())
+		p->no_pidfd = 1;
 	r = copy_opts(p, &o);
 	if (r < 0)
 		goto fail;
@@ -327,7 +339,7 @@ static int all_gone(struct arena_pool *p)
 
 	/* A slot whose restart is pending still has work to finish. */
 	for (i = 0; i < p->nworkers; i++)
-		if (p->w[i].pidfd >= 0 || p->w[i].restart_due)
+		if (p->w[i].running || p->w[i].restart_due)
 			return 0;
 	return 1;
 }
@@ -361,6 +373,8 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 		pool_supervise(p, 1);
 		if (atomic_load_explicit(&p->restarts_pending, memory_order_relaxed))
 			slice = 5 * 1000 * 1000; /* retry failed forks soon */
+		if (p->no_pidfd)
+			slice = (int64_t)SUPERVISE_TICK_NS; /* nothing to poll(): look */
 		if (all_gone(p))
 			break;
 		for (i = 0; i < p->nworkers; i++)
@@ -466,7 +480,7 @@ int arena_pool_worker_pid(const struct arena_pool *p, unsigned i)
 	lock = (pthread_mutex_t *)&p->cons_lock;
 	pthread_mutex_lock(lock);
 	/* pid 0: it was gone before its pid could be read (SIGCHLD ignored). */
-	r = p->w[i].pidfd >= 0 && p->w[i].pid > 0 ? p->w[i].pid : -ESRCH;
+	r = p->w[i].running && p->w[i].pid > 0 ? p->w[i].pid : -ESRCH;
 	pthread_mutex_unlock(lock);
 	return r;
 }

@@ -23,7 +23,7 @@
 #define WAKE_COST_NS 30000u     /* what waking a sleeping worker costs */
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
-#define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd poll period */
+#define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd (or waitid) poll period */
 #define UNSIGNALED_TICK_NS 1000000ull /* longest a posted completion waits */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */
 #define MAX_START_FAILS 5       /* then the worker slot is given up */
@@ -39,8 +39,9 @@ struct res_fifo {
 
 /* Per worker, the consumer's side (cons_lock unless said otherwise). */
 struct pool_worker {
-	pid_t pid;
-	int pidfd;              /* -1 when not running */
+	pid_t pid;              /* 0: gone before it could be watched */
+	int pidfd;              /* -1 when not running, or no pidfds (no_pidfd) */
+	int running;            /* started and not yet reaped */
 	uint32_t gen;           /* incarnation, for stale uring events */
 	uint32_t cq_head;
 	/* Our record of its tasks (see struct pool_wprod, recs): the oldest
@@ -109,6 +110,11 @@ struct arena_pool {
 	uint32_t ncpu;          /* online CPUs (our copy of ctl.ncpu) */
 	pid_t self;
 	pid_t creator_tid;
+	/* No pidfds (the kernel, a seccomp profile or valgrind refuses them,
+	 * or a test asked): workers are known by pid, their deaths found by
+	 * waitid(P_PID, WNOWAIT) every SUPERVISE_TICK_NS, signals sent with
+	 * kill() while they are our unreaped children (supervise.c). */
+	int no_pidfd;
 	struct pool_worker *w;
 	struct pool_wprod *wp;
 	struct chan_sqe *recs_all;  /* every worker's record (pool_wprod.recs) */
@@ -178,6 +184,7 @@ ARENA_HIDDEN int pool_fifo_init(struct res_fifo *f);
 ARENA_HIDDEN int pool_supervise(struct arena_pool *p, int force_poll);
 ARENA_HIDDEN int pool_handle_exit(struct arena_pool *p, unsigned i);
 ARENA_HIDDEN int pool_arm_watches(struct arena_pool *p);
+ARENA_HIDDEN int pool_signal_worker(struct arena_pool *p, unsigned i, int sig);
 ARENA_HIDDEN int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns,
 				     int use_uring);
 /* submit.c */

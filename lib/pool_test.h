@@ -20,7 +20,8 @@ struct arena_pool_test_opts {
 	                           * starts after the first ones with -EAGAIN */
 	uint32_t fail_watches;    /* this many io_uring pidfd watches after the
 	                           * first ones fail (the slot is then polled) */
-	uint32_t reserved;
+	uint32_t no_pidfd;        /* supervise without pidfds, as where the
+	                           * kernel or valgrind has none */
 };
 
 #endif

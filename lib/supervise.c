@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Supervision: notice a worker's death (pidfd, through io_uring or a poll),
+ * Supervision: notice a worker's death (pidfd, through io_uring or a poll;
+ * without pidfds, waitid(P_PID, WNOWAIT) on the poll's tick),
  * decide what it had in hand, run lost tasks again exactly once, fail a task
  * that keeps killing workers, replace the worker, kill hung tasks.
  * The decision rule follows the write order documented in channel.h.
@@ -135,6 +136,44 @@ static void prepare_restart(struct arena_pool *p, unsigned i)
 	atomic_store_explicit(&w->cons.retry_valid, 0, memory_order_release);
 }
 
+/* waitid on worker i, by pidfd or (no_pidfd) by pid.  0 or -errno; a
+ * worker gone before its pid was known (pid 0) is -ECHILD. */
+static int wait_worker(const struct pool_worker *pw, siginfo_t *si, int flags)
+{
+	int r;
+
+	if (pw->pidfd < 0 && pw->pid <= 0)
+		return -ECHILD;
+	do
+		r = pw->pidfd >= 0 ? waitid(P_PIDFD, (id_t)pw->pidfd, si, flags | __WALL)
+				   : waitid(P_PID, (id_t)pw->pid, si, flags | __WALL);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? SYS_ERR() : 0;
+}
+
+/*
+ * Signals worker i while it runs.  Without a pidfd, kill() is safe only
+ * while it is our unreaped child (sys_kill_child): its pid is ours until we
+ * reap it.  cons_lock held (nobody reaps it meanwhile).
+ */
+int pool_signal_worker(struct arena_pool *p, unsigned i, int sig)
+{
+	struct pool_worker *pw = &p->w[i];
+
+	if (!pw->running)
+		return -ESRCH;
+	if (pw->pidfd >= 0)
+		return sys_pidfd_send_signal(pw->pidfd, sig);
+	return sys_kill_child(pw->pid, sig);
+}
+
+/* no_pidfd: has worker i exited (or been reaped by someone else)?  One
+ * waitid, reaping nothing. */
+static int exited_by_pid(const struct pool_worker *pw)
+{
+	return sys_child_state(pw->pid) != 1;
+}
+
 /*
  * How worker i ended: 1 clean, 0 not; -1 when it has not exited (a stale or
  * forged poll event).  *status gets the exit code when it exited, -1 when
@@ -151,9 +190,7 @@ static int exit_clean(struct arena_pool *p, unsigned i, int *status)
 	int r;
 
 	memset(&si, 0, sizeof(si));
-	do
-		r = waitid(P_PIDFD, (id_t)pw->pidfd, &si, WEXITED | WNOHANG | __WALL);
-	while (r < 0 && errno == EINTR);
+	r = wait_worker(pw, &si, WEXITED | WNOHANG);
 	*status = -1;
 	if (r == 0 && si.si_pid == 0)
 		return -1;
@@ -276,8 +313,10 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 	clean = exit_clean(p, i, &status);
 	if (clean < 0)
 		return 1;
-	sys_close(pw->pidfd);
+	if (pw->pidfd >= 0)
+		sys_close(pw->pidfd);
 	pw->pidfd = -1;
+	pw->running = 0;
 	if (pw->watch_pending) {
 		pw->watch_pending = 0;
 		atomic_fetch_sub_explicit(&p->watches_pending, 1, memory_order_relaxed);
@@ -332,7 +371,7 @@ static void check_deadlines(struct arena_pool *p, uint64_t now)
 		struct chan_worker *w = chan_w(&p->c, i);
 		uint64_t start, seq;
 
-		if (pw->pidfd < 0 || pw->hang_killed)
+		if (!pw->running || pw->hang_killed)
 			continue;
 		/* The task's start and seq as a pair (the worker stores seq,
 		 * then start, both release): a start read again unchanged
@@ -344,7 +383,7 @@ static void check_deadlines(struct arena_pool *p, uint64_t now)
 		seq = atomic_load_explicit(&w->rec.task_seq, memory_order_acquire);
 		if (atomic_load_explicit(&w->hot.task_start_ns, memory_order_relaxed) != start)
 			continue; /* it moved on: look again next time */
-		sys_pidfd_send_signal(pw->pidfd, SIGKILL);
+		pool_signal_worker(p, i, SIGKILL);
 		pw->hang_killed = 1;
 		pw->hang_seq = seq;
 		STAT_ADD(p, st_hangs, 1);
@@ -432,7 +471,8 @@ int pool_supervise(struct arena_pool *p, int force_poll)
 		return 0;
 	if (p->u.ok && !p->uring_busy)
 		uring_events(p);
-	unwatched = !p->u.ok || atomic_load_explicit(&p->watches_pending, memory_order_relaxed);
+	unwatched = !p->u.ok || p->no_pidfd ||
+		    atomic_load_explicit(&p->watches_pending, memory_order_relaxed);
 	/* The clock only when something is timed: this runs on every reap. */
 	if (unwatched || p->o.task_deadline_ns ||
 	    atomic_load_explicit(&p->restarts_pending, memory_order_relaxed))
@@ -442,6 +482,9 @@ int pool_supervise(struct arena_pool *p, int force_poll)
 		unsigned idx[CHAN_MAX_WORKERS], n = 0, k;
 
 		p->last_poll_ns = now;
+		for (i = 0; i < p->nworkers; i++)
+			if (p->w[i].running && p->w[i].pidfd < 0 && exited_by_pid(&p->w[i]))
+				pool_handle_exit(p, i);
 		for (i = 0; i < p->nworkers; i++)
 			if (p->w[i].pidfd >= 0) {
 				pfd[n].fd = p->w[i].pidfd;
@@ -472,7 +515,7 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 	/* Without io_uring, deaths and hangs are found by polling: wake up at
 	 * least once a tick.  With it, only hang deadlines need a tick. */
 	if (!(p->o.flags & ARENA_POOL_NO_SUPERVISE) &&
-	    (!use_uring || !p->u.futex_ok || p->o.task_deadline_ns ||
+	    (!use_uring || !p->u.futex_ok || p->no_pidfd || p->o.task_deadline_ns ||
 	     atomic_load_explicit(&p->watches_pending, memory_order_relaxed) ||
 	     atomic_load_explicit(&p->restarts_pending, memory_order_relaxed))) {
 		int64_t tick = (int64_t)SUPERVISE_TICK_NS;

@@ -4,9 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sys.h"
@@ -128,6 +132,65 @@ int sys_pidfd_getfd(int pidfd, int fd)
 {
 	long r = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 	return r < 0 ? SYS_ERR() : (int)r;
+}
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static int probe_pidfd(void)
+{
+	siginfo_t si;
+	int fd = sys_pidfd_open(getpid()), ok;
+
+	if (fd < 0)
+		return 0;
+	/* Ourselves: signal 0 only checks; we are not our own child, so a
+	 * kernel that knows P_PIDFD says ECHILD (EINVAL: it does not). */
+	memset(&si, 0, sizeof(si));
+	ok = sys_pidfd_send_signal(fd, 0) == 0 &&
+	     waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) < 0 && errno == ECHILD;
+	sys_close(fd);
+	return ok;
+}
+
+int sys_pidfd_usable(void)
+{
+	/* 0 unknown, 1 usable, 2 not.  Racing first calls probe twice: same
+	 * answer.  relaxed: the value is all there is to publish. */
+	static _Atomic int state;
+	int s = atomic_load_explicit(&state, memory_order_relaxed);
+
+	if (!s) {
+		s = probe_pidfd() ? 1 : 2;
+		atomic_store_explicit(&state, s, memory_order_relaxed);
+	}
+	return s == 1;
+}
+
+int sys_child_state(pid_t pid)
+{
+	siginfo_t si;
+	int r;
+
+	if (pid <= 0)
+		return -ECHILD;
+	memset(&si, 0, sizeof(si));
+	do
+		r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT | __WALL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return SYS_ERR();
+	return si.si_pid == 0;
+}
+
+int sys_kill_child(pid_t pid, int sig)
+{
+	int r = sys_child_state(pid);
+
+	if (r <= 0)
+		return r < 0 ? r : 0; /* gone, or a zombie: nothing to signal */
+	return kill(pid, sig) < 0 ? SYS_ERR() : 0;
 }
 
 uint64_t sys_now_ns(void)

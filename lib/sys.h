@@ -32,6 +32,21 @@ ARENA_HIDDEN int sys_futex_wake(uint32_t *word, int n, int private_);
 ARENA_HIDDEN int sys_pidfd_open(pid_t pid);
 ARENA_HIDDEN int sys_pidfd_send_signal(int pidfd, int sig);
 ARENA_HIDDEN int sys_pidfd_getfd(int pidfd, int fd);
+/* 1 when pidfd_open, pidfd_send_signal and waitid(P_PIDFD) all work here;
+ * 0 when one answers ENOSYS/EPERM/EINVAL (Linux < 5.4, a seccomp profile,
+ * valgrind <= 3.21).  Probed once per process. */
+ARENA_HIDDEN int sys_pidfd_usable(void);
+
+/* What waitid(P_PID, pid, WEXITED|WNOHANG|WNOWAIT) says of a child, without
+ * reaping it: 1 alive, 0 exited (a zombie), -ECHILD not (or no longer) our
+ * child: reaped already, by us, by the kernel (SIGCHLD ignored) or by
+ * another thread's waitpid(-1).  pid <= 0: -ECHILD. */
+ARENA_HIDDEN int sys_child_state(pid_t pid);
+/* kill(pid, sig) only while pid is our live child: a child we have not
+ * reaped keeps its pid, so the signal cannot reach a process that reused
+ * it.  (With SIGCHLD ignored the kernel reaps by itself: the window between
+ * the check and the kill is then the only one.)  0 or -errno. */
+ARENA_HIDDEN int sys_kill_child(pid_t pid, int sig);
 
 /* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call). */
 ARENA_HIDDEN uint64_t sys_now_ns(void);

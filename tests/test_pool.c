@@ -2223,7 +2223,13 @@ static int evil_task(struct arena_task *t)
 		munmap(base, size);
 		return arena_task_get_item(t);
 	}
-	atomic_store(g_once, 1);
+	/* One attack in all: two workers past the check above at once (slow
+	 * machines, valgrind) would otherwise both attack, and with no
+	 * restart no survivor would be left. */
+	if (atomic_exchange(g_once, 1)) {
+		munmap(base, size);
+		return arena_task_get_item(t);
+	}
 	if (arena_get(t->arena, t->index, &d, &len) < 0)
 		len = 0;
 	switch (mode) {

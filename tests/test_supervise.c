@@ -2,7 +2,9 @@
 /*
  * Supervision: workers killed at random while tasks run, poison tasks, hung
  * tasks, a killed parent.  Every scenario runs with io_uring and with the
- * fallback (futex timeouts + pidfd polls).
+ * fallback (futex timeouts + pidfd polls), and both again without pidfds
+ * (workers known by pid and polled with waitid, as under valgrind or on
+ * Linux < 5.4: the test knob no_pidfd).
  */
 #include "testutil.h"
 
@@ -13,11 +15,32 @@
 #include <sys/prctl.h>
 
 #include "arena.h"
+#include "pool_test.h" /* test-only knobs (no_pidfd) */
 
 #define REAP_BOUND_NS (20ll * 1000 * 1000 * 1000) /* no wait may be longer */
 
 static struct arena *A;
 static uint64_t NITEMS = 5000;
+static int g_no_pidfd; /* the scenario runs without pidfds */
+
+/* arena_pool_create, through the no_pidfd knob when g_no_pidfd.  Then the
+ * pool holds no pidfd at all (checked: a knob that did nothing fails). */
+static int create_pool(struct arena_pool **p, const struct arena_pool_opts *o)
+{
+	struct arena_pool_test_opts t = { .o = *o, .no_pidfd = 1 };
+	int before = count_pidfds(), r;
+
+	if (!g_no_pidfd)
+		return arena_pool_create(p, A, o);
+	t.o.flags |= ARENA_POOL_TEST_OPTS;
+	r = arena_pool_create(p, A, &t.o);
+	if (r == 0 && count_pidfds() != before)
+		return -EBADFD;
+	return r;
+}
+
+/* Runs `call` without pidfds. */
+#define NO_PIDFD(call) do { g_no_pidfd = 1; call; g_no_pidfd = 0; } while (0)
 
 static int setup(void **state)
 {
@@ -87,7 +110,7 @@ static void run_chaos(uint32_t flags, uint64_t ntasks)
 	pthread_t th;
 
 	assert_non_null(seen);
-	assert_int_equal(arena_pool_create(&ch.p, A, &o), 0);
+	assert_int_equal(create_pool(&ch.p, &o), 0);
 	ch.workers = o.workers;
 	assert_int_equal(pthread_create(&th, NULL, killer, &ch), 0);
 	/* One thread both submits and reaps: the consumer never blocks for
@@ -134,8 +157,9 @@ static void run_chaos(uint32_t flags, uint64_t ntasks)
 	assert_int_equal(count_children(), 0);
 	arena_pool_destroy(ch.p);
 	assert_int_equal(count_fds(), fds);
-	print_message("chaos flags=%u: %llu tasks, %u kills, %llu crashes seen, %llu re-run, "
-		      "%llu restarts, uring=%d\n", flags, (unsigned long long)ntasks,
+	print_message("chaos flags=%u%s: %llu tasks, %u kills, %llu crashes seen, %llu re-run, "
+		      "%llu restarts, uring=%d\n", flags, g_no_pidfd ? " no pidfd" : "",
+		      (unsigned long long)ntasks,
 		      atomic_load(&ch.kills), (unsigned long long)st.crashes,
 		      (unsigned long long)st.tasks_rerun,
 		      (unsigned long long)st.workers_restarted, st.uring);
@@ -169,6 +193,22 @@ static void test_chaos_ordered_fallback(void **state)
 	run_chaos(ARENA_POOL_ORDERED | ARENA_POOL_NO_URING, chaos_tasks() / 4);
 }
 
+/* Without pidfds a death is seen up to a tick (10 ms) late: fewer tasks. */
+static void test_chaos_no_pidfd(void **state)
+{
+	NO_PIDFD(run_chaos(0, chaos_tasks() / 4));
+}
+
+static void test_chaos_no_pidfd_fallback(void **state)
+{
+	NO_PIDFD(run_chaos(ARENA_POOL_NO_URING, chaos_tasks() / 4));
+}
+
+static void test_chaos_ordered_no_pidfd(void **state)
+{
+	NO_PIDFD(run_chaos(ARENA_POOL_ORDERED | ARENA_POOL_NO_URING, chaos_tasks() / 8));
+}
+
 /* ---- poison and hang ------------------------------------------------------ */
 
 static int poison_task(struct arena_task *t)
@@ -194,7 +234,7 @@ static void run_poison(uint32_t flags, int hang)
 	int fds = count_fds(), bad = 0;
 	uint64_t t0 = now_ns();
 
-	assert_int_equal(arena_pool_create(&p, A, &o), 0);
+	assert_int_equal(create_pool(&p, &o), 0);
 	for (uint64_t i = 0; i < n_tasks; i++) {
 		struct arena_sqe s = { .index = i, .user_data = i, .op = hang ? 7 : 0 };
 
@@ -240,14 +280,24 @@ static void run_poison(uint32_t flags, int hang)
 	arena_pool_destroy(p);
 	assert_int_equal(count_children(), 0);
 	assert_int_equal(count_fds(), fds);
-	print_message("%s flags=%u: %.1f ms\n", hang ? "hang" : "poison", flags,
-		      (now_ns() - t0) / 1e6);
+	print_message("%s flags=%u%s: %.1f ms\n", hang ? "hang" : "poison", flags,
+		      g_no_pidfd ? " no pidfd" : "", (now_ns() - t0) / 1e6);
 }
 
 static void test_poison_uring(void **state) { run_poison(0, 0); }
 static void test_poison_fallback(void **state) { run_poison(ARENA_POOL_NO_URING, 0); }
 static void test_hang_uring(void **state) { run_poison(0, 1); }
 static void test_hang_fallback(void **state) { run_poison(ARENA_POOL_NO_URING, 1); }
+static void test_poison_no_pidfd(void **state) { NO_PIDFD(run_poison(0, 0)); }
+static void test_poison_no_pidfd_fallback(void **state)
+{
+	NO_PIDFD(run_poison(ARENA_POOL_NO_URING, 0));
+}
+static void test_hang_no_pidfd(void **state) { NO_PIDFD(run_poison(0, 1)); }
+static void test_hang_no_pidfd_fallback(void **state)
+{
+	NO_PIDFD(run_poison(ARENA_POOL_NO_URING, 1));
+}
 
 /* ---- no restart: tasks move to the survivors ------------------------------ */
 
@@ -262,7 +312,7 @@ static void run_no_restart(uint32_t flags)
 	uint8_t *seen = calloc(n_tasks, 1);
 	int fds = count_fds();
 
-	assert_int_equal(arena_pool_create(&p, A, &o), 0);
+	assert_int_equal(create_pool(&p, &o), 0);
 	for (uint64_t i = 0; got < n_tasks;) {
 		if (i < n_tasks) {
 			struct arena_sqe s = { .index = i % NITEMS, .user_data = i };
@@ -301,6 +351,11 @@ static void run_no_restart(uint32_t flags)
 
 static void test_no_restart_uring(void **state) { run_no_restart(0); }
 static void test_no_restart_fallback(void **state) { run_no_restart(ARENA_POOL_NO_URING); }
+static void test_no_restart_no_pidfd(void **state) { NO_PIDFD(run_no_restart(0)); }
+static void test_no_restart_no_pidfd_fallback(void **state)
+{
+	NO_PIDFD(run_no_restart(ARENA_POOL_NO_URING));
+}
 
 /* ---- the parent dies: its workers follow ---------------------------------- */
 
@@ -326,7 +381,7 @@ static void run_parent_death(uint32_t flags)
 		struct arena_pool *p;
 
 		close(fd[0]);
-		if (arena_pool_create(&p, A, &o) < 0)
+		if (create_pool(&p, &o) < 0)
 			_exit(1);
 		for (unsigned i = 0; i < 4; i++) {
 			pid_t w = arena_pool_worker_pid(p, i);
@@ -376,6 +431,67 @@ static void run_parent_death(uint32_t flags)
 
 static void test_parent_death(void **state) { run_parent_death(0); }
 static void test_parent_death_fallback(void **state) { run_parent_death(ARENA_POOL_NO_URING); }
+static void test_parent_death_no_pidfd(void **state) { NO_PIDFD(run_parent_death(0)); }
+static void test_parent_death_no_pidfd_fallback(void **state)
+{
+	NO_PIDFD(run_parent_death(ARENA_POOL_NO_URING));
+}
+
+/* ---- stop without pidfds: drain runs everything, cancel ends at once ------ */
+
+static int slow_task(struct arena_task *t)
+{
+	usleep(1000);
+	return arena_task_get_item(t);
+}
+
+static void run_stop_no_pidfd(uint32_t flags, uint32_t stop)
+{
+	struct arena_pool_opts o = { .flags = flags, .workers = 2, .depth = 128,
+				     .task = slow_task };
+	struct arena_pool *p;
+	struct arena_cqe c[64];
+	uint64_t got = 0, ok = 0, cancelled = 0, n_tasks = 100;
+	int fds = count_fds(), n;
+
+	g_no_pidfd = 1;
+	assert_int_equal(create_pool(&p, &o), 0);
+	g_no_pidfd = 0;
+	for (uint64_t i = 0; i < n_tasks; i++) {
+		struct arena_sqe s = { .index = i, .user_data = i };
+
+		assert_int_equal(arena_pool_submit(p, &s, 1, 0), 1);
+	}
+	assert_int_equal(arena_pool_stop(p, stop, REAP_BOUND_NS), 0);
+	/* The workers are gone and reaped: no child but the fork server's
+	 * (also gone after a stop). */
+	assert_int_equal(count_children(), 0);
+	assert_int_equal(arena_pool_worker_pid(p, 0), -ESRCH);
+	while ((n = arena_pool_reap(p, c, 64, REAP_BOUND_NS)) > 0) {
+		for (int k = 0; k < n; k++) {
+			ok += c[k].status == 0;
+			cancelled += c[k].status == -ECANCELED;
+			arena_pool_release(p, &c[k]);
+		}
+		got += (uint64_t)n;
+	}
+	assert_int_equal(n, -ENODATA);
+	assert_int_equal(got, n_tasks); /* exactly once each */
+	if (stop == ARENA_STOP_DRAIN)
+		assert_int_equal(ok, n_tasks);
+	else
+		assert_int_equal(ok + cancelled, n_tasks);
+	arena_pool_destroy(p);
+	assert_int_equal(count_fds(), fds);
+}
+
+static void test_stop_no_pidfd(void **state)
+{
+	run_stop_no_pidfd(0, ARENA_STOP_DRAIN);
+	run_stop_no_pidfd(ARENA_POOL_NO_URING, ARENA_STOP_DRAIN);
+	run_stop_no_pidfd(0, ARENA_STOP_CANCEL);
+	run_stop_no_pidfd(ARENA_POOL_NO_URING, ARENA_STOP_CANCEL);
+}
 
 /* ---- io_uring really is used where it exists ------------------------------ */
 
@@ -418,7 +534,23 @@ int main(void)
 		cmocka_unit_test(test_chaos_fallback),
 		cmocka_unit_test(test_chaos_ordered),
 		cmocka_unit_test(test_chaos_ordered_fallback),
+		cmocka_unit_test(test_poison_no_pidfd),
+		cmocka_unit_test(test_poison_no_pidfd_fallback),
+		cmocka_unit_test(test_hang_no_pidfd),
+		cmocka_unit_test(test_hang_no_pidfd_fallback),
+		cmocka_unit_test(test_no_restart_no_pidfd),
+		cmocka_unit_test(test_no_restart_no_pidfd_fallback),
+		cmocka_unit_test(test_parent_death_no_pidfd),
+		cmocka_unit_test(test_parent_death_no_pidfd_fallback),
+		cmocka_unit_test(test_stop_no_pidfd),
+		cmocka_unit_test(test_chaos_no_pidfd),
+		cmocka_unit_test(test_chaos_no_pidfd_fallback),
+		cmocka_unit_test(test_chaos_ordered_no_pidfd),
 	};
 
+	const char *only = getenv("ARENA_TEST_FILTER");
+
+	if (only)
+		cmocka_set_test_filter(only);
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,7 +23,7 @@
 
 #include "arena.h"
 #include "channel.h"   /* the layout, to forge a deadline stamp */
-#include "pool_test.h" /* test-only knobs (fail_starts) */
+#include "pool_test.h" /* test-only knobs (fail_starts, no_pidfd) */
 
 #define WAIT_NS (20ll * 1000 * 1000 * 1000) /* no wait may be longer */
 
@@ -32,6 +32,27 @@ static const uint64_t NITEMS = 2000;
 static char g_build[PATH_MAX];
 
 static const uint32_t MODES[2] = { 0, ARENA_POOL_NO_URING };
+/* Where a scenario reads exits itself: modes 0..3, the last two without
+ * pidfds (workers known by pid, polled with waitid: the no_pidfd knob). */
+#define NMODES4 4
+#define MODE_FLAGS(m) MODES[(m) & 1]
+#define MODE_NO_PIDFD(m) ((m) >> 1)
+
+/* arena_pool_create, through the no_pidfd knob when asked; such a pool
+ * holds no pidfd (a knob that did nothing fails the test). */
+static int create_mode(struct arena_pool **p, const struct arena_pool_opts *o, int no_pidfd)
+{
+	struct arena_pool_test_opts t = { .o = *o, .no_pidfd = 1 };
+	int before = count_pidfds(), r;
+
+	if (!no_pidfd)
+		return arena_pool_create(p, A, o);
+	t.o.flags |= ARENA_POOL_TEST_OPTS;
+	r = arena_pool_create(p, A, &t.o);
+	if (r == 0 && count_pidfds() != before)
+		return -EBADFD;
+	return r;
+}
 
 static int setup(void **state)
 {
@@ -161,21 +182,21 @@ static void stop_unwatched(struct arena_pool *p, unsigned nworkers, int stolen_w
 static void test_sigchld_ignored(void **state)
 {
 	(void)state;
-	for (int m = 0; m < 2; m++) {
-		struct arena_pool_opts o = { .flags = MODES[m], .workers = 2 };
+	for (int m = 0; m < NMODES4; m++) {
+		struct arena_pool_opts o = { .flags = MODE_FLAGS(m), .workers = 2 };
 		struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 		struct arena_pool_stats st;
 		struct arena_pool *p;
 		int fds = count_fds();
 
 		assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
-		assert_int_equal(arena_pool_create(&p, A, &o), 0);
+		assert_int_equal(create_mode(&p, &o, MODE_NO_PIDFD(m)), 0);
 		assert_int_equal(run_tasks(p, 1000), 0);
 		stop_unwatched(p, 2, 0);
 		stats(p, &st);
 		arena_pool_destroy(p);
 		sigaction(SIGCHLD, &old, NULL);
-		print_message("SIGCHLD ignored, flags=%u: %llu crashes, %llu restarts\n", MODES[m],
+		print_message("SIGCHLD ignored, mode %d: %llu crashes, %llu restarts\n", m,
 			      (unsigned long long)st.crashes,
 			      (unsigned long long)st.workers_restarted);
 		assert_int_equal(st.crashes, 0);
@@ -205,7 +226,7 @@ static void *waitpid_loop(void *arg)
 static void test_waitpid_thread(void **state)
 {
 	(void)state;
-	for (int m = 0; m < 2; m++) {
+	for (int m = 0; m < NMODES4; m++) {
 		int stolen = 0;
 
 		/* The scenario needs the thread to win the race for both exits;
@@ -213,14 +234,14 @@ static void test_waitpid_thread(void **state)
 		 * must count no crash and no restart; one at least must have
 		 * lost both exit statuses to the thread. */
 		for (int attempt = 0; attempt < 5 && stolen < 2; attempt++) {
-			struct arena_pool_opts o = { .flags = MODES[m], .workers = 2 };
+			struct arena_pool_opts o = { .flags = MODE_FLAGS(m), .workers = 2 };
 			struct arena_pool_stats st;
 			struct arena_pool *p;
 			pthread_t th;
 
 			atomic_store(&g_reaper_stop, 0);
 			atomic_store(&g_stolen, 0);
-			assert_int_equal(arena_pool_create(&p, A, &o), 0);
+			assert_int_equal(create_mode(&p, &o, MODE_NO_PIDFD(m)), 0);
 			assert_int_equal(pthread_create(&th, NULL, waitpid_loop, NULL), 0);
 			assert_int_equal(run_tasks(p, 1000), 0);
 			stop_unwatched(p, 2, 2);
@@ -230,8 +251,8 @@ static void test_waitpid_thread(void **state)
 			atomic_store(&g_reaper_stop, 1);
 			pthread_join(th, NULL);
 			stolen = atomic_load(&g_stolen);
-			print_message("waitpid(-1) thread, flags=%u: %d exits taken by it, %llu crashes, "
-				      "%llu restarts\n", MODES[m], stolen,
+			print_message("waitpid(-1) thread, mode %d: %d exits taken by it, %llu crashes, "
+				      "%llu restarts\n", m, stolen,
 				      (unsigned long long)st.crashes,
 				      (unsigned long long)st.workers_restarted);
 			assert_int_equal(st.crashes, 0);
@@ -676,11 +697,12 @@ static void test_worker_argv_copied(void **state)
 
 /* ---- failed forks are retried --------------------------------------------- */
 
-static void run_fork_fails(uint32_t flags, unsigned workers)
+static void run_fork_fails(uint32_t flags, unsigned workers, int no_pidfd)
 {
 	struct arena_pool_test_opts t = {
 		.o = { .flags = flags | ARENA_POOL_TEST_OPTS, .workers = workers, .depth = 16 },
 		.fail_starts = 4,
+		.no_pidfd = (uint32_t)no_pidfd,
 	};
 	struct arena_pool_stats st;
 	struct arena_pool *p;
@@ -710,9 +732,9 @@ static void run_fork_fails(uint32_t flags, unsigned workers)
 static void test_fork_fails_retried(void **state)
 {
 	(void)state;
-	for (int m = 0; m < 2; m++) {
-		run_fork_fails(MODES[m], 1);
-		run_fork_fails(MODES[m], 2);
+	for (int m = 0; m < NMODES4; m++) {
+		run_fork_fails(MODE_FLAGS(m), 1, MODE_NO_PIDFD(m));
+		run_fork_fails(MODE_FLAGS(m), 2, MODE_NO_PIDFD(m));
 	}
 }
 
@@ -753,7 +775,7 @@ static pid_t find_server(struct arena_pool *p, unsigned nworkers)
 	return found;
 }
 
-static void run_server_lost(uint32_t flags, unsigned workers, int how)
+static void run_server_lost(uint32_t flags, unsigned workers, int how, int no_pidfd)
 {
 	struct arena_pool_opts o = { .flags = flags, .workers = workers, .depth = 16 };
 	struct arena_pool_stats st;
@@ -762,7 +784,7 @@ static void run_server_lost(uint32_t flags, unsigned workers, int how)
 	uint64_t t0;
 	pid_t srv, pid;
 
-	assert_int_equal(arena_pool_create(&p, A, &o), 0);
+	assert_int_equal(create_mode(&p, &o, no_pidfd), 0);
 	assert_int_equal(run_tasks(p, 100), 0);
 	srv = find_server(p, workers);
 	assert_true(srv > 0);
@@ -800,8 +822,9 @@ static void run_server_lost(uint32_t flags, unsigned workers, int how)
 	assert_int_equal(st.crashes, 1);
 	assert_int_equal(st.workers_restarted, 0);
 	assert_int_equal(arena_pool_worker_pid(p, 0), -ESRCH);
-	print_message("fork server %s, flags=%u, %u worker(s): slot given up after %.1f ms\n",
-		      how == SIGKILL ? "killed" : "stopped", flags, workers, (now_ns() - t0) / 1e6);
+	print_message("fork server %s, flags=%u%s, %u worker(s): slot given up after %.1f ms\n",
+		      how == SIGKILL ? "killed" : "stopped", flags, no_pidfd ? " no pidfd" : "",
+		      workers, (now_ns() - t0) / 1e6);
 	arena_pool_destroy(p);
 	assert_int_equal(count_children(), 0);
 }
@@ -809,13 +832,14 @@ static void run_server_lost(uint32_t flags, unsigned workers, int how)
 static void test_server_lost(void **state)
 {
 	(void)state;
-	for (int m = 0; m < 2; m++) {
-		run_server_lost(MODES[m], 2, SIGKILL);
-		run_server_lost(MODES[m], 1, SIGKILL);
+	for (int m = 0; m < NMODES4; m++) {
+		run_server_lost(MODE_FLAGS(m), 2, SIGKILL, MODE_NO_PIDFD(m));
+		run_server_lost(MODE_FLAGS(m), 1, SIGKILL, MODE_NO_PIDFD(m));
 	}
 	/* A server that stops answering: the restart waits FSRV_TIMEOUT_MS,
 	 * then the server is killed and the slot given up. */
-	run_server_lost(0, 2, SIGSTOP);
+	run_server_lost(0, 2, SIGSTOP, 0);
+	run_server_lost(0, 2, SIGSTOP, 1);
 }
 
 /* ---- a pidfd watch that fails: the worker is polled instead ------------- */
@@ -912,8 +936,8 @@ static void test_deadline_charged_by_seq(void **state)
 	(void)state;
 	g_slow_state = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(g_slow_state != MAP_FAILED);
-	for (int m = 0; m < 2; m++) {
-		struct arena_pool_opts o = { .flags = MODES[m], .workers = 1, .max_attempts = 1,
+	for (int m = 0; m < NMODES4; m++) {
+		struct arena_pool_opts o = { .flags = MODE_FLAGS(m), .workers = 1, .max_attempts = 1,
 					     .task = slowish_task,
 					     .task_deadline_ns = 10ull * 1000 * 1000 * 1000 };
 		struct arena_pool_stats st;
@@ -925,7 +949,7 @@ static void test_deadline_charged_by_seq(void **state)
 		int fd;
 
 		atomic_store(g_slow_state, 0);
-		assert_int_equal(arena_pool_create(&p, A, &o), 0);
+		assert_int_equal(create_mode(&p, &o, MODE_NO_PIDFD(m)), 0);
 		fd = arena_pool_channel_fd(p);
 		assert_int_equal(fstat(fd, &fst), 0);
 		base = mmap(NULL, (size_t)fst.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -947,7 +971,7 @@ static void test_deadline_charged_by_seq(void **state)
 		assert_int_equal(arena_pool_reap(p, &c, 1, WAIT_NS), 1);
 		assert_int_equal(c.user_data, 1);
 		if (c.status)
-			print_message("flags=%u: the task in hand got %d (%s)\n", MODES[m],
+			print_message("mode %d: the task in hand got %d (%s)\n", m,
 				      c.status, arena_strerror(c.status));
 		assert_int_equal(c.status, 0);
 		arena_pool_release(p, &c);

@@ -37,6 +37,30 @@ static inline int count_fds(void)
 	return n - 1; /* the directory's own fd */
 }
 
+/* Number of pidfds this process holds (fds that are anon_inode:[pidfd]). */
+static inline int count_pidfds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char path[300], link[64];
+		ssize_t l;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = 0;
+		n += strcmp(link, "anon_inode:[pidfd]") == 0;
+	}
+	closedir(d);
+	return n;
+}
+
 /* Number of mappings of this process (lines of /proc/self/maps). */
 static inline int count_maps(void)
 {

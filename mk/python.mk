@@ -1,0 +1,71 @@
+# The Python module (python/): a CPython extension over the static library,
+# plus the pure-Python package.  Built against Debian's interpreter by
+# default (the pyenv `python3` first on PATH does not see Debian's numpy and
+# pytest); PYTHON=/path/to/python3 chooses another.
+#   make python        build/python/libarena/ (import with PYTHONPATH=build/python)
+#   make python-check  pytest over python/tests (run by `make check`)
+#   make python-check-san   the same, extension and library under ASan+UBSan
+#   make python-install-check   pip install ./python into a fresh venv, offline
+PYTHON      ?= /usr/bin/python3
+PY_INC      := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+PY_SUFFIX   := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+PY_DIR      := $(B)/python/libarena
+PY_EXT      := $(PY_DIR)/_libarena$(PY_SUFFIX)
+PY_PKG_SRC  := $(wildcard python/libarena/*.py python/libarena/*.pyi) python/libarena/py.typed
+PY_PKG      := $(PY_PKG_SRC:python/libarena/%=$(PY_DIR)/%)
+PY_PIC_LIB  := $(B)/python/libarena-pic.a
+# The parts of the C API that arrive over time (see python/_libarena.c).
+PY_DEFS     := $(if $(shell grep -l 'worker_init' include/arena.h),-DHAVE_WORKER_INIT) \
+	       $(if $(shell grep -l 'arena_pool_submit_range' include/arena.h),-DHAVE_SUBMIT_RANGE) \
+	       $(if $(shell grep -l 'keep_fds' include/arena.h),-DHAVE_KEEP_FDS)
+
+.PHONY: python python-check python-check-san python-install-check
+# `make` builds the module when the interpreter's headers are there
+# (./tools/install-deps python installs them); `make python` insists.
+ifneq ($(wildcard $(PY_INC)/Python.h),)
+all: python
+endif
+python: $(PY_EXT) $(PY_PKG)
+
+# The static library again, position-independent, for the extension.
+$(PY_PIC_LIB): $(PIC_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)$(LD) -r -o $(B)/python/libarena-pic-all.o $^
+	$(Q)objcopy --localize-hidden $(B)/python/libarena-pic-all.o
+	$(Q)rm -f $@ && ar rcs $@ $(B)/python/libarena-pic-all.o
+
+$(PY_EXT): python/_libarena.c include/arena.h $(PY_PIC_LIB)
+	@test -n "$(PY_INC)" || { echo "python.mk: $(PYTHON) not found (PYTHON=...)"; exit 1; }
+	@test -f "$(PY_INC)/Python.h" || { echo "python.mk: no Python.h for $(PYTHON): ./tools/install-deps python"; exit 1; }
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(CFLAGS)) -fPIC -shared \
+		-fvisibility=hidden $(PY_DEFS) -I$(PY_INC) -MF $(B)/python/_libarena.d -o $@ $< $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
+
+$(PY_DIR)/%: python/libarena/%
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
+
+# pytest exits 5 when it collected nothing: that is a failure here.
+PYTEST_ARGS ?= -q
+PYTEST_FILES ?= .
+python-check: python
+	$(Q)cd python/tests && PYTHONPATH=$(CURDIR)/$(B)/python LIBARENA_SRC=$(CURDIR) \
+		$(PYTHON) -m pytest $(PYTEST_ARGS) -p no:cacheprovider $(PYTEST_FILES)
+
+# The same suite with the extension and the library under ASan+UBSan (the
+# interpreter is not instrumented: the runtimes are preloaded; Python's own
+# allocations at exit are not leaks of ours).
+PY_SAN_B := build/san-address-undefined
+python-check-san:
+	$(Q)$(MAKE) --no-print-directory SAN=address,undefined python
+	$(Q)cd python/tests && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1 \
+		PYTHONPATH=$(CURDIR)/$(PY_SAN_B)/python $(PYTHON) -m pytest $(PYTEST_ARGS) -p no:cacheprovider $(PYTEST_FILES)
+
+# A fresh venv, installed from ./python with no network (Debian's setuptools).
+python-install-check:
+	$(Q)PYTHON=$(PYTHON) python/tests/install_check.sh
+
+CHECK_EXTRA += python-check python-check-san python-install-check

@@ -1,0 +1,426 @@
+# SPDX-License-Identifier: MIT
+"""Adapters for Keras and PyTorch users: their dataset object, libarena's
+workers.
+
+    enq = libarena.adapters.Enqueuer(seq, workers=5, shuffle=True)
+    model.fit(enq.forever(), steps_per_epoch=len(seq), epochs=10)     # Keras
+
+    loader = libarena.adapters.DataLoader(ds, batch_size=64, shuffle=True,
+                                          num_workers=5)               # PyTorch
+    for epoch in range(10):
+        for x, y in loader: ...
+
+Enqueuer takes any object with __len__ and __getitem__ (a Keras Sequence or
+PyDataset, a torch map-style Dataset, a list) and yields obj[i] computed in
+worker processes: in order, at most `depth` items in flight, a new shuffle
+each epoch when asked, and the same workers for every epoch (Keras starts a
+new Pool each epoch).  A worker that dies (OOM killer, a crash in a C
+extension, SIGKILL) is replaced and the item it was computing is computed
+again, once: the epoch goes on, in order.  Keras' enqueuer waits for ever in
+that case and torch's DataLoader fails the epoch.
+
+The workers are forked when the Enqueuer is made: they see the dataset as it
+is then (copy-on-write), and only indices travel to them.  What obj[i]
+returns comes back with pickle protocol 5, numpy arrays and tensors out of
+band: copied once on this side into memory of their own (the default), or,
+with zero_copy=True, as read-only arrays over the worker's result space,
+which they hold until they are dropped (see Enqueuer).
+
+Neither Keras nor torch is imported here unless the dataset or the collate
+function needs it (DataLoader uses torch's default_collate when torch is
+installed).
+"""
+import io
+import mmap
+import os
+import pickle
+import random
+import struct
+import warnings
+
+from ._pool import Pool
+
+__all__ = ["Enqueuer", "DataLoader", "pack", "unpack"]
+
+# ---- results: pickle protocol 5 with the large buffers out of band -----------
+
+_MAGIC = b"LAPK"
+_HEAD = struct.Struct("<4sII")      # magic, pickle length, buffer count
+_LEN = struct.Struct("<Q")
+_ALIGN = 64                          # each buffer starts 64-byte aligned
+
+
+def _torch():
+    import sys
+    return sys.modules.get("torch")
+
+
+def _tensor_from_numpy(a):
+    """Rebuilds a CPU tensor over the array's memory (no copy)."""
+    import torch
+    with warnings.catch_warnings():
+        # The array is a read-only view of the result space: writing to the
+        # tensor is allowed by the mapping and affects only this result.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
+
+
+class _Pickler(pickle.Pickler):
+    """Sends CPU tensors as numpy arrays (out of band), rebuilt as tensors."""
+
+    def reducer_override(self, obj):
+        torch = _torch()
+        if torch is not None and type(obj) is torch.Tensor and obj.device.type == "cpu" \
+                and not obj.requires_grad:
+            try:
+                return _tensor_from_numpy, (obj.contiguous().numpy(),)
+            except (TypeError, RuntimeError):   # a dtype numpy lacks
+                pass
+        return NotImplemented
+
+
+def pack(obj, out=None):
+    """obj as one bytes-like: a pickle (protocol 5) whose large buffers
+    (numpy arrays, tensors) follow it raw, each 64-byte aligned.  With out
+    (a bytearray), packs into it (grown as needed) and returns a memoryview
+    of the packed part: a worker reuses one buffer for all its results."""
+    bufs = []
+    f = io.BytesIO()
+    _Pickler(f, protocol=5, buffer_callback=bufs.append).dump(obj)
+    p = f.getbuffer()
+    raws = [b.raw() for b in bufs]
+    size = _HEAD.size + _LEN.size * len(raws) + len(p)
+    offs = []
+    for r in raws:
+        size = (size + _ALIGN - 1) // _ALIGN * _ALIGN
+        offs.append(size)
+        size += r.nbytes
+    if out is None:
+        out = bytearray(size)
+    elif len(out) < size:
+        out.extend(bytes(size - len(out)))
+    _HEAD.pack_into(out, 0, _MAGIC, len(p), len(raws))
+    pos = _HEAD.size
+    for r in raws:
+        _LEN.pack_into(out, pos, r.nbytes)
+        pos += _LEN.size
+    out[pos:pos + len(p)] = p
+    for off, r in zip(offs, raws):
+        out[off:off + r.nbytes] = r
+    return out if len(out) == size else memoryview(out)[:size]
+
+
+def unpack(buf):
+    """The object pack() made, its arrays over buf's memory (no copy)."""
+    mv = memoryview(buf).cast("B")
+    magic, plen, nbufs = _HEAD.unpack_from(mv, 0)
+    if magic != _MAGIC:
+        raise ValueError("not a packed result")
+    pos = _HEAD.size
+    sizes = [_LEN.unpack_from(mv, pos + _LEN.size * k)[0] for k in range(nbufs)]
+    pos += _LEN.size * nbufs
+    p = mv[pos:pos + plen]
+    pos += plen
+    views = []
+    for n in sizes:
+        pos = (pos + _ALIGN - 1) // _ALIGN * _ALIGN
+        if pos + n > len(mv):
+            raise ValueError("truncated packed result")
+        views.append(mv[pos:pos + n])
+        pos += n
+    return pickle.loads(p, buffers=views)
+
+
+def _worker_setup():
+    """Once per worker process, before its first item: what torch's own
+    DataLoader does in its workers.  torch's intra-op thread pool, inherited
+    half-alive by fork, would otherwise run every op on threads that
+    compete with the other workers for the CPUs (measured: 6 times the CPU
+    per 4 MiB batch)."""
+    torch = _torch()
+    if torch is not None:
+        torch.set_num_threads(1)
+    _keep_heap()
+
+
+def _keep_heap():
+    """glibc: serve large blocks from the heap and do not give it back, so
+    that a batch-sized block is reused from one item to the next instead of
+    being mapped, faulted in page by page, and unmapped each time.  A worker
+    holds a few batches at most; the memory goes when it exits."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)      # the largest glibc takes
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    except (OSError, AttributeError):     # not glibc: nothing to tune
+        pass
+
+
+class _GetItem:
+    """The task: obj[i], packed.  Runs in the forked workers.  Each worker
+    packs into one buffer of its own, reused: a new 4 MiB buffer per batch
+    costs a thousand page faults each time the allocator gives the memory
+    back to the kernel (measured: most of a worker's time per batch)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+        self.ready_pid = os.getpid()     # the parent: no set-up here
+        self.scratch = None
+
+    def __call__(self, arena, i):
+        if self.ready_pid != os.getpid():
+            _worker_setup()
+            self.ready_pid = os.getpid()
+            self.scratch = bytearray()
+        item = self.obj[i]
+        try:
+            return pack(item, self.scratch)
+        except BufferError:     # a view of it still alive: start another
+            self.scratch = bytearray()
+            return pack(item, self.scratch)
+
+
+# ---- Enqueuer ----------------------------------------------------------------
+
+class Enqueuer:
+    """Enqueuer(dataset, *, workers=None, depth=10, shuffle=False, seed=None,
+    max_attempts=3, task_timeout=None, result_bytes=32 MiB,
+    on_epoch_end=True, zero_copy=False)
+
+    dataset[i] for every i, computed by `workers` processes (default: the
+    CPUs), in order (a shuffled order each epoch when shuffle), at most
+    `depth` items in flight (Keras' max_queue_size).
+
+    - ``for x in enq:`` or ``enq.epoch()``: one epoch; ``enq.forever()``:
+      epoch after epoch (Keras' fit with steps_per_epoch=len(dataset)).
+    - seed: the shuffles are random.Random(seed + epoch) permutations, so a
+      run can be repeated.
+    - A worker that dies is replaced and its item computed again; an item
+      that kills its worker max_attempts times raises WorkerCrashed where it
+      would have been yielded.  task_timeout (seconds) kills and retries a
+      hung item (TaskTimeout after max_attempts).
+    - An exception raised by dataset[i] is raised where item i would have
+      been yielded, with the worker's traceback as its __cause__; it ends
+      that epoch (the workers stay: the next epoch can start).
+    - on_epoch_end: after each complete epoch, calls dataset.on_epoch_end()
+      here when it exists (Keras' contract).  The workers keep the dataset
+      they were forked with: state that on_epoch_end changes is not seen
+      by them; call restart() after changing the dataset to fork new ones.
+    - result_bytes: each worker's result area; it must hold a few items.
+    - zero_copy: False (the default) copies each large result once, here,
+      into memory of its own (writable arrays and tensors), and frees the
+      worker's result space at once.  True hands out read-only arrays over
+      the result space itself, with no copy: each holds its worker's space
+      until it is dropped, and one item kept for good (a batch kept for a
+      plot, a list of every batch) stalls its worker for good once the
+      worker's area wraps around to it -- the epoch then waits for ever.
+      Use it when every item is dropped before the next few are read.
+    - close() (or ``with``) stops and reaps the workers.
+    """
+
+    def __init__(self, dataset, *, workers=None, depth=10, shuffle=False, seed=None,
+                 max_attempts=3, task_timeout=None, result_bytes=32 << 20, on_epoch_end=True,
+                 zero_copy=False):
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError("the dataset needs __len__ and __getitem__ (a Keras Sequence/"
+                            "PyDataset, a torch map-style Dataset, a list)")
+        self.dataset = dataset
+        self.shuffle = shuffle
+        self.seed = random.randrange(1 << 62) if seed is None else seed
+        self.call_on_epoch_end = on_epoch_end
+        self.zero_copy = zero_copy
+        self.epochs_done = 0        # epochs read to the end
+        self.epochs_started = 0
+        self._opts = dict(workers=workers, depth=depth, max_attempts=max_attempts,
+                          task_timeout=task_timeout, result_bytes=result_bytes)
+        self._pool = None
+        self._n = 0
+        self.restart()
+
+    def restart(self):
+        """Stops the workers and forks new ones from the dataset as it is now."""
+        self._stop()
+        self._n = len(self.dataset)
+        self._pool = Pool(_GetItem(self.dataset), size=max(1, self._n), **self._opts)
+
+    def order(self, epoch):
+        """The indices of an epoch, in the order they are yielded."""
+        idx = list(range(self._n))
+        if self.shuffle:
+            random.Random(self.seed + epoch).shuffle(idx)
+        return idx
+
+    def epoch(self):
+        """Yields dataset[i] for one epoch, in order."""
+        if self._pool is None:
+            raise ValueError("the Enqueuer is closed")
+        order = self.order(self.epochs_started)
+        self.epochs_started += 1
+        for buf in self._pool.imap(order):
+            if not self.zero_copy and isinstance(buf, memoryview):
+                # One copy, and the worker's result space is free at once.
+                data = bytearray(buf)
+                buf.release()
+                buf = data
+            item = unpack(buf)
+            del buf
+            yield item
+        self.epochs_done += 1
+        end = getattr(self.dataset, "on_epoch_end", None)
+        if self.call_on_epoch_end and callable(end):
+            end()
+
+    def __iter__(self):
+        return self.epoch()
+
+    def __len__(self):
+        return self._n
+
+    def forever(self):
+        """Epoch after epoch, without end."""
+        while True:
+            yield from self.epoch()
+
+    def worker_pids(self):
+        return self._pool.worker_pids() if self._pool else []
+
+    def stats(self):
+        return self._pool.stats() if self._pool else {}
+
+    def _stop(self):
+        if self._pool is not None:
+            self._pool.close(cancel=True)
+            self._pool = None
+
+    def close(self):
+        self._stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self._stop()
+        except Exception:   # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+# ---- DataLoader ---------------------------------------------------------------
+
+def _default_collate():
+    try:
+        from torch.utils.data import default_collate
+        return default_collate
+    except ImportError:
+        return _stack_collate
+
+
+def _stack_collate(batch):
+    """Without torch: numpy arrays stacked, tuples/lists/dicts collated by
+    position or key, numbers into arrays, anything else as a list."""
+    import numpy as np
+    first = batch[0]
+    if isinstance(first, tuple) or isinstance(first, list):
+        return type(first)(_stack_collate(list(col)) for col in zip(*batch))
+    if isinstance(first, dict):
+        return {k: _stack_collate([b[k] for b in batch]) for k in first}
+    if isinstance(first, (np.ndarray, int, float, np.generic)):
+        return np.stack([np.asarray(b) for b in batch])
+    return list(batch)
+
+
+class _Batches:
+    """Batch b of the current epoch: collate([dataset[i] for i in its
+    indices]).  The epoch's order lives in a shared anonymous mapping that
+    the parent rewrites between epochs (the workers, forked, see it)."""
+
+    def __init__(self, dataset, batch_size, drop_last, collate):
+        n = len(dataset)
+        self.dataset, self.n, self.bs, self.collate = dataset, n, batch_size, collate
+        self.batches = n // batch_size if drop_last else (n + batch_size - 1) // batch_size
+        self.order = mmap.mmap(-1, max(8, 8 * n))     # MAP_SHARED | MAP_ANONYMOUS
+
+    def set_order(self, idx):
+        self.order[:8 * len(idx)] = struct.pack("<%dq" % len(idx), *idx)
+
+    def __len__(self):
+        return self.batches
+
+    def __getitem__(self, b):
+        lo = b * self.bs
+        hi = min(lo + self.bs, self.n)
+        idx = struct.unpack_from("<%dq" % (hi - lo), self.order, 8 * lo)
+        return self.collate([self.dataset[i] for i in idx])
+
+
+class DataLoader:
+    """DataLoader(dataset, batch_size=1, shuffle=False, *, num_workers=None,
+    collate_fn=None, drop_last=False, prefetch_factor=2, seed=None,
+    max_attempts=3, timeout=None, result_bytes=32 MiB, zero_copy=False,
+    **ignored)
+
+    The torch.utils.data.DataLoader arguments a map-style dataset uses, on
+    libarena's workers: each task builds one batch (collate_fn over
+    dataset[i] for the batch's indices; torch's default_collate when torch
+    is installed) in a worker; batches come back in order (one copy here,
+    or none with zero_copy=True: see Enqueuer), at most num_workers *
+    prefetch_factor in flight, a new shuffle each epoch (iterate the loader
+    again), the
+    same workers for every epoch.  A killed worker's batch is built again
+    and the epoch goes on.  persistent_workers, pin_memory, worker_init_fn
+    and multiprocessing_context are accepted and ignored (the workers are
+    always persistent and forked).
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, *, num_workers=None,
+                 collate_fn=None, drop_last=False, prefetch_factor=2, seed=None,
+                 max_attempts=3, timeout=None, result_bytes=32 << 20, zero_copy=False,
+                 **ignored):
+        if batch_size is None or batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        unknown = set(ignored) - {"persistent_workers", "pin_memory", "worker_init_fn",
+                                  "multiprocessing_context", "generator", "sampler_seed"}
+        if unknown:
+            raise TypeError("unsupported DataLoader arguments: %s" % ", ".join(sorted(unknown)))
+        workers = num_workers or os.cpu_count() or 1
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self._batches = _Batches(dataset, batch_size, drop_last, collate_fn or _default_collate())
+        self._shuffle = shuffle
+        self._enq = Enqueuer(self._batches, workers=workers,
+                             depth=max(1, workers * (prefetch_factor or 2)), shuffle=False,
+                             seed=seed, max_attempts=max_attempts, task_timeout=timeout,
+                             result_bytes=result_bytes, on_epoch_end=False,
+                             zero_copy=zero_copy)
+        self._rng = random.Random(self._enq.seed)
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __iter__(self):
+        idx = list(range(self._batches.n))
+        if self._shuffle:
+            self._rng.shuffle(idx)
+        self._batches.set_order(idx)     # no batch of the last epoch in flight
+        return self._enq.epoch()
+
+    def worker_pids(self):
+        return self._enq.worker_pids()
+
+    def restart(self):
+        """Forks new workers from the dataset as it is now."""
+        self._enq.restart()
+
+    def close(self):
+        self._enq.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: MIT
+# The extension is built from the library's sources next door (../lib), so
+# `pip install ./python` needs nothing but a C compiler, Python's headers and
+# liburing-dev (./tools/install-deps python).
+import glob
+import os
+
+from setuptools import Extension, setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+top = os.path.dirname(here)
+lib_src = sorted(glob.glob(os.path.join(top, "lib", "*.c")))
+if not lib_src:
+    raise SystemExit("libarena's sources (../lib) not found: install from a checkout, "
+                     "`pip install ./python` at its top")
+
+# The parts of the C API that arrive over time (see _libarena.c).
+with open(os.path.join(top, "include", "arena.h")) as f:
+    header = f.read()
+macros = [(name, "1") for name, word in (("HAVE_WORKER_INIT", "worker_init"),
+                                         ("HAVE_SUBMIT_RANGE", "arena_pool_submit_range"),
+                                         ("HAVE_KEEP_FDS", "keep_fds"))
+          if word in header]
+
+setup(
+    ext_modules=[
+        Extension(
+            "libarena._libarena",
+            sources=[os.path.relpath(p, here) for p in ["_libarena.c", *lib_src]],
+            include_dirs=[os.path.join(top, "include"), os.path.join(top, "lib")],
+            extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-pthread"],
+            extra_link_args=["-pthread"],
+            define_macros=macros,
+            libraries=["uring"],
+        )
+    ],
+)
