@@ -12,7 +12,7 @@ FUZZ_S      ?= 60
 FUZZ_CHECK_S ?= 20
 FUZZ_DIR    := build/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -pthread -Iinclude -Ilib -Itests/fuzz \
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -pthread -MMD -MP -Iinclude -Ilib -Itests/fuzz \
 	-fno-omit-frame-pointer $(FUZZ_SAN)
 FUZZ_NAMES  := image env recv inspect channel
 # Harnesses `make check` runs (all: the trust track's checks are in main).
