@@ -10,9 +10,10 @@
  *
  *   sleeper                               waker
  *   -------                               -----
+ *   v = seq      (acquire)  (S0)
  *   ann += 1 sleeper, 1 gen  (S1)         publish work (release)   (W1)
  *   fence(seq_cst)                        fence(seq_cst)
- *   v = seq      (acquire)  (S2)          a = ann                  (W2)
+ *   check for work           (S2)         a = ann                  (W2)
  *   if work: done, return                 if sleepers(a) > 0 and
  *   FUTEX_WAIT(&seq, v)                      gen(a) != gen we woke last:
  *   done (sleepers -= 1), check again          seq += 1 (release)  (W3)
@@ -22,19 +23,18 @@
  * loads of the other side's store (Dekker).  So either the sleeper's check of
  * the work sees W1, or the waker's W2 sees S1 (or both); an acquire/release
  * pair alone would allow both to miss.  When the waker sees the sleeper it
- * bumps seq after W1.  If the sleeper's S2 read the bumped value, S2
- * synchronizes with W3 and the work check after S2 sees W1.  Otherwise the
- * sleeper waits on the old value: FUTEX_WAIT either finds seq changed
- * (returns EAGAIN at once) or is queued before W3's FUTEX_WAKE, which then
- * wakes it.  EINTR, EAGAIN, timeouts and spurious wake-ups all mean "check
- * again", after a new announcement.
+ * bumps seq (W3) after W2.  S0 cannot have read that bump (S0 precedes S1,
+ * which W2 read, which precedes W3), so the sleeper waits on an older value:
+ * FUTEX_WAIT either finds seq changed (returns EAGAIN at once) or is queued
+ * before W3's FUTEX_WAKE, which then wakes it.  EINTR, EAGAIN, timeouts and
+ * spurious wake-ups all mean "check again", after a new announcement.
  *
  * Why a waker may skip a generation it already woke (so that a sleeper slow
  * to get a CPU does not collect one FUTEX_WAKE per batch from every waker):
  * its earlier W3 bumped seq after it saw every announcement up to that
- * generation; by the argument above each of those sleepers either saw that
- * work (and does not sleep) or waits on an older seq and is woken (n covers
- * every sleeper that can share the word).  None can go back to sleep without
+ * generation; by the argument above each of those sleepers waits on a value
+ * older than that bump (S0), so its FUTEX_WAIT returns (n covers every
+ * sleeper that can share the word).  None can go back to sleep without
  * announcing again, which changes the generation.  A waker that still reads
  * the same generation has therefore not seen any later announcement, and
  * Dekker again says that announcement's sleeper sees the new work.
@@ -59,6 +59,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "killpoint.h"
 #include "sys.h"
 
 #define EVC_SLEEPER 1ull           /* low 16 bits: sleepers announced */
@@ -71,14 +72,29 @@ static inline uint32_t evc_sleepers(uint64_t ann)
 	return (uint32_t)(ann & (EVC_GEN - 1));
 }
 
-/* Sleeper, step 1: announce, then return the value to wait on. */
+/*
+ * Sleeper, step 1: announce, then return the value to wait on.  That value is
+ * read BEFORE the announcement (S0): a waker that saw the announcement bumps
+ * seq after it, so FUTEX_WAIT on the earlier value returns at once or is
+ * woken.  Read after the announcement (as before), it could already include
+ * such a bump: the waker then counts this generation as woken while the
+ * sleeper, finding nothing (it had taken the work that wake was for),
+ * sleeps on the bumped value, and the waker's next wake is skipped as
+ * "already woken".  A lost wake-up, found by the Spin model
+ * (tests/model/pool.pml, mutant MUT_LATEV).
+ */
 static inline uint32_t evc_prepare(_Atomic uint64_t *ann, _Atomic uint32_t *seq)
 {
+	/* acquire: pairs with the waker's release increment (W3); also keeps
+	 * this load before the announcement below (no later access moves
+	 * above an acquire load). */
+	uint32_t v = atomic_load_explicit(seq, memory_order_acquire);
+
 	/* relaxed: the fence below orders it before the caller's re-check. */
 	atomic_fetch_add_explicit(ann, EVC_SLEEPER + EVC_GEN, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	/* acquire: pairs with the waker's release increment (W3). */
-	return atomic_load_explicit(seq, memory_order_acquire);
+	KP_WIDEN();
+	return v;
 }
 
 /* Sleeper, last step (after waking or when work was found). */
@@ -98,10 +114,14 @@ static inline void evc_done(_Atomic uint64_t *ann)
 static inline uint32_t evc_prepare_owned(_Atomic uint64_t *ann, uint64_t *own,
 					 _Atomic uint32_t *seq)
 {
+	/* acquire: as in evc_prepare, read before the announcement. */
+	uint32_t v = atomic_load_explicit(seq, memory_order_acquire);
+
 	*own += EVC_SLEEPER + EVC_GEN;
 	atomic_store_explicit(ann, *own, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	return atomic_load_explicit(seq, memory_order_acquire);
+	KP_WIDEN();
+	return v;
 }
 
 static inline void evc_done_owned(_Atomic uint64_t *ann, uint64_t *own)
@@ -146,6 +166,7 @@ static inline int evc_wake_fenced(_Atomic uint64_t *ann, uint64_t *last,
 static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32_t *seq,
 			   int n, int private_)
 {
+	KP_WIDEN();
 	atomic_thread_fence(memory_order_seq_cst);
 	return evc_wake_fenced(ann, last, seq, n, private_);
 }

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "evc.h"
+#include "killpoint.h"
 #include "pool_internal.h"
 #include "pool_test.h"
 
@@ -532,6 +533,7 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 	if (atomic_load_explicit(&p->inflight, memory_order_relaxed) &&
 	    (t < 0 || t > (int64_t)UNSIGNALED_TICK_NS))
 		t = (int64_t)UNSIGNALED_TICK_NS;
+	t = KP_NO_POLL(t, timeout_ns);
 	if (use_uring && p->u.futex_ok) {
 		sup_uring_arm_futex(&p->u, (uint32_t *)seq, v);
 		r = sup_uring_wait(&p->u, t);

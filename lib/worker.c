@@ -15,6 +15,7 @@
 
 #include "arena_internal.h"
 #include "evc.h"
+#include "killpoint.h"
 #include "worker.h"
 
 #define IDLE_CHECK_NS (250 * 1000 * 1000) /* parent-death check when idle */
@@ -129,8 +130,9 @@ static void idle_wait(struct worker *wk, _Atomic uint64_t *ann,
 		return;
 	}
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_SLEEPING, memory_order_relaxed);
+	KILLPOINT(ann == &w->slow.space_ann ? KP_SPACE_WAIT : KP_NONE, &w->hot.inhand);
 	t0 = sys_now_ns();
-	r = evc_sleep(&w->prod.wake_seq, v, IDLE_CHECK_NS, 0);
+	r = evc_sleep(&w->prod.wake_seq, v, KP_NO_POLL(IDLE_CHECK_NS, 60000000000ll), 0);
 	wk->wait_ns += sys_now_ns() - t0;
 	wk->waits++;
 	evc_done(ann);
@@ -345,10 +347,13 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 			signal_consumer(wk); /* never sleep on unsignaled completions */
 		usleep(100);
 	}
+	KILLPOINT(KP_AFTER_RESULT, &w->hot.inhand);
 	chan_cq(wk->c, wk->id)[wk->cq_tail & mask] = *cqe;
+	KILLPOINT(KP_AFTER_CQE, &w->hot.inhand);
 	/* release: the CQE and the result bytes are written before the
 	 * consumer's acquire load of cq_tail can see them. */
 	atomic_store_explicit(&w->hot.cq_tail, ++wk->cq_tail, memory_order_release);
+	KILLPOINT(KP_AFTER_CQ_TAIL, &w->hot.inhand);
 	/* release: the task in hand is cleared only after its completion is
 	 * published, so a death in between never loses or doubles it. */
 	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_release);
@@ -489,14 +494,17 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 		atomic_store_explicit(&w->rec.task_seq, sqe->seq, memory_order_release);
 		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_release);
 	}
+	KILLPOINT(KP_TAKEN, sqe);
 	w->hot.inhand = *sqe;
 	w->hot.inhand_pos = pos;
 	w->hot.inhand_retry = (uint32_t)retry;
 	/* release: the copy of the task above is complete before it counts as
 	 * in hand; then sq_head (release) gives its slot back. */
 	atomic_store_explicit(&w->hot.inhand_valid, 1, memory_order_release);
+	KILLPOINT(KP_AFTER_INHAND, sqe);
 	if (!retry)
 		atomic_store_explicit(&w->hot.sq_head, ++wk->head, memory_order_release);
+	KILLPOINT(KP_RETRY, sqe);
 	run_task(wk, sqe, &cqe);
 	wk->n_since++;
 	if (exact) {

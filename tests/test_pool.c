@@ -611,6 +611,10 @@ static void test_exactly_once(void **state)
 		      (now_ns() - t_all) / 1e9);
 }
 
+/* The kill-point build of this program (mk/killpoint.mk) also runs this
+ * test with ARENA_TEST_NO_POLL=1: no timed look rescues a lost wake-up,
+ * which then shows as a reap that times out (5 s, a failure in
+ * run_exactly_once), not as a short hiccup. */
 static void test_no_lost_wakeup(void **state)
 {
 	unsigned v;
