@@ -3,18 +3,23 @@
 # following forked and exec'd children (--trace-children=yes); any error
 # fails it (--error-exitcode).  SAN=valgrind in the environment makes the
 # tests trim their task counts (testutil.h under_sanitizer()).
-# What runs: test_arena; test_supervise (pools with forked workers: deaths,
+# What runs: test_arena; test_pool (the pool's whole API, hostile workers,
+# result space; counts trimmed); test_workers (the fork server, signals, fds,
+# lost exit statuses); test_supervise (pools with forked workers: deaths,
 # restarts, hangs, chaos), with ARENA_NO_URING=1 since valgrind 3.19 holds
 # every thread while one waits in io_uring_enter, and the pool's no-pidfd
 # supervision (valgrind lacks clone3 and pidfd_*); and the fuzz seeds and
 # regression inputs of the image, env, recv and inspect harnesses, with what
 # the fuzzers grew in build/fuzz/corpus (every validator a peer reaches).
-# Not test_pool (too slow under memcheck) nor test_pass (its spawn and
-# arena-inspect output checks do not hold under valgrind's tracing).
+# Not test_pass: three of its checks do not hold under valgrind's tracing
+# (a spawned program that does not exist starts valgrind, which exists;
+# arena-inspect --pid needs pidfd_getfd; a sealed-channel copy made through
+# the sealed-channel check gets -EADDRNOTAVAIL); left for a later pass.
 VALGRIND ?= valgrind
 VALGRIND_OPTS := --error-exitcode=99 --trace-children=yes --child-silent-after-fork=no \
 	--leak-check=full --errors-for-leak-kinds=definite --track-fds=no -q
-VALGRIND_TESTS ?= $(B)/tests/test_arena $(B)/tests/test_supervise \
+VALGRIND_TESTS ?= $(B)/tests/test_arena $(B)/tests/test_pool $(B)/tests/test_workers \
+	$(B)/tests/test_supervise \
 	"$(B)/tests/fuzz-replay-image tests/fuzz/corpus/image tests/fuzz/regress/image build/fuzz/corpus/image" \
 	"$(B)/tests/fuzz-replay-env tests/fuzz/corpus/env tests/fuzz/regress/env build/fuzz/corpus/env" \
 	"$(B)/tests/fuzz-replay-recv tests/fuzz/corpus/recv tests/fuzz/regress/recv build/fuzz/corpus/recv" \
