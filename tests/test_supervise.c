@@ -6,6 +6,7 @@
  * (workers known by pid and polled with waitid, as under valgrind or on
  * Linux < 5.4: the test knob no_pidfd).
  */
+#define TESTUTIL_POOL_KNOBS
 #include "testutil.h"
 
 #include <errno.h>
@@ -27,16 +28,7 @@ static int g_no_pidfd; /* the scenario runs without pidfds */
  * pool holds no pidfd at all (checked: a knob that did nothing fails). */
 static int create_pool(struct arena_pool **p, const struct arena_pool_opts *o)
 {
-	struct arena_pool_test_opts t = { .o = *o, .no_pidfd = 1 };
-	int before = count_pidfds(), r;
-
-	if (!g_no_pidfd)
-		return arena_pool_create(p, A, o);
-	t.o.flags |= ARENA_POOL_TEST_OPTS;
-	r = arena_pool_create(p, A, &t.o);
-	if (r == 0 && count_pidfds() != before)
-		return -EBADFD;
-	return r;
+	return pool_create_pidfd_or_not(p, A, o, g_no_pidfd);
 }
 
 /* Runs `call` without pidfds. */

@@ -7,6 +7,7 @@
  * kills, the io_uring's one owner, and the options' room to grow.  Every
  * scenario that supervises runs with io_uring and with the fallback.
  */
+#define TESTUTIL_POOL_KNOBS
 #include "testutil.h"
 
 #include <dirent.h>
@@ -42,16 +43,7 @@ static const uint32_t MODES[2] = { 0, ARENA_POOL_NO_URING };
  * holds no pidfd (a knob that did nothing fails the test). */
 static int create_mode(struct arena_pool **p, const struct arena_pool_opts *o, int no_pidfd)
 {
-	struct arena_pool_test_opts t = { .o = *o, .no_pidfd = 1 };
-	int before = count_pidfds(), r;
-
-	if (!no_pidfd)
-		return arena_pool_create(p, A, o);
-	t.o.flags |= ARENA_POOL_TEST_OPTS;
-	r = arena_pool_create(p, A, &t.o);
-	if (r == 0 && count_pidfds() != before)
-		return -EBADFD;
-	return r;
+	return pool_create_pidfd_or_not(p, A, o, no_pidfd);
 }
 
 static int setup(void **state)
@@ -749,22 +741,9 @@ static pid_t find_server(struct arena_pool *p, unsigned nworkers)
 
 	assert_non_null(d);
 	while ((e = readdir(d))) {
-		char path[300], buf[512], *rp;
-		int ppid, pid = atoi(e->d_name), mine = 0;
-		FILE *f;
+		int pid = atoi(e->d_name), mine = 0;
 
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		buf[0] = 0;
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = 0;
-		fclose(f);
-		rp = strrchr(buf, ')');
-		if (!rp || sscanf(rp + 2, "%*c %d", &ppid) != 1 || ppid != me)
+		if (pid <= 0 || proc_ppid(e->d_name) != me)
 			continue;
 		for (unsigned i = 0; i < nworkers; i++)
 			mine |= arena_pool_worker_pid(p, i) == pid;

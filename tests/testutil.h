@@ -77,6 +77,30 @@ static inline int count_maps(void)
 
 /* Number of children of this process that exist (zombies included), found
  * by scanning /proc: children forked by any of our threads count. */
+/* The parent of process `name` (a /proc entry), or -1. */
+static inline int proc_ppid(const char *name)
+{
+	char path[300], buf[512], *rp;
+	int ppid = -1;
+	FILE *f;
+
+	if (name[0] < '0' || name[0] > '9')
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%s/stat", name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	buf[0] = 0;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	rp = strrchr(buf, ')'); /* the command may hold spaces and ')' */
+	if (!rp || sscanf(rp + 2, "%*c %d", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+/* Number of this process's children, zombies included. */
 static inline int count_children(void)
 {
 	DIR *d = opendir("/proc");
@@ -85,25 +109,9 @@ static inline int count_children(void)
 
 	if (!d)
 		return -1;
-	while ((e = readdir(d))) {
-		char path[300], buf[512], *rp;
-		FILE *f;
-		int ppid;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		buf[0] = 0;
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = 0;
-		fclose(f);
-		rp = strrchr(buf, ')');
-		if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == me)
+	while ((e = readdir(d)))
+		if (proc_ppid(e->d_name) == me)
 			n++;
-	}
 	closedir(d);
 	return n;
 }
@@ -134,5 +142,31 @@ static inline int under_sanitizer(void)
 	const char *s = getenv("SAN");
 	return s && *s;
 }
+
+#ifdef TESTUTIL_POOL_KNOBS /* defined by programs that use lib/pool_test.h */
+#include <errno.h>
+#include "arena.h"
+#include "pool_test.h"
+
+/*
+ * arena_pool_create, through the test knob no_pidfd when asked: such a pool
+ * must hold no pidfd at all (a knob that did nothing fails the test with
+ * -EBADFD).
+ */
+static inline int pool_create_pidfd_or_not(struct arena_pool **p, const struct arena *a,
+					   const struct arena_pool_opts *o, int no_pidfd)
+{
+	struct arena_pool_test_opts t = { .o = *o, .no_pidfd = 1 };
+	int before = count_pidfds(), r;
+
+	if (!no_pidfd)
+		return arena_pool_create(p, a, o);
+	t.o.flags |= ARENA_POOL_TEST_OPTS;
+	r = arena_pool_create(p, a, &t.o);
+	if (r == 0 && count_pidfds() != before)
+		return -EBADFD;
+	return r;
+}
+#endif
 
 #endif
