@@ -280,8 +280,9 @@ static void test_spawn_attach(void **state)
 	{
 		char *argv[] = { "x", NULL };
 		assert_int_equal(arena_spawn(NULL, "/bin/true", argv, NULL, NULL, NULL), -EINVAL);
-		assert_int_equal(arena_spawn(NULL, "/nonexistent/prog", argv, NULL, a, NULL),
-				 -ENOENT);
+		if (!under_valgrind()) /* valgrind is what gets exec'd */
+			assert_int_equal(arena_spawn(NULL, "/nonexistent/prog", argv, NULL, a, NULL),
+					 -ENOENT);
 	}
 	arena_close(decoy);
 	arena_close(a);
@@ -1059,7 +1060,7 @@ static int chan_verdict(struct arena *a, int m, const char *h2, size_t l2)
 		print_message("  inspect %d, recv %d, attach %d\n", ri, rr, re);
 	assert_int_equal(ri, rr);
 	assert_int_equal(ri, re);
-	if (ri < 0)
+	if (ri < 0 && !under_valgrind()) /* the child's code is valgrind's */
 		assert_int_equal(worker_main_verdict(a, m), ri);
 	return ri;
 }
@@ -1180,6 +1181,12 @@ static void test_inspect(void **state)
 	struct arena *a;
 	int before = count_fds();
 
+	if (under_valgrind()) {
+		/* the traced tool reaches a live process through pidfd_getfd,
+		 * which valgrind 3.19 does not implement */
+		print_message("  skipped under valgrind: arena-inspect --pid needs pidfd_getfd\n");
+		skip();
+	}
 	if (!tool_path(tool, sizeof(tool), "tools/arena-inspect"))
 		skip();
 	assert_non_null(mkdtemp(dir));

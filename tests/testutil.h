@@ -143,6 +143,15 @@ static inline int under_sanitizer(void)
 	return s && *s;
 }
 
+/* 1 under make valgrind: a traced child's exit code is valgrind's when it
+ * finds a leak in what the child inherited, and an exec always finds
+ * valgrind itself. */
+static inline int under_valgrind(void)
+{
+	const char *s = getenv("SAN");
+	return s && !strcmp(s, "valgrind");
+}
+
 #ifdef TESTUTIL_POOL_KNOBS /* defined by programs that use lib/pool_test.h */
 #include <errno.h>
 #include "arena.h"
