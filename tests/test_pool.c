@@ -721,6 +721,20 @@ static void submit_op(struct arena_pool *p, uint64_t index, uint64_t ud, uint32_
 	assert_int_equal(arena_pool_submit(p, &s, 1, 2000000000ll), 1);
 }
 
+/* Submits n sized_task results of len bytes (op = len) and reaps them, each
+ * checked, into c[0..n-1]; their space stays held. */
+static void hold_results(struct arena_pool *p, struct arena_cqe *c, unsigned n, uint32_t len)
+{
+	unsigned k;
+
+	for (k = 0; k < n; k++)
+		submit_op(p, k, k, len);
+	for (k = 0; k < n; k++) {
+		reap1(p, &c[k], 5000000000ll);
+		assert_int_equal(check_pattern(&c[k], len), 0);
+	}
+}
+
 /*
  * arena_pool_release_many: a batch with results out of order, a duplicate, a
  * completion without space and garbage tickets gives back exactly the space
@@ -734,17 +748,11 @@ static void test_release_many(void **state)
 	struct arena_cqe got[4], batch[8], c;
 	struct arena_pool *p;
 	struct leak l;
-	unsigned k;
 
 	(void)state;
 	leak_begin(&l);
 	pool_new(&p, &o);
-	for (k = 0; k < 4; k++)
-		submit_op(p, k, k, 1000);
-	for (k = 0; k < 4; k++) {
-		reap1(p, &got[k], 5000000000ll);
-		assert_int_equal(check_pattern(&got[k], 1000), 0);
-	}
+	hold_results(p, got, 4, 1000);
 	/* The area is nearly full: a whole-area result must wait. */
 	submit_op(p, 9, 9, 4096);
 	assert_int_equal(arena_pool_reap(p, &c, 1, 50000000ll), -ETIMEDOUT);
@@ -2235,12 +2243,7 @@ static void test_release_after_stop(void **state)
 	(void)state;
 	leak_begin(&l);
 	pool_new(&p, &o);
-	for (k = 0; k < 4; k++)
-		submit_op(p, k, k, 900);
-	for (k = 0; k < 4; k++) {
-		reap1(p, &c[k], 5000000000ll);
-		assert_int_equal(check_pattern(&c[k], 900), 0);
-	}
+	hold_results(p, c, 4, 900);
 	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
 	assert_int_equal(arena_pool_release_many(p, c, (unsigned)-EAGAIN), -EINVAL);
 	assert_int_equal(arena_pool_release_many(p, c, (unsigned)-1), -EINVAL);
