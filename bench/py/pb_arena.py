@@ -30,11 +30,9 @@ memory: the 1,000,000 objects in an arena (the list dropped before the
 """
 import gc
 import pickle
-import queue
-import threading
 
 from pb_common import (STALL_S, CpuWatch, Result, RssSampler, Skipped, latencies,
-                       now, read_memory)
+                       now, producer_consumer, queue_shape, read_memory)
 
 # The arena's memfd is named so that its mapping can be found in smaps.
 SEED_NAME = "pybench-seed"
@@ -106,35 +104,7 @@ def _seed_pool(cfg, arena, what, mode, body):
 def _seed_shape(pool, ntasks, depth, check, res):
     """The seed's program: producer submits, Queue(depth) of futures, a
     consumer thread takes them in order."""
-    qu = queue.Queue(depth)
-    submit, done, failure = [0] * ntasks, [0] * ntasks, []
-
-    def run():
-        try:
-            bad = 0
-            for i in range(ntasks):
-                acc = qu.get(block=True).result(timeout=STALL_S)
-                done[i] = now()
-                if not check(i, acc):
-                    bad += 1
-            res.bad_items = bad
-        except BaseException as e:
-            failure.append(e)
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    st = now()
-    for i in range(ntasks):
-        if failure:
-            break
-        submit[i] = now()
-        qu.put(pool.submit(i), block=True)
-    th.join()
-    end = now()
-    if failure:
-        raise failure[0]
-    res.tasks, res.total_ns = ntasks, end - st
-    res.lat = latencies(submit, done, ntasks)
+    queue_shape(ntasks, depth, pool.submit, lambda f: f.result(timeout=STALL_S), check, res)
 
 
 def _build_seed_arena(seq, kind):
@@ -153,34 +123,8 @@ def _stream_shape(pool, ntasks, check, res):
     indices (blocking while depth tasks are in flight: the pool's depth is
     the seed's Queue(10)), a consumer thread get()s the results in order."""
     s = pool.stream()
-    submit, done, failure = [0] * ntasks, [0] * ntasks, []
-
-    def run():
-        try:
-            bad = 0
-            for i in range(ntasks):
-                acc = s.get(timeout=STALL_S)
-                done[i] = now()
-                if not check(i, acc):
-                    bad += 1
-            res.bad_items = bad
-        except BaseException as e:
-            failure.append(e)
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    st = now()
-    for i in range(ntasks):
-        if failure:
-            break
-        submit[i] = now()
-        s.put(i)
-    th.join()
-    end = now()
-    if failure:
-        raise failure[0]
-    res.tasks, res.total_ns = ntasks, end - st
-    res.lat = latencies(submit, done, ntasks)
+    producer_consumer(ntasks, lambda i, failure: s.put(i),
+                      lambda: s.get(timeout=STALL_S), check, res)
 
 
 def run_seed(cfg, seq):

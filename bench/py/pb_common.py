@@ -184,12 +184,13 @@ def read_memory(res, workers, server=None, seq_mapping=None):
 
 # ---- the seed's shape over a multiprocessing.Pool -----------------------------
 
-def seed_shape(pool, func, args_of, ntasks, depth, check, res, progress=None):
-    """The seed's loop as written: the main thread submits with apply_async
-    and puts the AsyncResult in a Queue(depth); a consumer thread takes them
-    in order and waits for each.  check(i, value) -> bool.  Fills res.tasks,
-    total_ns, lat and bad_items; raises on a task error or a stall."""
-    qu = queue.Queue(depth)
+def producer_consumer(ntasks, put, take, check, res, on_failure=None):
+    """The seed's two threads: the main thread put(i)s every task, a consumer
+    thread takes the results in order (take() -> value) and checks each.
+    check(i, value) -> bool.  put(i, failure) is given the consumer's failure
+    list so that a blocking put can give up; on_failure() runs in the consumer
+    after it failed.  Fills res.tasks, total_ns, lat and bad_items; raises on
+    a task error or a stall."""
     submit = [0] * ntasks
     done = [0] * ntasks
     failure = []
@@ -198,19 +199,15 @@ def seed_shape(pool, func, args_of, ntasks, depth, check, res, progress=None):
         try:
             bad = 0
             for i in range(ntasks):
-                acc = qu.get(block=True).get(timeout=STALL_S)
+                acc = take()
                 done[i] = now()
                 if not check(i, acc):
                     bad += 1
             res.bad_items = bad
         except BaseException as e:   # reported by the main thread
             failure.append(e)
-            # Unblock a producer waiting on a full queue.
-            while True:
-                try:
-                    qu.get_nowait()
-                except queue.Empty:
-                    break
+            if on_failure:
+                on_failure()
 
     th = threading.Thread(target=run, daemon=True)
     th.start()
@@ -219,14 +216,7 @@ def seed_shape(pool, func, args_of, ntasks, depth, check, res, progress=None):
         if failure:
             break
         submit[i] = now()
-        r = pool.apply_async(func, args_of(i))
-        while True:     # qu.put(block=True), giving up when the consumer died
-            try:
-                qu.put(r, timeout=1.0)
-                break
-            except queue.Full:
-                if failure:
-                    break
+        put(i, failure)
     th.join()
     end = now()
     if failure:
@@ -234,6 +224,39 @@ def seed_shape(pool, func, args_of, ntasks, depth, check, res, progress=None):
     res.tasks = ntasks
     res.total_ns = end - st
     res.lat = latencies(submit, done, ntasks)
+
+
+def queue_shape(ntasks, depth, start, wait, check, res):
+    """The seed's loop as written: the main thread starts each task
+    (start(i) -> a handle) and puts the handle in a Queue(depth); a consumer
+    thread takes them in order and waits for each (wait(handle) -> value)."""
+    qu = queue.Queue(depth)
+
+    def put(i, failure):
+        r = start(i)
+        while True:     # qu.put(block=True), giving up when the consumer died
+            try:
+                qu.put(r, timeout=1.0)
+                return
+            except queue.Full:
+                if failure:
+                    return
+
+    def drain():        # unblock a producer waiting on a full queue
+        while True:
+            try:
+                qu.get_nowait()
+            except queue.Empty:
+                return
+
+    producer_consumer(ntasks, put, lambda: wait(qu.get(block=True)), check, res, drain)
+
+
+def seed_shape(pool, func, args_of, ntasks, depth, check, res, progress=None):
+    """The seed's loop over a multiprocessing.Pool: apply_async(func,
+    args_of(i)), AsyncResult.get() in the consumer (queue_shape)."""
+    queue_shape(ntasks, depth, lambda i: pool.apply_async(func, args_of(i)),
+                lambda r: r.get(timeout=STALL_S), check, res)
 
 
 def timed_iter(indices, stamps):
