@@ -371,8 +371,6 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		p->uring_busy |= use_uring;
 		if (use_uring)
 			pool_arm_watches(p); /* sent with the wait (one owner) */
-		if (use_uring)
-			pool_arm_watches(p); /* sent with the wait (one owner) */
 		pthread_mutex_unlock(&p->cons_lock);
 		r = pool_consumer_sleep(p, v, left, use_uring);
 		pthread_mutex_lock(&p->cons_lock);
