@@ -12,7 +12,10 @@
  * the builds compared:
  *   for i in 1 2 3 4 5; do old/parent-cost 2 1024; new/parent-cost 2 1024; done
  *
- * usage: parent-cost [WORKERS [DEPTH [TASKS]]]   (2 1024 2000000)
+ * WORK_US > 0 makes each task compute that long first (the ring-bench work
+ * rows' shape: how much a parent sleep and wake costs).
+ *
+ * usage: parent-cost [WORKERS [DEPTH [TASKS [WORK_US]]]]   (2 1024 2000000 0)
  * Exit: 0, or 1 on any error or wrong result.
  */
 #define _GNU_SOURCE
@@ -46,6 +49,19 @@ static double wall_ns(void)
 	return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
+static unsigned work_us;
+
+/* Computes for work_us of wall time (the worker is alone on its CPU when the
+ * machine is quiet), then copies the item like the default task. */
+static int task_work(struct arena_task *t)
+{
+	double end = wall_ns() + work_us * 1e3;
+
+	while (wall_ns() < end)
+		;
+	return arena_task_get_item(t);
+}
+
 static int fail(const char *what, int r)
 {
 	fprintf(stderr, "parent-cost: %s: %s\n", what, arena_strerror(r));
@@ -58,6 +74,9 @@ int main(int argc, char **argv)
 	unsigned d = argc > 2 ? (unsigned)atoi(argv[2]) : 1024;
 	unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 2000000, sub = 0, got = 0;
 	struct arena_pool_opts o = { .workers = w, .depth = d };
+	work_us = argc > 4 ? (unsigned)atoi(argv[4]) : 0;
+	if (work_us)
+		o.task = task_work;
 	struct arena_sqe sq[BATCH];
 	struct arena_cqe cq[BATCH];
 	char item[ITEM_BYTES];
@@ -67,7 +86,7 @@ int main(int argc, char **argv)
 	int r, i;
 
 	if (!w || w > 64 || !d || !n) {
-		fprintf(stderr, "usage: parent-cost [WORKERS [DEPTH [TASKS]]]\n");
+		fprintf(stderr, "usage: parent-cost [WORKERS [DEPTH [TASKS [WORK_US]]]]\n");
 		return 1;
 	}
 	memset(item, 'x', sizeof(item));

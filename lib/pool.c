@@ -313,6 +313,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	}
 	p->started_once = 1; /* test knobs count from here */
 	p->last_poll_ns = sys_now_ns();
+	p->look_ns = sys_look_ns();
 	*out = p;
 	return 0;
 fail:

@@ -24,7 +24,6 @@
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
 #define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd (or waitid) poll period */
-#define UNSIGNALED_TICK_NS 1000000ull /* longest a posted completion waits */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */
 #define MAX_START_FAILS 5       /* then the worker slot is given up */
 #define RESTART_BACKOFF_MIN_NS 1000000ull    /* a failed fork is retried after 1 ms, */
@@ -157,6 +156,7 @@ struct arena_pool {
 	uint32_t test_fail_starts, test_fail_watches;
 	int started_once;
 	uint64_t last_poll_ns;
+	uint64_t look_ns;          /* sys_look_ns(): a sleeping reaper looks this often */
 	_Atomic uint64_t st_reaped, st_completed, st_cons_waits, st_cons_wakes,
 		st_cons_wait_ns, st_crashes, st_rerun, st_failed, st_restarted, st_hangs;
 };

@@ -529,10 +529,12 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 	}
 	/* A worker signals its completions in batches, at the latest when its
 	 * queue runs dry; completions posted just before a long task would wait
-	 * for that task.  While tasks are in flight, look at least this often. */
+	 * for that task.  While tasks are in flight, look at least once a
+	 * tick and a quarter (sys.h sys_look_ns: a shorter timer costs every
+	 * sleep two timer reprograms). */
 	if (atomic_load_explicit(&p->inflight, memory_order_relaxed) &&
-	    (t < 0 || t > (int64_t)UNSIGNALED_TICK_NS))
-		t = (int64_t)UNSIGNALED_TICK_NS;
+	    (t < 0 || t > (int64_t)p->look_ns))
+		t = (int64_t)p->look_ns;
 	t = KP_NO_POLL(t, timeout_ns);
 	if (use_uring && p->u.futex_ok) {
 		sup_uring_arm_futex(&p->u, (uint32_t *)seq, v);

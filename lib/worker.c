@@ -22,7 +22,8 @@
 #define SIGNAL_BATCH 16       /* tiny tasks: wake the consumer once per 16 */
 #define SIGNAL_DELAY_NS 100000 /* or once completions waited this long */
 #define LONG_QUEUE_NS 1000000 /* queued beyond this: the reaper's own look
-				 (every 1 ms while tasks are in flight) is soon enough */
+				 (sys_look_ns: at least every 1.25 kernel ticks while
+				 tasks are in flight) is soon enough */
 #define CLOCK_STRIDE 16       /* tiny tasks: one clock read per 16 */
 #define PRECISE_NS 2000       /* tasks this slow: one clock read each */
 #define SPIN_MIN_NS 2000      /* shortest spin worth starting */
@@ -383,8 +384,8 @@ static int signal_consumer(struct worker *wk)
  * `left` tasks still queued here (t: the recent task time):
  *  - when the queue is empty;
  *  - never while more than LONG_QUEUE_NS of work is queued here: nothing
- *    here runs dry soon, and the reaper looks by itself every millisecond
- *    while tasks are in flight (supervise.c);
+ *    here runs dry soon, and the reaper looks by itself once a tick and a
+ *    quarter while tasks are in flight (sys_look_ns, supervise.c);
  *  - after SIGNAL_BATCH;
  *  - once they have waited about SIGNAL_DELAY_NS and are at least as many
  *    as the tasks still queued: a refill is then due, and a queue half
