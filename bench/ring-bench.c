@@ -20,8 +20,10 @@
  *    in min(workers, CPUs) processes that only compute;
  *  - the round trip of one task at a time: back to back ("hot") and after a
  *    random pause longer than the spin budget, so every side sleeps ("idle");
- *  - floors: a futex ping-pong between two processes (the wake-up cost) and a
- *    spin ping-pong through one shared cache line (the hardware cost).
+ *  - floors: a futex ping-pong between two processes (the wake-up cost: its
+ *    latency and the CPU time a round trip costs both sides; again with a
+ *    1 ms timeout on every wait, and on one CPU) and a spin ping-pong
+ *    through one shared cache line (the hardware cost).
  *
  * Every result is checked against arena_get() and counted exactly once; a
  * wrong result exits 1.  A missed goal is reported, never an exit code: the
@@ -47,6 +49,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1079,15 +1082,16 @@ static void pin_to(int cpu)
 	sched_setaffinity(0, sizeof(s), &s);
 }
 
-/* Waits until *w != old: spinning, or FUTEX_WAIT.  Returns false on timeout. */
-static bool wait_change(_Atomic uint32_t *w, uint32_t old, bool use_futex)
+/* Waits until *w != old: spinning, or FUTEX_WAIT with timeouts of timeout_ns
+ * (1 s when 0).  Returns false after 10 s. */
+static bool wait_change(_Atomic uint32_t *w, uint32_t old, bool use_futex, long timeout_ns)
 {
 	uint64_t start = 0;
 	unsigned i = 0;
 
 	while (atomic_load_explicit(w, memory_order_acquire) == old) {
 		if (use_futex) {
-			struct timespec ts = { 1, 0 };
+			struct timespec ts = { timeout_ns ? 0 : 1, timeout_ns };
 
 			futex(w, FUTEX_WAIT, old, &ts);   /* EAGAIN/EINTR/timeout: recheck */
 		} else {
@@ -1106,14 +1110,22 @@ static bool wait_change(_Atomic uint32_t *w, uint32_t old, bool use_futex)
 struct floor_result {
 	struct pct p;
 	unsigned rounds;
+	long timeout_ns;            /* each FUTEX_WAIT's timeout; 0: 1 s */
+	double cpu_us_per_rt;       /* both processes' CPU time a round trip */
 	bool pinned, valid;
 };
 
 /* same_cpu: both processes on one CPU (a wake-up without an IPI: what a
- * round trip costs when the scheduler keeps the pair together). */
-static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned rounds)
+ * round trip costs when the scheduler keeps the pair together).
+ * timeout_ns: a timeout shorter than the kernel's tick makes every wait arm
+ * and cancel a timer that reprograms the timer hardware (lib/sys.h
+ * sys_look_ns); the CPU time a round trip shows what that costs. */
+static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned rounds,
+				    long timeout_ns)
 {
-	struct floor_result res = { .rounds = rounds };
+	struct floor_result res = { .rounds = rounds, .timeout_ns = timeout_ns };
+	struct rusage cru;
+	struct usage u0;
 	unsigned warm = rounds / 10 < 100 ? rounds / 10 : 100;
 	cpu_set_t saved;
 	int cpu[2] = { -1, -1 }, st;
@@ -1143,7 +1155,7 @@ static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned roun
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		pin_to(cpu[1]);
 		for (uint32_t k = 0; k < warm + rounds; k++) {
-			if (!wait_change(seq, 2 * k, use_futex))
+			if (!wait_change(seq, 2 * k, use_futex, timeout_ns))
 				_exit(3);
 			atomic_store_explicit(seq, 2 * k + 2, memory_order_release);
 			if (use_futex)
@@ -1152,22 +1164,27 @@ static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned roun
 		_exit(0);
 	}
 	pin_to(cpu[0]);
+	u0 = thread_usage();
 	for (uint32_t k = 0; k < warm + rounds && ok; k++) {
 		uint64_t t0 = now_ns();
 
 		atomic_store_explicit(seq, 2 * k + 1, memory_order_release);
 		if (use_futex)
 			futex(seq, FUTEX_WAKE, 1, NULL);
-		ok = wait_change(seq, 2 * k + 1, use_futex);
+		ok = wait_change(seq, 2 * k + 1, use_futex, timeout_ns);
 		if (k >= warm)
 			s[k - warm] = now_ns() - t0;
 	}
+	u0 = usage_sub(thread_usage(), &u0);
 	if (res.pinned)
 		sched_setaffinity(0, sizeof(saved), &saved);
 	if (!ok)
 		kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+	while (wait4(pid, &st, 0, &cru) < 0 && errno == EINTR)
 		;
+	res.cpu_us_per_rt = (u0.cpu_ns + (cru.ru_utime.tv_sec + cru.ru_stime.tv_sec) * 1e9 +
+			     (cru.ru_utime.tv_usec + cru.ru_stime.tv_usec) * 1e3) /
+			    1e3 / (warm + rounds);
 	if (!ok || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		die("%s ping-pong: the other side did not answer", use_futex ? "futex" : "spin");
 	res.p = percentiles(s, rounds);
@@ -1442,8 +1459,9 @@ static void json_pct(FILE *f, const char *name, struct pct p)
 
 static int write_json(const char *path, const struct config *cf, size_t ncf,
 		      const struct lat_result *lat, size_t nlat,
-		      const struct floor_result *ff, const struct floor_result *f1,
-		      const struct floor_result *fs, const struct goal *g, size_t ng,
+		      const struct floor_result *ff, const struct floor_result *ft,
+		      const struct floor_result *f1, const struct floor_result *fs,
+		      const struct goal *g, size_t ng,
 		      double total_s)
 {
 	FILE *f = fopen(path, "w");
@@ -1497,9 +1515,15 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 	fprintf(f, "  ],\n  \"floors\": {\n    \"futex_pingpong\": {\"rounds\": %u, "
 		"\"pinned\": %s, ", ff->rounds, ff->pinned ? "true" : "false");
 	json_pct(f, "round_trip", ff->p);
+	fprintf(f, ", \"cpu_us_per_round_trip\": %.3f", ff->cpu_us_per_rt);
+	fprintf(f, "},\n    \"futex_pingpong_1ms_timeout\": {\"rounds\": %u, \"pinned\": %s, ",
+		ft->rounds, ft->pinned ? "true" : "false");
+	json_pct(f, "round_trip", ft->p);
+	fprintf(f, ", \"cpu_us_per_round_trip\": %.3f", ft->cpu_us_per_rt);
 	fprintf(f, "},\n    \"futex_pingpong_one_cpu\": {\"rounds\": %u, \"pinned\": %s, ",
 		f1->rounds, f1->pinned ? "true" : "false");
 	json_pct(f, "round_trip", f1->p);
+	fprintf(f, ", \"cpu_us_per_round_trip\": %.3f", f1->cpu_us_per_rt);
 	fprintf(f, "},\n    \"spin_pingpong\": {\"rounds\": %u, \"pinned\": %s, ",
 		fs->rounds, fs->pinned ? "true" : "false");
 	json_pct(f, "round_trip", fs->p);
@@ -1616,7 +1640,7 @@ int main(int argc, char **argv)
 {
 	struct config cf[2 * MAX_LIST * MAX_LIST + 2 * MAX_LIST];
 	struct lat_result lat[MAX_LIST];
-	struct floor_result ff, f1, fs;
+	struct floor_result ff, ft, f1, fs;
 	size_t ncf = 0;
 	uint64_t start = now_ns();
 	struct goal g[] = {
@@ -1731,16 +1755,20 @@ int main(int argc, char **argv)
 		       lat[wi].idle_futex_per_round, note);
 	}
 
-	ff = pingpong(true, false, opt.floor_rounds);
-	f1 = pingpong(true, true, opt.floor_rounds);
-	fs = pingpong(false, false, opt.floor_rounds);
-	printf("\nfloors, two processes%s, %u round trips:\n",
+	ff = pingpong(true, false, opt.floor_rounds, 0);
+	ft = pingpong(true, false, opt.floor_rounds, 1000000);
+	f1 = pingpong(true, true, opt.floor_rounds, 0);
+	fs = pingpong(false, false, opt.floor_rounds, 0);
+	printf("\nfloors, two processes%s, %u round trips (cpu: both processes' CPU time a\n"
+	       "round trip, two sleeps and two wake-ups):\n",
 	       ff.pinned ? " pinned to two CPUs" : "", opt.floor_rounds);
-	printf("  futex ping-pong (shared mapping, FUTEX_WAIT/WAKE): p50 %8.2f us  p99 %8.2f us\n",
-	       ff.p.p50_us, ff.p.p99_us);
+	printf("  futex ping-pong (shared mapping, FUTEX_WAIT/WAKE): p50 %8.2f us  p99 %8.2f us"
+	       "  cpu %6.2f us\n", ff.p.p50_us, ff.p.p99_us, ff.cpu_us_per_rt);
+	printf("  the same, each FUTEX_WAIT with a 1 ms timeout:    p50 %8.2f us  p99 %8.2f us"
+	       "  cpu %6.2f us\n", ft.p.p50_us, ft.p.p99_us, ft.cpu_us_per_rt);
 	if (f1.pinned)
-		printf("  futex ping-pong, both on one CPU (no IPI):        p50 %8.2f us  p99 %8.2f us\n",
-		       f1.p.p50_us, f1.p.p99_us);
+		printf("  futex ping-pong, both on one CPU (no IPI):        p50 %8.2f us  p99 %8.2f us"
+		       "  cpu %6.2f us\n", f1.p.p50_us, f1.p.p99_us, f1.cpu_us_per_rt);
 	printf("  spin ping-pong (one shared cache line):           p50 %8.2f us  p99 %8.2f us\n",
 	       fs.p.p50_us, fs.p.p99_us);
 
@@ -1770,8 +1798,8 @@ int main(int argc, char **argv)
 
 	printf("total %.1f s\n", total_s);
 	if (opt.json) {
-		int r = write_json(opt.json, cf, ncf, lat, opt.nworkers, &ff, &f1, &fs, g, ng,
-				   total_s);
+		int r = write_json(opt.json, cf, ncf, lat, opt.nworkers, &ff, &ft, &f1, &fs, g,
+				   ng, total_s);
 
 		if (r < 0)
 			die("writing %s: %s", opt.json, strerror(-r));

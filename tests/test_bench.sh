@@ -117,6 +117,10 @@ for r in rows:
     # The consumer thread exists only in the two-thread shape.
     assert (r["arena"]["consumer"]["cpu_ns"] > 0) == (r["threads"] == 2), r
     assert r["cpu_arena_over_pipe_batch"] > 0
+fl = d["floors"]
+for k in ("futex_pingpong", "futex_pingpong_1ms_timeout", "futex_pingpong_one_cpu"):
+    assert fl[k]["cpu_us_per_round_trip"] > 0, (k, fl[k])
+    assert fl[k]["round_trip"]["p50_us"] > 0, (k, fl[k])
 names = {g["goal"] for g in d["goals"]}
 for n in ("arena/batch", "CPU arena/batch", "efficiency", "idle p99/futex p99"):
     assert n in names, n
