@@ -143,8 +143,8 @@ static inline void killpoint_hit(int kp, const volatile struct chan_sqe *task)
 
 /*
  * ARENA_TEST_NO_POLL=1 (kill-point builds only): no timed look hides a lost
- * wake-up.  The reaper sleeps for its caller's whole timeout (no 1 ms look
- * for unsignaled completions, no supervision tick), a worker's idle check
+ * wake-up.  The reaper sleeps for its caller's whole timeout (no look for
+ * unsignaled completions (sys_look_ns), no supervision tick), a worker's idle check
  * takes 60 s instead of 250 ms; a lost wake-up then shows as a hang.
  */
 #ifdef ARENA_KILLPOINTS

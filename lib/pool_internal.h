@@ -24,6 +24,7 @@
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
 #define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd (or waitid) poll period */
+#define IDLE_LOOKS 8            /* a reaper with nothing in flight looks 8x less often */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */
 #define MAX_START_FAILS 5       /* then the worker slot is given up */
 #define RESTART_BACKOFF_MIN_NS 1000000ull    /* a failed fork is retried after 1 ms, */

@@ -129,6 +129,26 @@ void pool_records_free(struct arena_pool *p)
 }
 
 /*
+ * This thread placed completions that a reaper asleep has not seen (a dead
+ * worker's, completed here, or ones harvested for several callers): wake
+ * every reaper asleep, at once rather than at its next look.  Their
+ * announcements are our own copy (p->cq_ann, evc_prepare_owned), written
+ * under cons_lock, which we hold: a reaper that announced before we took the
+ * lock waits on a seq older than our bump (evc.h); one that takes the lock
+ * after us finds the completions before it sleeps.  cons_lock held.
+ */
+static void wake_reapers_locked(struct arena_pool *p)
+{
+	_Atomic uint32_t *seq = &p->c.g->cq_seq.seq;
+
+	if (!evc_sleepers(p->cq_ann))
+		return;
+	/* release: a reaper that reads the new seq sees what we placed. */
+	atomic_fetch_add_explicit(seq, 1, memory_order_release);
+	sys_futex_wake((uint32_t *)seq, INT_MAX, 0);
+}
+
+/*
  * Completes, without a worker, a task taken out of our own record (a dead
  * worker's, by supervise.c): its caller has removed it from the record, so it
  * is completed at most once, like a real completion.  cons_lock held.
@@ -145,6 +165,7 @@ void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *rec, i
 
 	if (place(p, &c) < 0)
 		pool_fail(p, -EBADMSG);
+	wake_reapers_locked(p);
 }
 
 /* A worker-written word, loaded once (the worker may change it meanwhile). */
@@ -381,6 +402,9 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		if (r == -EINTR && (p->o.flags & ARENA_POOL_EINTR))
 			break;
 	}
+	/* Completions we harvested beyond our max are for other reapers. */
+	if (p->ordered ? p->cbuf[p->cnext & p->cmask].valid : p->cnext != p->ctail)
+		wake_reapers_locked(p);
 	pthread_mutex_unlock(&p->cons_lock);
 	return r;
 }

@@ -508,7 +508,7 @@ int pool_supervise(struct arena_pool *p, int force_poll)
 int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, int use_uring)
 {
 	_Atomic uint32_t *seq = &p->c.g->cq_seq.seq;
-	int64_t t = timeout_ns;
+	int64_t t = timeout_ns, look;
 	uint64_t t0 = sys_now_ns();
 	int r;
 
@@ -529,12 +529,17 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 	}
 	/* A worker signals its completions in batches, at the latest when its
 	 * queue runs dry; completions posted just before a long task would wait
-	 * for that task.  While tasks are in flight, look at least once a
-	 * tick and a quarter (sys.h sys_look_ns: a shorter timer costs every
-	 * sleep two timer reprograms). */
-	if (atomic_load_explicit(&p->inflight, memory_order_relaxed) &&
-	    (t < 0 || t > (int64_t)p->look_ns))
-		t = (int64_t)p->look_ns;
+	 * for that task.  While tasks are in flight, look once a tick and a
+	 * quarter (sys.h sys_look_ns: a shorter timer costs every sleep two
+	 * timer reprograms).  With none in flight, once every IDLE_LOOKS looks:
+	 * tasks submitted after we went to sleep are then in flight without
+	 * this sleep having a look (a submit does not wake the reaper; that
+	 * would cost a wake-up a task where a reaper sleeps between tasks). */
+	look = (int64_t)p->look_ns;
+	if (!atomic_load_explicit(&p->inflight, memory_order_relaxed))
+		look *= IDLE_LOOKS;
+	if (t < 0 || t > look)
+		t = look;
 	t = KP_NO_POLL(t, timeout_ns);
 	if (use_uring && p->u.futex_ok) {
 		sup_uring_arm_futex(&p->u, (uint32_t *)seq, v);

@@ -211,10 +211,9 @@ uint64_t sys_look_ns(void)
 	 * computes it twice. */
 	if (v)
 		return v;
-	v = 0;
 	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
 		v = (uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec;
-	if (!v || v > 100000000u)
+	if (!v || v > 10000000u)
 		v = 10000000u; /* HZ=100, the longest tick in use */
 	v += v / 4;
 	if (v < 1000000u)

@@ -22,8 +22,9 @@
 #define SIGNAL_BATCH 16       /* tiny tasks: wake the consumer once per 16 */
 #define SIGNAL_DELAY_NS 100000 /* or once completions waited this long */
 #define LONG_QUEUE_NS 1000000 /* queued beyond this: the reaper's own look
-				 (sys_look_ns: at least every 1.25 kernel ticks while
-				 tasks are in flight) is soon enough */
+				 (sys_look_ns: once every 1.25 kernel ticks while
+				 tasks are in flight) comes before this queue runs
+				 short; then the rules below signal */
 #define CLOCK_STRIDE 16       /* tiny tasks: one clock read per 16 */
 #define PRECISE_NS 2000       /* tasks this slow: one clock read each */
 #define SPIN_MIN_NS 2000      /* shortest spin worth starting */

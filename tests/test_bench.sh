@@ -143,9 +143,12 @@ if "$RB" --quick --workers 1 --depths 4 --one-thread-depth 0 --rounds 20 --tasks
 else
 	bad "ring-bench --one-thread-depth 0 exited $? :"; cat "$tmp/rb0.out"
 fi
-# parent-cost: small, every result checked by the program.
+# parent-cost: small, every result checked by the program; tiny tasks, and
+# 20 us tasks at depth 10 (WORK_US).
 if "$B/bench/parent-cost" 2 64 20000 >"$tmp/pc.out" 2>&1 &&
-	grep -q "parent cpu .* ns/task" "$tmp/pc.out"; then
+	grep -q "parent cpu .* ns/task" "$tmp/pc.out" &&
+	"$B/bench/parent-cost" 2 10 500 20 >>"$tmp/pc.out" 2>&1 &&
+	grep -q "depth 10 tasks 500: parent cpu .* ns/task" "$tmp/pc.out"; then
 	ok "parent-cost"
 else
 	bad "parent-cost:"; cat "$tmp/pc.out"

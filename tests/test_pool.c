@@ -1063,7 +1063,7 @@ static void test_result_holds(void **state)
 	leak_end(&l);
 }
 
-/* Tasks with user_data >= 100 busy-wait 10 ms and return the time they
+/* Tasks with user_data >= 100 busy-wait 25 ms and return the time they
  * ended (CLOCK_MONOTONIC, the same in every process); others are the default
  * task. */
 static int mixed_task(struct arena_task *t)
@@ -1072,7 +1072,7 @@ static int mixed_task(struct arena_task *t)
 
 	if (t->user_data < 100)
 		return arena_task_get_item(t);
-	spin_ns(10000000);
+	spin_ns(25000000);
 	end = now_ns();
 	if (t->out_cap < sizeof(end))
 		return -EMSGSIZE;
@@ -1084,9 +1084,11 @@ static int mixed_task(struct arena_task *t)
  * A slow task that follows a run of tiny ones is reported when it is done,
  * not when the worker's queue runs dry: tiny tasks are timed in strides and
  * the stride is cut short by a slow one (worker.c run_one).  Eight tiny
- * tasks, then four of 10 ms on one worker: the first slow result must reach
- * the reaper before the last slow task has even ended (about 30 ms later;
- * with the bug it came after).
+ * tasks, then four of 25 ms on one worker: the first slow result must reach
+ * the reaper before the last slow task has even ended (about 75 ms later;
+ * with the bug it came after).  With 75 ms still queued the worker does not
+ * signal it (signal_due); the reaper's own look (sys_look_ns: 5 ms at HZ=250,
+ * 12.5 ms at most) brings it.
  */
 static void test_slow_task_signalled(void **state)
 {
@@ -1133,7 +1135,7 @@ static int work100_task(struct arena_task *t)
 /*
  * A worker with a long queue does not wake the consumer for every few
  * completions: 200 tasks of 100 us queued on one worker (20 ms of work) make
- * the consumer sleep about once a millisecond of the run (its own look)
+ * the consumer sleep about once a look of the run (sys_look_ns, 1-12.5 ms)
  * plus a few times at the end, not once a task (worker.c signal_due: before,
  * each completion waited 100 us of task time and was signalled, about 200
  * sleeps).  The bound grows with the run's wall time, so a loaded machine
@@ -1243,8 +1245,8 @@ static int long_task(struct arena_task *t)
 
 /*
  * Completions a worker posted just before starting a long task reach the
- * reaper without waiting for that task (the reaper looks at least every
- * millisecond while tasks are in flight; lib/supervise.c).  Also: a first
+ * reaper without waiting for that task (the reaper looks once every 1.25
+ * kernel ticks while tasks are in flight; lib/sys.h sys_look_ns).  Also: a first
  * entry that can never be taken fails at once on a full pool instead of
  * waiting for room.
  */
@@ -1289,6 +1291,77 @@ static void test_completions_before_long_task(void **state)
 	assert_int_equal(arena_pool_reap(p, e, 1, 2000000000ll), 1);
 	assert_int_equal(e[0].user_data, 99);
 	arena_pool_release(p, &e[0]);
+	pool_del(p);
+	leak_end(&l);
+}
+
+struct tiny_reaper {
+	struct arena_pool *p;
+	uint64_t done_ns;       /* when the 8th tiny result was reaped */
+	int err;
+};
+
+static void *reap_eight(void *arg)
+{
+	struct tiny_reaper *tr = arg;
+	struct arena_cqe e[16];
+	unsigned got = 0;
+
+	while (got < 8) {
+		int r = arena_pool_reap(tr->p, e, 16, 3000000000ll);
+
+		if (r <= 0) {
+			tr->err = r ? r : -EIO;
+			return NULL;
+		}
+		for (int k = 0; k < r; k++)
+			if (e[k].user_data >= 8)
+				tr->err = -EBADMSG;
+		arena_pool_release_many(tr->p, e, (unsigned)r);
+		got += (unsigned)r;
+	}
+	tr->done_ns = now_ns();
+	return NULL;
+}
+
+/*
+ * The same when the reaper went to sleep before the tasks were submitted:
+ * with nothing in flight it has no look of 1.25 ticks, and a submit does not
+ * wake it; it still looks once every IDLE_LOOKS looks (lib/supervise.c), so
+ * the 8 tiny results do not wait for the 300 ms task behind them (with an
+ * unbounded sleep they came after it).
+ */
+static void test_completions_reaper_asleep_first(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 16, .task = long_task };
+	struct tiny_reaper tr = { 0 };
+	struct timespec nap = { 0, 30 * 1000 * 1000 };
+	struct arena_sqe s[9];
+	struct arena_cqe e;
+	struct arena_pool *p;
+	pthread_t th;
+	uint64_t t0;
+	struct leak l;
+	unsigned k;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	tr.p = p;
+	assert_int_equal(pthread_create(&th, NULL, reap_eight, &tr), 0);
+	nanosleep(&nap, NULL); /* the reaper sleeps with nothing in flight */
+	for (k = 0; k < 9; k++)
+		s[k] = (struct arena_sqe){ .index = k, .user_data = k < 8 ? k : 99 };
+	t0 = now_ns();
+	assert_int_equal(arena_pool_submit(p, s, 9, 2000000000ll), 9);
+	pthread_join(th, NULL);
+	assert_int_equal(tr.err, 0);
+	print_message("  8 tiny results, reaper asleep before the submit: reaped after %.2f ms\n",
+		      (tr.done_ns - t0) / 1e6);
+	assert_true(tr.done_ns - t0 < 150000000ull);
+	assert_int_equal(arena_pool_reap(p, &e, 1, 2000000000ll), 1);
+	assert_int_equal(e.user_data, 99);
+	arena_pool_release(p, &e);
 	pool_del(p);
 	leak_end(&l);
 }
@@ -2638,6 +2711,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_task_error, test_teardown),
 		cmocka_unit_test_teardown(test_slow_task_signalled, test_teardown),
 		cmocka_unit_test_teardown(test_completions_before_long_task, test_teardown),
+		cmocka_unit_test_teardown(test_completions_reaper_asleep_first, test_teardown),
 		cmocka_unit_test_teardown(test_long_queue_few_wakeups, test_teardown),
 		cmocka_unit_test_teardown(test_blocking_tasks_spread, test_teardown),
 		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),

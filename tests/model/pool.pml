@@ -8,7 +8,7 @@
  * (arena_pool_reap + release + pool_handle_exit), and a killer that may
  * SIGKILL the worker at any step (MAXDEATH times).
  *
- * No timeouts anywhere: the worker's 250 ms parent check, the reaper's 1 ms
+ * No timeouts anywhere: the worker's 250 ms parent check, the reaper's
  * look and the producer's deadline are left out, so a lost wake-up is a
  * state where a side sleeps and nothing will ever wake it: Spin reports it
  * as an invalid end state (every process blocked, not at its end).
