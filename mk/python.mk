@@ -14,7 +14,11 @@ PY_EXT      := $(PY_DIR)/_libarena$(PY_SUFFIX)
 PY_PKG_SRC  := $(wildcard python/libarena/*.py python/libarena/*.pyi) python/libarena/py.typed
 PY_PKG      := $(PY_PKG_SRC:python/libarena/%=$(PY_DIR)/%)
 PY_PIC_LIB  := $(B)/python/libarena-pic.a
-# The parts of the C API that arrive over time (see python/_libarena.c).
+# The extension's sources (python/_libarena/, one file a concern) and their
+# objects: not in $(PY_DIR), which is the importable package.
+PY_EXT_SRC  := $(sort $(wildcard python/_libarena/*.c))
+PY_EXT_OBJ  := $(PY_EXT_SRC:python/_libarena/%.c=$(B)/python/obj/%.o)
+# The parts of the C API that arrive over time (see python/_libarena/_libarena.h).
 PY_DEFS     := $(if $(shell grep -l 'worker_init' include/arena.h),-DHAVE_WORKER_INIT) \
 	       $(if $(shell grep -l 'arena_pool_submit_range' include/arena.h),-DHAVE_SUBMIT_RANGE) \
 	       $(if $(shell grep -l 'keep_fds' include/arena.h),-DHAVE_KEEP_FDS)
@@ -35,13 +39,27 @@ $(PY_PIC_LIB): $(PIC_OBJ)
 	$(Q)objcopy --localize-hidden $(B)/python/libarena-pic-all.o
 	$(Q)rm -f $@ && ar rcs $@ $(B)/python/libarena-pic-all.o
 
-$(PY_EXT): python/_libarena.c include/arena.h $(PY_PIC_LIB)
+# Each object with its .d next to it (-MMD -MP in CFLAGS): editing
+# _libarena.h rebuilds them all.  PY_DEFS follow include/arena.h, hence the
+# explicit prerequisite.  Hidden by default: the .so exports PyInit__libarena
+# only (PyMODINIT_FUNC), whatever the files share through _libarena.h.
+$(B)/python/obj/%.o: python/_libarena/%.c include/arena.h
 	@test -n "$(PY_INC)" || { echo "python.mk: $(PYTHON) not found (PYTHON=...)"; exit 1; }
 	@test -f "$(PY_INC)/Python.h" || { echo "python.mk: no Python.h for $(PYTHON): ./tools/install-deps python"; exit 1; }
 	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(CFLAGS)) -fPIC \
+		-fvisibility=hidden $(PY_DEFS) -I$(PY_INC) -c -o $@ $<
+
+$(PY_EXT): $(PY_EXT_OBJ) $(PY_PIC_LIB)
+	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(CFLAGS)) -fPIC -shared \
-		-fvisibility=hidden $(PY_DEFS) -I$(PY_INC) -MF $(B)/python/_libarena.d -o $@ $< $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
+	$(Q)$(CC) -shared -o $@ $(PY_EXT_OBJ) $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
+
+# Before the split the extension was one file, its dependencies in
+# $(B)/python/_libarena.d: a build folder of then would look for
+# python/_libarena.c.  Removed before the top Makefile reads the *.d files.
+$(shell rm -f $(B)/python/_libarena.d)
 
 $(PY_DIR)/%: python/libarena/%
 	@mkdir -p $(dir $@)

@@ -13,8 +13,12 @@ lib_src = sorted(glob.glob(os.path.join(top, "lib", "*.c")))
 if not lib_src:
     raise SystemExit("libarena's sources (../lib) not found: install from a checkout, "
                      "`pip install ./python` at its top")
+# The extension itself: one file a concern, sharing _libarena/_libarena.h.
+ext_src = sorted(glob.glob(os.path.join(here, "_libarena", "*.c")))
+if not ext_src:
+    raise SystemExit("the extension's sources (python/_libarena/*.c) not found")
 
-# The parts of the C API that arrive over time (see _libarena.c).
+# The parts of the C API that arrive over time (see _libarena/_libarena.h).
 with open(os.path.join(top, "include", "arena.h")) as f:
     header = f.read()
 macros = [(name, "1") for name, word in (("HAVE_WORKER_INIT", "worker_init"),
@@ -26,7 +30,8 @@ setup(
     ext_modules=[
         Extension(
             "libarena._libarena",
-            sources=[os.path.relpath(p, here) for p in ["_libarena.c", *lib_src]],
+            sources=[os.path.relpath(p, here) for p in [*ext_src, *lib_src]],
+            depends=["_libarena/_libarena.h"],
             include_dirs=[os.path.join(top, "include"), os.path.join(top, "lib")],
             extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-pthread"],
             extra_link_args=["-pthread"],

@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/src"
-(cd "$top" && tar cf - include lib python/_libarena.c python/setup.py python/pyproject.toml \
+(cd "$top" && tar cf - include lib python/_libarena python/setup.py python/pyproject.toml \
 	python/README-python.md python/libarena) | (cd "$tmp/src" && tar xf -)
 "$PYTHON" -m venv --system-site-packages "$tmp/venv"
 "$tmp/venv/bin/pip" install -q --no-index --no-build-isolation --disable-pip-version-check "$tmp/src/python"
