@@ -51,10 +51,11 @@ $(B)/python/obj/%.o: python/_libarena/%.c include/arena.h
 	$(Q)$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(CFLAGS)) -fPIC \
 		-fvisibility=hidden $(PY_DEFS) -I$(PY_INC) -c -o $@ $<
 
-$(PY_EXT): $(PY_EXT_OBJ) $(PY_PIC_LIB)
+$(PY_EXT): $(PY_EXT_OBJ) $(PY_PIC_LIB) python/_libarena/exports.map
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) -shared -o $@ $(PY_EXT_OBJ) $(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
+	$(Q)$(CC) -shared -Wl,--version-script=python/_libarena/exports.map -o $@ $(PY_EXT_OBJ) \
+		$(PY_PIC_LIB) $(LDFLAGS) $(LIBS)
 
 # Before the split the extension was one file, its dependencies in
 # $(B)/python/_libarena.d: a build folder of then would look for

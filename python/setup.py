@@ -31,10 +31,11 @@ setup(
         Extension(
             "libarena._libarena",
             sources=[os.path.relpath(p, here) for p in [*ext_src, *lib_src]],
-            depends=["_libarena/_libarena.h"],
+            depends=["_libarena/_libarena.h", "_libarena/exports.map"],
             include_dirs=[os.path.join(top, "include"), os.path.join(top, "lib")],
             extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-pthread"],
-            extra_link_args=["-pthread"],
+            extra_link_args=["-pthread", "-Wl,--version-script=" +
+                             os.path.join(here, "_libarena", "exports.map")],
             define_macros=macros,
             libraries=["uring"],
         )

@@ -143,3 +143,21 @@ def test_no_shm_file_no_fd_leak(no_leaks):
     for _ in range(3):
         with libarena.Arena([b"x" * 100000] * 10) as a:
             assert os.readlink("/proc/self/fd/%d" % a.fileno()).startswith("/memfd:")
+
+
+def test_extension_exports_init_only():
+    # The library linked into the extension stays private to it: with
+    # libarena.so.1 also loaded (libarena.mpi does, RTLD_GLOBAL) the
+    # extension's calls must still bind to its own copy.
+    import shutil
+    import subprocess
+    from libarena import _libarena
+
+    nm = shutil.which("nm")
+    if not nm:
+        pytest.skip("nm (binutils) not installed")
+    out = subprocess.run([nm, "-D", "--defined-only", _libarena.__file__],
+                         capture_output=True, text=True, check=True).stdout
+    names = {line.split()[-1] for line in out.splitlines()
+             if len(line.split()) == 3 and line.split()[1] in "TDBR"}
+    assert names == {"PyInit__libarena"}, sorted(names)
