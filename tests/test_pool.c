@@ -646,8 +646,12 @@ static void test_no_lost_wakeup(void **state)
 		 * rounds); a loaded machine can stall a process that long now
 		 * and then: a few are allowed. */
 		assert_true(g_long_gaps <= 3);
-		/* The waker must skip FUTEX_WAKE when nobody sleeps. */
-		assert_true(st.wakes_skipped > 0);
+		/* The waker must skip FUTEX_WAKE when nobody sleeps.  Not with
+		 * the race windows widened (kill-point build, ARENA_TEST_WIDEN):
+		 * every side then sleeps before the next wake, and a run with no
+		 * skip at all is a correct one (seen: 0 of 8000). */
+		if (!getenv("ARENA_TEST_WIDEN"))
+			assert_true(st.wakes_skipped > 0);
 		assert_int_equal(st.submitted, n);
 		assert_int_equal(st.reaped, n);
 		pool_del(p);
