@@ -1,7 +1,8 @@
 /*
  * libarena's sleep/wake protocol (lib/evc.h, lib/worker.c, lib/submit.c,
- * lib/reap.c, lib/supervise.c) as a Promela model for Spin.  See README.md
- * in this directory for what is proved and what is left out.
+ * lib/reap.c, lib/supervise.c) as a Promela model for Spin, with the
+ * parent-side task record that death handling relies on.  See README.md in
+ * this directory for what is proved and what is left out.
  *
  * Processes: one producer (arena_pool_submit + arena_pool_stop), one worker
  * (worker_run; restarted by the consumer after a death), one consumer
@@ -17,6 +18,26 @@
  * seq_cst fences give exactly that for the Dekker pairs that matter (S1 -> S2
  * and W1 -> W2 in evc.h); the mutant MUT_NOFENCE shows what TSO does without
  * the sleeper's fence (its loads pass its store).
+ *
+ * The record (submit.c push_to, reap.c pool_harvest/convert, supervise.c):
+ * the producer writes each task into its private record rec[pos] and into
+ * the SQ slot, then publishes pub_tail, then sq_tail.  A completion is
+ * accepted only when it names the record's oldest entry (rec_head, below
+ * pub_tail); anything else fails the pool with -EBADMSG, which here is an
+ * assertion: an honest worker must never be judged corrupt.  What is
+ * delivered comes from the record.  After a death: harvest; the oldest
+ * record entry was in hand iff inhand_valid and inhand's seq is its seq; it
+ * is charged an attempt (after MAXATT it completes with an error and leaves
+ * the record); the replacement's SQ is rewritten from the record
+ * [rec_head, sq_tail) and its sq_head is rec_head, so the task in hand runs
+ * first.  One worker and tasks submitted in order: a task's seq and index
+ * are the same number here (its id).
+ *
+ * Ghost `held`: the task the worker holds, from inhand_valid = 1 to the
+ * publication of its completion (cq_tail).  After a death the parent must
+ * charge exactly that task: one that killed its worker and is not charged
+ * would kill replacements for ever; one charged that did not run would fail
+ * (at max_attempts) without cause.
  *
  * Mutants (each one line, selected with -D; `make model` requires Spin to
  * find a counterexample for each):
@@ -35,7 +56,18 @@
  *   MUT_NOSIGNAL  the worker goes to sleep without first waking the consumer
  *                 for completions it posted but did not signal yet.
  *   MUT_ORDER     the worker clears inhand_valid before it publishes the
- *                 completion (cq_tail): a death in between loses the task.
+ *                 completion (cq_tail): a death in between leaves the task
+ *                 uncharged (the record still runs it again).
+ *   MUT_NOREC     the replacement starts at the dead worker's sq_head (the
+ *                 channel's word) instead of the record's rec_head: the task
+ *                 in hand is never run again.
+ *   MUT_NOSEQ     task_in_hand trusts inhand_valid alone, without comparing
+ *                 inhand's seq with the record's oldest: a death after
+ *                 cq_tail, before inhand_valid = 0, charges the next task,
+ *                 which never ran.
+ *   MUT_PUBORDER  pool_publish_locked publishes sq_tail before pub_tail: the
+ *                 reaper can see a completion for a task beyond its pub_tail
+ *                 and fails the pool (an honest worker judged corrupt).
  */
 
 #ifndef NTASKS
@@ -50,38 +82,42 @@
 #ifndef MAXDEATH
 #define MAXDEATH 1
 #endif
-#define NONE 255         /* EVC_NONE: no generation equals it */
+#ifndef MAXATT
+#define MAXATT 2         /* max_attempts: deaths a task may cause */
+#endif
+#define NONE 255         /* EVC_NONE: no generation equals it; no task */
 #define SPACE_NEED 1     /* depth < 8 */
 
 /* ---- producer -> worker (channel: w->prod, SQ) ---- */
-byte sq[DEPTH];          /* task ids */
-byte sq_tail;            /* published tail */
+byte sq[DEPTH];          /* SQE seq (= task id) */
+byte sq_tail;            /* published tail (= wp->sq_tail under prod_lock) */
 byte wake_seq;           /* the worker's futex word (prod.wake_seq) */
 bit stop;                /* ctl.stop (drain) */
 
 /* ---- worker -> everyone (channel: w->hot, w->slow) ---- */
 byte sq_head;
-byte cq[DEPTH];
+byte cq[DEPTH];          /* CQE seq */
 byte cq_tail;
 bit inhand_valid;
-byte inhand_id, inhand_pos;
-bit inhand_retry;
+byte inhand_id;          /* hot.inhand.seq */
 byte wake_sl, wake_gn;   /* slow.wake_ann: sleepers, generation */
 byte space_sl, space_gn; /* slow.space_ann */
 bit w_sleeping;          /* rec.state == SLEEPING */
 
 /* ---- consumer -> worker (w->cons) ---- */
-byte cq_head;            /* cons.cq_head */
+byte cq_head;            /* cons.cq_head (= pw->cq_head) */
 byte res_rel;            /* cons.res_head, in results */
 byte res_start;          /* cons.res_start */
-bit retry_valid;
-byte retry_id;
 
 /* ---- the reapers' eventcount (g->cq_seq, g->cq_waiters; consumer-owned) ---- */
 byte cq_seq;
 byte cq_sl, cq_gn;
 
 /* ---- parent-private ---- */
+byte rec[DEPTH];         /* wp->recs[pos]: the task (seq = index = id) */
+byte rec_att[DEPTH];     /* recs[pos].attempts */
+byte pub_tail;           /* wp->pub_tail */
+byte rec_head;           /* pw->rec_head: oldest task in flight on the worker */
 byte inflight;           /* p->inflight */
 byte space_seq;          /* p->space_seq */
 byte ps_sl, ps_gn;       /* p->space_ann (producers) */
@@ -96,7 +132,7 @@ byte ndelivered;
 /* ---- life and death ---- */
 bit alive, kill, dead;
 byte deaths;
-
+byte held = NONE;        /* ghost: the task the worker holds (see above) */
 #define lock(l)   atomic { l == 0 -> l = 1 }
 #define unlock(l) l = 0
 
@@ -167,11 +203,11 @@ byte deaths;
 #define CLEAR_AFTER atomic { inhand_valid = 0; unsig++ }
 #endif
 
-/* worker.c run_one + run_task + post for task `id` */
-#define RUN_ONE(id, pos, isretry)                                         \
-	d_step { inhand_id = id; inhand_pos = pos; inhand_retry = isretry }; \
-	inhand_valid = 1;                                                 \
-	if :: !isretry -> head++; sq_head = head :: else -> skip fi;      \
+/* worker.c run_one + run_task + post for task `id` (SQ position head) */
+#define RUN_ONE(id)                                                       \
+	inhand_id = id;                                                   \
+	atomic { inhand_valid = 1; held = id };                           \
+	head++; sq_head = head;                                           \
 	/* result space: wait while our area is full (more_room) */      \
 	do                                                                \
 	:: rel_seen = res_rel;                                            \
@@ -186,7 +222,7 @@ byte deaths;
 		cq[ctail % DEPTH] = id                                    \
 	};                                                                \
 	CLEAR_BEFORE;                                                     \
-	atomic { ctail++; cq_tail = ctail }  /* release: completion */   \
+	atomic { ctail++; cq_tail = ctail; held = NONE } /* release */    \
 	CLEAR_AFTER
 
 proctype Worker()
@@ -195,13 +231,8 @@ proctype Worker()
 	bit rdy, st;
 
 	{
+		/* start from the state the parent left (prepare_restart) */
 		head = sq_head; ctail = cq_tail; ru = res_start;
-		if
-		:: retry_valid ->
-			RUN_ONE(retry_id, 0, 1);
-			SIGNAL_CONSUMER
-		:: else -> skip
-		fi;
 		do
 		:: st = stop; tail = sq_tail;
 			assert(tail - head <= DEPTH);
@@ -215,7 +246,7 @@ proctype Worker()
 				do
 				:: head != tail ->
 					id = sq[head % DEPTH];
-					RUN_ONE(id, head, 0);
+					RUN_ONE(id);
 					/* signal_due: always when the queue ran dry,
 					 * maybe earlier (batch, delay) */
 					if
@@ -244,6 +275,13 @@ end:	do
 	od
 }
 
+/* submit.c pool_publish_locked: pub_tail (release), then sq_tail (release) */
+#ifdef MUT_PUBORDER
+#define PUBLISH sq_tail++; pub_tail++                   /* MUTANT */
+#else
+#define PUBLISH pub_tail++; sq_tail++
+#endif
+
 active proctype Producer()
 {
 	byte id, v, a_sl, a_gn;
@@ -262,8 +300,12 @@ active proctype Producer()
 		od;
 		lock(prod_lock);
 		inflight++;
-		sq[sq_tail % DEPTH] = id;
-		sq_tail++;                         /* W1: release sq_tail; fence */
+		d_step {                           /* push_to: record, then SQ slot */
+			assert(sq_tail - rec_head < DEPTH); /* a record slot is free */
+			rec[sq_tail % DEPTH] = id; rec_att[sq_tail % DEPTH] = 0;
+			sq[sq_tail % DEPTH] = id
+		};
+		PUBLISH;                           /* W1; fence */
 		WAKE(wake_sl, wake_gn, prod_last, wake_seq);
 		unlock(prod_lock)
 	}
@@ -276,29 +318,50 @@ active proctype Producer()
 	wake_seq++
 }
 
-/* reap.c pool_harvest for the one worker: CQEs up to cq_tail. */
+/* Delivery of task `id`: exactly once. */
+#define DELIVER(id) assert(delivered[id] == 0); delivered[id] = 1; got++
+
+/* reap.c pool_harvest for the one worker: CQEs up to cq_tail (acquire),
+ * then pub_tail (acquire).  Each must name the record's oldest entry (below
+ * pub_tail); delivered from the record. */
 #define HARVEST                                                           \
 	t = cq_tail;                                                      \
 	atomic {                                                          \
 	assert(t - cq_head <= DEPTH);                                     \
 	do                                                                \
 	:: cq_head != t ->                                                \
-		id = cq[cq_head % DEPTH];                                 \
-		assert(delivered[id] == 0);   /* exactly once */          \
-		delivered[id] = 1; got++; last_seq = id; has_last = 1;    \
-		if :: retry_pending && id == retry_id -> retry_pending = 0 \
-		   :: else -> skip fi;                                    \
-		res_end++;                                                \
+		/* convert(): anything else is pool_fail(-EBADMSG) */     \
+		assert(rec_head != pub_tail &&          /* not corrupt */ \
+		       cq[cq_head % DEPTH] == rec[rec_head % DEPTH]);     \
+		id = rec[rec_head % DEPTH];                               \
+		DELIVER(id);                                              \
+		res_end++; rel++;                                         \
+		rec_head++;                                               \
 		cq_head++                                                 \
 	:: else -> break                                                  \
 	od;                                                               \
 	t = 0; id = 0                                                     \
 	}
 
+/* supervise.c task_in_hand: the oldest record entry, if the worker had
+ * taken it (inhand_valid and inhand's seq is its seq). */
+#ifdef MUT_NOSEQ
+#define IN_HAND (rec_head != sq_tail && inhand_valid)   /* MUTANT */
+#else
+#define IN_HAND (rec_head != sq_tail && inhand_valid && \
+		 inhand_id == rec[rec_head % DEPTH])
+#endif
+
+#ifdef MUT_NOREC
+#define RESTART_HEAD skip                /* MUTANT: the dead worker's sq_head */
+#else
+#define RESTART_HEAD sq_head = rec_head
+#endif
+
 active proctype Consumer()
 {
-	byte t, id, v, got, res_end, last_seq, lost_id, a_sl, a_gn;
-	bit has_last, retry_pending, lost, rdy;
+	byte t, id, v, got, rel, res_end, k, a_sl, a_gn;
+	bit rdy, inh;
 
 	alive = 1;
 	run Worker();
@@ -310,37 +373,52 @@ active proctype Consumer()
 		/* pool_supervise: a death noticed (pidfd in the io_uring) */
 		if
 		:: dead ->
-			HARVEST;
+			HARVEST;                   /* pool_handle_exit */
 			lock(prod_lock);
-			lost = 0;
+			atomic {
+				inh = IN_HAND;
+				/* the dead worker's task is charged, no other */
+				assert(inh == (held != NONE));
+				assert(!inh || held == rec[rec_head % DEPTH])
+			};
 			if
-			:: inhand_valid ->
+			:: inh ->                  /* charge_in_hand */
+				rec_att[rec_head % DEPTH]++;
 				if
-				:: (inhand_retry || sq_head == inhand_pos + 1) &&
-				   !(has_last && last_seq == inhand_id) ->
-					lost = 1; lost_id = inhand_id
-				:: else -> skip
-				fi
-			:: else ->
-				if
-				:: retry_pending -> lost = 1; lost_id = retry_id
-				:: else -> skip
-				fi
+				:: rec_att[rec_head % DEPTH] >= MAXATT ->
+					/* completes with an error; out of the record */
+					atomic { id = rec[rec_head % DEPTH]; DELIVER(id); id = 0 };
+					rec_head++
+				:: else -> skip            /* runs again */
+				fi;
+				inh = 0
+			:: else -> skip
 			fi;
-			retry_pending = 0;
-			/* the replacement starts from our checked state */
-			d_step {
-				cq_tail = cq_head;
-				inhand_valid = 0;
-				wake_sl = 0; space_sl = 0;
-				w_sleeping = 0;
-				prod_last = NONE; cons_space_last = NONE;
-				res_start = res_end;
-				retry_id = lost_id; retry_valid = lost;
-				retry_pending = lost;
-				dead = 0; alive = 1
-			}
-			run Worker();
+			if
+			:: stop && rec_head == sq_tail ->
+				/* during a stop, nothing in flight: not replaced */
+				atomic { held = NONE; dead = 0 }
+			:: else ->
+				/* prepare_restart: the replacement starts from our
+				 * record, the task in hand first */
+				d_step {
+					k = rec_head;
+					do
+					:: k != sq_tail -> sq[k % DEPTH] = rec[k % DEPTH]; k++
+					:: else -> break
+					od;
+					k = 0;
+					RESTART_HEAD;
+					cq_tail = cq_head;
+					inhand_valid = 0; held = NONE;
+					wake_sl = 0; space_sl = 0;
+					w_sleeping = 0;
+					prod_last = NONE; cons_space_last = NONE;
+					res_start = res_end;
+					dead = 0; alive = 1
+				}
+				run Worker()
+			fi;
 			unlock(prod_lock)
 		:: else -> skip
 		fi;
@@ -354,9 +432,9 @@ active proctype Consumer()
 			};
 			WAKE(ps_sl, ps_gn, cons_prod_last, space_seq);
 			atomic {                          /* advance_head */
-				res_rel = res_rel + got;
+				res_rel = res_rel + rel;
 				assert(res_rel <= res_end);
-				got = 0
+				got = 0; rel = 0
 			};
 			WAKE(space_sl, space_gn, cons_space_last, wake_seq)
 		:: else ->
@@ -369,8 +447,10 @@ active proctype Consumer()
 			fi
 		fi
 	od;
-	/* every task delivered exactly once; counts back to rest */
+	/* every task delivered exactly once; counts back to rest; the record
+	 * empty */
 	assert(inflight == 0);
+	assert(rec_head == sq_tail && pub_tail == sq_tail);
 	assert(cq_sl == 0 && ps_sl == 0)
 }
 
