@@ -2,18 +2,24 @@
 #   make model    every configuration must verify (no error), and every
 #                 mutant must produce a counterexample (so the model cannot
 #                 silently become vacuous).  Exhaustive search (no BITSTATE),
-#                 COLLAPSE compression; a few minutes and < 1 GB on 2 cores.
+#                 COLLAPSE compression; a few minutes and < 2 GB on 2 cores.
 MODEL_DIR  := build/model
 MODEL_SRC  := tests/model/pool.pml
-# name:spin -D flags (configurations that must verify)
+# name:-D flags (configurations that must verify).  The flags go to both
+# spin -a (the model's macros) and the C compiler (pan's options, such as
+# -DREVERSE: search order only); neither uses the other's names.
 MODEL_CFGS := t2d2:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0 \
-	t1d1k1:-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1
+	t1d1k1:-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1+-DMAXATT=2 \
+	t1d1k1a1:-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1+-DMAXATT=1
 # name:flags (mutants that must fail)
 MODEL_MUTS := latev:-DMUT_LATEV+-DNTASKS=2+-DMAXDEATH=0 \
 	nogen:-DMUT_NOGEN+-DNTASKS=2+-DMAXDEATH=0 \
 	nofence:-DMUT_NOFENCE+-DNTASKS=2+-DMAXDEATH=0 \
 	nosignal:-DMUT_NOSIGNAL+-DNTASKS=2+-DMAXDEATH=0 \
-	order:-DMUT_ORDER+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1
+	order:-DMUT_ORDER+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1 \
+	norec:-DMUT_NOREC+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1 \
+	noseq:-DMUT_NOSEQ+-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=1+-DREVERSE \
+	puborder:-DMUT_PUBORDER+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=0
 PAN_CFLAGS := -O2 -DSAFETY -DCOLLAPSE -DMEMLIM=2048
 
 .PHONY: model
@@ -25,7 +31,7 @@ model:
 		name=$${c%%:*}; flags=$$(echo $${c#*:} | tr + ' '); d=$(MODEL_DIR)/$$name; \
 		mkdir -p $$d && cp $(MODEL_SRC) $$d/ && \
 		(cd $$d && spin -a $$flags pool.pml >spin.log && \
-		 $(CC) $(PAN_CFLAGS) -o pan pan.c 2>>spin.log && \
+		 $(CC) $(PAN_CFLAGS) $$flags -o pan pan.c 2>>spin.log && \
 		 ./pan -m200000 >pan.out 2>&1); \
 		errs=$$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' $$d/pan.out); \
 		states=$$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' $$d/pan.out); \
