@@ -143,6 +143,14 @@ if "$RB" --quick --workers 1 --depths 4 --one-thread-depth 0 --rounds 20 --tasks
 else
 	bad "ring-bench --one-thread-depth 0 exited $? :"; cat "$tmp/rb0.out"
 fi
+# handoff: one short run of each kind of wake-up.
+if "$B/bench/handoff" 100 1 >"$tmp/ho.out" 2>&1 &&
+	grep -q "^futex  parent cpu .* us/cycle" "$tmp/ho.out" &&
+	grep -q "^pipe   parent cpu .* us/cycle" "$tmp/ho.out"; then
+	ok "handoff"
+else
+	bad "handoff:"; cat "$tmp/ho.out"
+fi
 # parent-cost: small, every result checked by the program; tiny tasks, and
 # 20 us tasks at depth 10 (WORK_US).
 if "$B/bench/parent-cost" 2 64 20000 >"$tmp/pc.out" 2>&1 &&
