@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_relax.h"
+
 #define WORK_NS 100000.0      /* A's batch: 5 tasks of 20 us */
 #define REFILL_NS 1500.0      /* the parent's harvest and refill */
 
@@ -59,14 +61,6 @@ static double clock_ns(clockid_t c)
 	return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
 
 static void compute(double ns)
 {

@@ -54,6 +54,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_relax.h"
+
 #include <arena.h>
 
 #define NITEMS       100000u   /* items in the arena */
@@ -132,14 +134,6 @@ static uint64_t rng(void)
 	return rng_state * 0x2545f4914f6cdd1dull;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
 
 /*
  * The computing task's body: a fixed amount of computation, about us
