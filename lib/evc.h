@@ -58,6 +58,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "killpoint.h"
 #include "sys.h"
@@ -169,6 +170,33 @@ static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32
 	KP_WIDEN();
 	atomic_thread_fence(memory_order_seq_cst);
 	return evc_wake_fenced(ann, last, seq, n, private_);
+}
+
+/*
+ * The same for a sleeper that waits in poll() on a pipe instead of on the
+ * futex (the reapers with forked workers, pool_internal.h wake_r): the byte
+ * is written after the bump (W3), so a sleeper that announced itself finds
+ * it whenever it polls, like FUTEX_WAIT finds seq changed; it re-reads seq
+ * before polling.  A pipe write is a "sync" wake-up: the kernel puts the
+ * sleeper on the waker's CPU.  A full pipe (EAGAIN) holds a wake-up already.
+ */
+static inline int evc_wake_fd(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32_t *seq,
+			      int fd)
+{
+	uint64_t a;
+	char byte = 1;
+
+	KP_WIDEN();
+	atomic_thread_fence(memory_order_seq_cst);
+	a = atomic_load_explicit(ann, memory_order_relaxed);
+	if (!evc_sleepers(a) || *last == a / EVC_GEN)
+		return 0;
+	*last = a / EVC_GEN;
+	/* release: a sleeper that reads the new value sees the work (W1). */
+	atomic_fetch_add_explicit(seq, 1, memory_order_release);
+	if (write(fd, &byte, 1) < 0) {
+	}
+	return 1;
 }
 
 static inline void cpu_relax(void)

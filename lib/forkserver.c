@@ -164,6 +164,8 @@ static unsigned fds_to_keep(const struct arena_pool *p, int *k, int sock)
 	k[n++] = sock;
 	k[n++] = arena_fd(p->a);
 	k[n++] = p->chan_fd;
+	if (p->wake_w >= 0)
+		k[n++] = p->wake_w;
 	for (i = 0; i < p->nkeep_fds; i++)
 		k[n++] = p->keep_fds[i];
 	return n;
@@ -230,6 +232,7 @@ static _Noreturn void worker_child(struct arena_pool *p, unsigned i, int sock)
 	wk.arg = p->o.task_arg;
 	wk.id = i;
 	wk.parent_pid = (uint32_t)p->self;
+	wk.wake_fd = p->wake_w;
 	_exit(worker_run(&wk));
 }
 

@@ -42,8 +42,20 @@ void pool_fail(struct arena_pool *p, int err)
 	 * that a failed pool never makes: wake them to see the error. */
 	atomic_fetch_add_explicit(&p->space_seq, 1, memory_order_release);
 	sys_futex_wake((uint32_t *)&p->space_seq, INT_MAX, 1);
+	pool_wake_reapers(p);
+}
+
+void pool_wake_reapers(struct arena_pool *p)
+{
+	char byte = 1;
+
+	/* release: a reaper that reads the new seq sees what the caller
+	 * published. */
 	atomic_fetch_add_explicit(&p->c.g->cq_seq.seq, 1, memory_order_release);
 	sys_futex_wake((uint32_t *)&p->c.g->cq_seq.seq, INT_MAX, 0);
+	/* EAGAIN: the pipe is full, so a wake-up is already pending. */
+	if (p->wake_w >= 0 && write(p->wake_w, &byte, 1) < 0) {
+	}
 }
 
 /* Starts worker i through the fork server.  cons_lock held (or create). */
@@ -70,10 +82,8 @@ int pool_start_worker(struct arena_pool *p, unsigned i)
 	if (p->u.ok && pidfd >= 0 && !pw->watch_pending) {
 		pw->watch_pending = 1;
 		atomic_fetch_add_explicit(&p->watches_pending, 1, memory_order_relaxed);
-		if (p->uring_busy) {
-			atomic_fetch_add_explicit(&p->c.g->cq_seq.seq, 1, memory_order_release);
-			sys_futex_wake((uint32_t *)&p->c.g->cq_seq.seq, INT_MAX, 0);
-		}
+		if (p->uring_busy)
+			pool_wake_reapers(p);
 	}
 	return 0;
 }
@@ -181,6 +191,10 @@ static void pool_free(struct arena_pool *p)
 		chan_unmap(&p->c);
 	if (p->chan_fd >= 0)
 		sys_close(p->chan_fd);
+	if (p->wake_r >= 0)
+		sys_close(p->wake_r);
+	if (p->wake_w >= 0)
+		sys_close(p->wake_w);
 	pthread_mutex_destroy(&p->prod_lock);
 	pthread_mutex_destroy(&p->cons_lock);
 	pthread_mutex_destroy(&p->rel_lock);
@@ -223,6 +237,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		return -ENOMEM;
 	memset(p, 0, sizeof(*p));
 	p->chan_fd = -1;
+	p->wake_r = p->wake_w = -1;
 	p->fs.sock = p->fs.pidfd = -1;
 	pthread_mutex_init(&p->prod_lock, NULL);
 	pthread_mutex_init(&p->cons_lock, NULL);
@@ -294,6 +309,19 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		goto fail;
 	/* Every worker starts from the fork server, forked now, before the
 	 * io_uring exists: no worker ever holds the ring. */
+	if (!p->worker_path) {
+		int pp[2];
+
+		/* Non-blocking both ways: a full pipe already holds a wake-up
+		 * (a worker's write may fail, harmlessly), and the reaper
+		 * drains it without blocking. */
+		if (pipe2(pp, O_NONBLOCK | O_CLOEXEC) < 0) {
+			r = -errno;
+			goto fail;
+		}
+		p->wake_r = pp[0];
+		p->wake_w = pp[1];
+	}
 	r = fsrv_start(p);
 	if (r < 0)
 		goto fail;
@@ -407,8 +435,7 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 	}
 	pthread_mutex_unlock(&p->cons_lock);
 	/* A reaper waiting for completions that will never come: wake it. */
-	atomic_fetch_add_explicit(&p->c.g->cq_seq.seq, 1, memory_order_release);
-	sys_futex_wake((uint32_t *)&p->c.g->cq_seq.seq, 1 << 30, 0);
+	pool_wake_reapers(p);
 	atomic_fetch_add_explicit(&p->space_seq, 1, memory_order_release);
 	sys_futex_wake((uint32_t *)&p->space_seq, 1 << 30, 1);
 	return r;
@@ -531,6 +558,7 @@ int arena_worker_main(arena_task_fn task, void *arg)
 	wk.arg = arg;
 	wk.id = id;
 	wk.parent_pid = (uint32_t)ppid;
+	wk.wake_fd = -1; /* exec'd: the reapers' futex */
 	r = worker_run(&wk);
 	chan_unmap(&c);
 	arena_close(a);

@@ -139,13 +139,8 @@ void pool_records_free(struct arena_pool *p)
  */
 static void wake_reapers_locked(struct arena_pool *p)
 {
-	_Atomic uint32_t *seq = &p->c.g->cq_seq.seq;
-
-	if (!evc_sleepers(p->cq_ann))
-		return;
-	/* release: a reaper that reads the new seq sees what we placed. */
-	atomic_fetch_add_explicit(seq, 1, memory_order_release);
-	sys_futex_wake((uint32_t *)seq, INT_MAX, 0);
+	if (evc_sleepers(p->cq_ann))
+		pool_wake_reapers(p);
 }
 
 /*
