@@ -56,6 +56,7 @@
 #ifndef ARENA_EVC_H
 #define ARENA_EVC_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -113,21 +114,21 @@ static inline void evc_done(_Atomic uint64_t *ann)
  * from the generation.  Store, fence, load: the same Dekker pattern.
  */
 static inline uint32_t evc_prepare_owned(_Atomic uint64_t *ann, uint64_t *own,
-					 _Atomic uint32_t *seq)
+					 _Atomic uint32_t *seq, uint32_t weight)
 {
 	/* acquire: as in evc_prepare, read before the announcement. */
 	uint32_t v = atomic_load_explicit(seq, memory_order_acquire);
 
-	*own += EVC_SLEEPER + EVC_GEN;
+	*own += weight * EVC_SLEEPER + EVC_GEN;
 	atomic_store_explicit(ann, *own, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	KP_WIDEN();
 	return v;
 }
 
-static inline void evc_done_owned(_Atomic uint64_t *ann, uint64_t *own)
+static inline void evc_done_owned(_Atomic uint64_t *ann, uint64_t *own, uint32_t weight)
 {
-	*own -= EVC_SLEEPER;
+	*own -= weight * EVC_SLEEPER;
 	atomic_store_explicit(ann, *own, memory_order_relaxed);
 }
 
@@ -179,23 +180,32 @@ static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32
  * it whenever it polls, like FUTEX_WAIT finds seq changed; it re-reads seq
  * before polling.  A pipe write is a "sync" wake-up: the kernel puts the
  * sleeper on the waker's CPU.  A full pipe (EAGAIN) holds a wake-up already.
+ * One sleeper at a time sleeps on the pipe, announced with weight 1; others
+ * sleep on the futex, announced with weight 2 (reap.c): an odd count means
+ * the pipe's sleeper is there, 2 or more that futex sleepers are.  (Two
+ * sleepers on one pipe could lose a wake-up: one drains the byte the other,
+ * between its seq check and its poll, was woken by.)
  */
 static inline int evc_wake_fd(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32_t *seq,
 			      int fd)
 {
 	uint64_t a;
+	uint32_t n;
 	char byte = 1;
 
 	KP_WIDEN();
 	atomic_thread_fence(memory_order_seq_cst);
 	a = atomic_load_explicit(ann, memory_order_relaxed);
-	if (!evc_sleepers(a) || *last == a / EVC_GEN)
+	n = evc_sleepers(a);
+	if (!n || *last == a / EVC_GEN)
 		return 0;
 	*last = a / EVC_GEN;
 	/* release: a sleeper that reads the new value sees the work (W1). */
 	atomic_fetch_add_explicit(seq, 1, memory_order_release);
-	if (write(fd, &byte, 1) < 0) {
+	if ((n & 1) && write(fd, &byte, 1) < 0) {
 	}
+	if (n >= 2)
+		sys_futex_wake((uint32_t *)seq, INT_MAX, 0);
 	return 1;
 }
 

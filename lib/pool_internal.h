@@ -158,8 +158,9 @@ struct arena_pool {
 	uint64_t space_gen;     /* producer announcement last woken */
 	uint64_t cq_ann;        /* reapers' announcement word, our copy (evc.h) */
 	struct sup_uring u;
-	int uring_busy;         /* cons_lock: a reaper sleeps in it; it alone
-	                         * touches the ring until it takes the lock */
+	int uring_busy;         /* cons_lock: a reaper sleeps in the io_uring
+	                         * and/or on the wake pipe; it alone touches
+	                         * them until it takes the lock */
 	/* Written under cons_lock, read anywhere (a hint for sleep ticks). */
 	_Atomic uint32_t watches_pending; /* workers with watch_pending */
 	_Atomic uint32_t restarts_pending; /* workers with restart_due */
@@ -201,7 +202,7 @@ ARENA_HIDDEN int pool_handle_exit(struct arena_pool *p, unsigned i);
 ARENA_HIDDEN int pool_arm_watches(struct arena_pool *p);
 ARENA_HIDDEN int pool_signal_worker(struct arena_pool *p, unsigned i, int sig);
 ARENA_HIDDEN int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns,
-				     int use_uring);
+				     int use_uring, int use_pipe);
 /* submit.c */
 ARENA_HIDDEN int pool_push_locked(struct arena_pool *p, const struct chan_sqe *sqe,
 				  uint64_t *touched);

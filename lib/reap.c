@@ -336,7 +336,8 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		unsigned n;
 		int64_t left = -1;
 		uint32_t v;
-		int use_uring;
+		int use_uring, use_pipe, owner;
+		uint32_t weight;
 
 		r = atomic_load_explicit(&p->failed, memory_order_relaxed);
 		if (r)
@@ -376,23 +377,30 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		 * to us instead of spinning on it (worker.c). */
 		atomic_store_explicit(&p->c.g->cq_waiters.cpu, (uint32_t)sched_getcpu(),
 				      memory_order_relaxed);
-		v = evc_prepare_owned(&p->c.g->cq_waiters.ann, &p->cq_ann, &p->c.g->cq_seq.seq);
+		/* One sleeper at a time owns the io_uring and the wake pipe
+		 * (uring_busy); the others sleep on the futex, announced with
+		 * weight 2 where there is a pipe, so that wakers also call
+		 * FUTEX_WAKE (evc.h evc_wake_fd). */
+		owner = !p->uring_busy;
+		use_uring = p->u.ok && owner;
+		use_pipe = p->wake_r >= 0 && owner;
+		weight = p->wake_r >= 0 && !use_pipe ? 2 : 1;
+		v = evc_prepare_owned(&p->c.g->cq_waiters.ann, &p->cq_ann, &p->c.g->cq_seq.seq,
+				      weight);
 		if (cq_nonempty(p)) {
-			evc_done_owned(&p->c.g->cq_waiters.ann, &p->cq_ann);
+			evc_done_owned(&p->c.g->cq_waiters.ann, &p->cq_ann, weight);
 			continue;
 		}
-		/* Sleep without the lock (stop and other reapers need it); one
-		 * sleeper at a time owns the io_uring. */
-		use_uring = p->u.ok && !p->uring_busy;
-		p->uring_busy |= use_uring;
+		/* Sleep without the lock (stop and other reapers need it). */
+		p->uring_busy |= use_uring || use_pipe;
 		if (use_uring)
 			pool_arm_watches(p); /* sent with the wait (one owner) */
 		pthread_mutex_unlock(&p->cons_lock);
-		r = pool_consumer_sleep(p, v, left, use_uring);
+		r = pool_consumer_sleep(p, v, left, use_uring, use_pipe);
 		pthread_mutex_lock(&p->cons_lock);
-		if (use_uring)
+		if (use_uring || use_pipe)
 			p->uring_busy = 0;
-		evc_done_owned(&p->c.g->cq_waiters.ann, &p->cq_ann);
+		evc_done_owned(&p->c.g->cq_waiters.ann, &p->cq_ann, weight);
 		/* A signal handler ran: the caller may want to act on it. */
 		if (r == -EINTR && (p->o.flags & ARENA_POOL_EINTR))
 			break;

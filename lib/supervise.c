@@ -534,7 +534,8 @@ static int pipe_sleep(struct arena_pool *p, _Atomic uint32_t *seq, uint32_t v,
 }
 
 /* No lock held.  Sleeps until a completion, a death (io_uring) or timeout. */
-int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, int use_uring)
+int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, int use_uring,
+			int use_pipe)
 {
 	_Atomic uint32_t *seq = &p->c.g->cq_seq.seq;
 	int64_t t = timeout_ns, look;
@@ -570,7 +571,7 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 	if (t < 0 || t > look)
 		t = look;
 	t = KP_NO_POLL(t, timeout_ns);
-	if (p->wake_r >= 0) {
+	if (use_pipe) {
 		if (use_uring)
 			sup_uring_flush(&p->u); /* the watches armed with the wait */
 		r = pipe_sleep(p, seq, v, t, use_uring);

@@ -615,6 +615,83 @@ static void test_exactly_once(void **state)
  * test with ARENA_TEST_NO_POLL=1: no timed look rescues a lost wake-up,
  * which then shows as a reap that times out (5 s, a failure in
  * run_exactly_once), not as a short hiccup. */
+struct reaper2 {
+	struct arena_pool *p;
+	_Atomic uint64_t *got;
+	uint8_t *seen;
+	int err;
+};
+
+/* Reaps one at a time until the pool is stopped and drained (-ENODATA);
+ * a reap that waits 10 s is a lost wake-up. */
+static void *reap_until_stopped(void *arg)
+{
+	struct reaper2 *r = arg;
+	struct arena_cqe e;
+
+	for (;;) {
+		int n = arena_pool_reap(r->p, &e, 1, 10000000000ll);
+
+		if (n == -ENODATA)
+			return NULL;
+		if (n != 1) {
+			r->err = n ? n : -EIO;
+			return NULL;
+		}
+		if (e.status || __atomic_exchange_n(&r->seen[e.user_data], 1, __ATOMIC_RELAXED))
+			r->err = -EBADMSG;
+		arena_pool_release(r->p, &e);
+		atomic_fetch_add(r->got, 1);
+	}
+}
+
+/*
+ * Three reapers asleep at once: one owns the io_uring and the wake pipe,
+ * the others sleep on the futex, announced with weight 2 so that a worker's
+ * wake-up reaches them too (evc.h evc_wake_fd).  Each task once; with the
+ * kill-point build's polls off (make kp-nopoll) a lost wake-up is a reap
+ * that waits 10 s.  io_uring and the plain futex.
+ */
+static void test_no_lost_wakeup_reapers(void **state)
+{
+	(void)state;
+	for (unsigned v = 0; v < 2; v++) {
+		struct arena_pool_opts o = { .workers = 2, .depth = 2, .task = sleepy_task,
+					     .flags = v ? ARENA_POOL_NO_URING : 0 };
+		uint64_t n = scaled(4000, 4), k;
+		_Atomic uint64_t got = 0;
+		struct reaper2 r[3];
+		pthread_t th[3];
+		struct arena_pool *p;
+		uint8_t *seen = calloc(n, 1);
+		struct leak l;
+
+		assert_non_null(seen);
+		leak_begin(&l);
+		pool_new(&p, &o);
+		for (unsigned i = 0; i < 3; i++) {
+			r[i] = (struct reaper2){ .p = p, .got = &got, .seen = seen };
+			assert_int_equal(pthread_create(&th[i], NULL, reap_until_stopped, &r[i]), 0);
+		}
+		for (k = 0; k < n; k++) {
+			struct arena_sqe s = { .index = k % NITEMS, .user_data = k };
+
+			assert_int_equal(arena_pool_submit(p, &s, 1, 10000000000ll), 1);
+		}
+		assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 10000000000ll), 0);
+		for (unsigned i = 0; i < 3; i++) {
+			pthread_join(th[i], NULL);
+			assert_int_equal(r[i].err, 0);
+		}
+		assert_int_equal(atomic_load(&got), n);
+		print_message("  3 reapers, %s: %" PRIu64 " tasks, each once\n",
+			      v ? "no io_uring" : "io_uring", n);
+		pool_del(p);
+		leak_end(&l);
+		free(seen);
+	}
+}
+
 static void test_no_lost_wakeup(void **state)
 {
 	unsigned v;
@@ -2741,6 +2818,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_submit_range, test_teardown),
 		cmocka_unit_test_teardown(test_release_after_stop, test_teardown),
 		cmocka_unit_test_teardown(test_no_lost_wakeup, test_teardown),
+		cmocka_unit_test_teardown(test_no_lost_wakeup_reapers, test_teardown),
 		cmocka_unit_test_teardown(test_index_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_exactly_once, test_teardown),
 	};
