@@ -59,7 +59,6 @@
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <unistd.h>
 
 #include "killpoint.h"
 #include "sys.h"
@@ -141,17 +140,18 @@ static inline int evc_sleep(_Atomic uint32_t *seq, uint32_t v, int64_t timeout_n
 }
 
 /*
- * Waker, after the fence: wakes up to n sleepers if someone announced
- * itself in a generation this waker has not woken yet.  *last is the
- * waker's own memory of that generation (one per waker; NULL: always wake).
- * Returns 1 when it made the FUTEX_WAKE call, 0 when it was skipped.
+ * Waker, after the fence: the decision.  When someone announced itself in a
+ * generation this waker has not woken yet, bumps seq (W3) and returns the
+ * sleepers announced; 0 when the wake-up is skipped.  *last is the waker's
+ * own memory of that generation (one per waker; NULL: always wake).
  */
-static inline int evc_wake_fenced(_Atomic uint64_t *ann, uint64_t *last,
-				  _Atomic uint32_t *seq, int n, int private_)
+static inline uint32_t evc_bump_fenced(_Atomic uint64_t *ann, uint64_t *last,
+				       _Atomic uint32_t *seq)
 {
 	uint64_t a = atomic_load_explicit(ann, memory_order_relaxed);
+	uint32_t sleepers = evc_sleepers(a);
 
-	if (!evc_sleepers(a))
+	if (!sleepers)
 		return 0;
 	if (last) {
 		if (*last == a / EVC_GEN)
@@ -160,6 +160,16 @@ static inline int evc_wake_fenced(_Atomic uint64_t *ann, uint64_t *last,
 	}
 	/* release: a sleeper that reads the new value sees the work (W1). */
 	atomic_fetch_add_explicit(seq, 1, memory_order_release);
+	return sleepers;
+}
+
+/* The same, then FUTEX_WAKE of up to n sleepers.  Returns 1 when it made
+ * the call, 0 when it was skipped. */
+static inline int evc_wake_fenced(_Atomic uint64_t *ann, uint64_t *last,
+				  _Atomic uint32_t *seq, int n, int private_)
+{
+	if (!evc_bump_fenced(ann, last, seq))
+		return 0;
 	sys_futex_wake((uint32_t *)seq, n, private_);
 	return 1;
 }
@@ -189,22 +199,16 @@ static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32
 static inline int evc_wake_fd(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32_t *seq,
 			      int fd)
 {
-	uint64_t a;
-	uint32_t n;
-	char byte = 1;
+	uint32_t sleepers;
 
 	KP_WIDEN();
 	atomic_thread_fence(memory_order_seq_cst);
-	a = atomic_load_explicit(ann, memory_order_relaxed);
-	n = evc_sleepers(a);
-	if (!n || *last == a / EVC_GEN)
+	sleepers = evc_bump_fenced(ann, last, seq);
+	if (!sleepers)
 		return 0;
-	*last = a / EVC_GEN;
-	/* release: a sleeper that reads the new value sees the work (W1). */
-	atomic_fetch_add_explicit(seq, 1, memory_order_release);
-	if ((n & 1) && write(fd, &byte, 1) < 0) {
-	}
-	if (n >= 2)
+	if (sleepers & 1)
+		sys_poke(fd);
+	if (sleepers >= 2)
 		sys_futex_wake((uint32_t *)seq, INT_MAX, 0);
 	return 1;
 }

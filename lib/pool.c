@@ -47,15 +47,12 @@ void pool_fail(struct arena_pool *p, int err)
 
 void pool_wake_reapers(struct arena_pool *p)
 {
-	char byte = 1;
-
 	/* release: a reaper that reads the new seq sees what the caller
 	 * published. */
 	atomic_fetch_add_explicit(&p->c.g->cq_seq.seq, 1, memory_order_release);
 	sys_futex_wake((uint32_t *)&p->c.g->cq_seq.seq, INT_MAX, 0);
-	/* EAGAIN: the pipe is full, so a wake-up is already pending. */
-	if (p->wake_w >= 0 && write(p->wake_w, &byte, 1) < 0) {
-	}
+	if (p->wake_w >= 0)
+		sys_poke(p->wake_w);
 }
 
 /* Starts worker i through the fork server.  cons_lock held (or create). */

@@ -186,11 +186,11 @@ struct arena_pool {
 /* pool.c */
 ARENA_HIDDEN int pool_start_worker(struct arena_pool *p, unsigned i);
 ARENA_HIDDEN void pool_fail(struct arena_pool *p, int err);
-/* reap.c */
-ARENA_HIDDEN int pool_harvest(struct arena_pool *p, unsigned i);
 /* Wakes every reaper asleep (the futex and the wake pipe); after the caller
  * made what they wait for visible.  Any thread, no lock needed. */
 ARENA_HIDDEN void pool_wake_reapers(struct arena_pool *p);
+/* reap.c */
+ARENA_HIDDEN int pool_harvest(struct arena_pool *p, unsigned i);
 ARENA_HIDDEN void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *rec,
 					  int status);
 ARENA_HIDDEN int pool_records_init(struct arena_pool *p, uint32_t index_base);

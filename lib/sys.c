@@ -222,6 +222,15 @@ uint64_t sys_look_ns(void)
 	return v;
 }
 
+void sys_poke(int fd)
+{
+	char byte = 1;
+
+	if (write(fd, &byte, 1) < 0) {
+		/* EAGAIN: the pipe is full, a wake-up is pending already. */
+	}
+}
+
 int sys_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -64,6 +64,10 @@ ARENA_HIDDEN uint64_t sys_now_ns(void);
  */
 ARENA_HIDDEN uint64_t sys_look_ns(void);
 
+/* Writes one byte to a non-blocking wake pipe; a full pipe (EAGAIN) is a
+ * wake-up already pending, so nothing is reported. */
+ARENA_HIDDEN void sys_poke(int fd);
+
 /* Full write/read loops; EINTR retried.  Return 0 or -errno (-EPIPE short). */
 ARENA_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);
 
