@@ -84,7 +84,8 @@ static inline uint32_t evc_sleepers(uint64_t ann)
  * "already woken".  A lost wake-up, found by the Spin model
  * (tests/model/pool.pml, mutant MUT_LATEV).
  */
-static inline uint32_t evc_prepare(_Atomic uint64_t *ann, _Atomic uint32_t *seq)
+static inline uint32_t evc_prepare_w(_Atomic uint64_t *ann, _Atomic uint32_t *seq,
+				     uint32_t weight)
 {
 	/* acquire: pairs with the waker's release increment (W3); also keeps
 	 * this load before the announcement below (no later access moves
@@ -92,17 +93,27 @@ static inline uint32_t evc_prepare(_Atomic uint64_t *ann, _Atomic uint32_t *seq)
 	uint32_t v = atomic_load_explicit(seq, memory_order_acquire);
 
 	/* relaxed: the fence below orders it before the caller's re-check. */
-	atomic_fetch_add_explicit(ann, EVC_SLEEPER + EVC_GEN, memory_order_relaxed);
+	atomic_fetch_add_explicit(ann, weight * EVC_SLEEPER + EVC_GEN, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	KP_WIDEN();
 	return v;
 }
 
+static inline uint32_t evc_prepare(_Atomic uint64_t *ann, _Atomic uint32_t *seq)
+{
+	return evc_prepare_w(ann, seq, 1);
+}
+
 /* Sleeper, last step (after waking or when work was found). */
-static inline void evc_done(_Atomic uint64_t *ann)
+static inline void evc_done_w(_Atomic uint64_t *ann, uint32_t weight)
 {
 	/* relaxed: a stale count only costs the waker one spare FUTEX_WAKE. */
-	atomic_fetch_sub_explicit(ann, EVC_SLEEPER, memory_order_relaxed);
+	atomic_fetch_sub_explicit(ann, weight * EVC_SLEEPER, memory_order_relaxed);
+}
+
+static inline void evc_done(_Atomic uint64_t *ann)
+{
+	evc_done_w(ann, 1);
 }
 
 /*
@@ -185,19 +196,20 @@ static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32
 
 /*
  * The same for a sleeper that waits in poll() on a pipe instead of on the
- * futex (the reapers with forked workers, pool_internal.h wake_r): the byte
+ * futex (the reapers with forked workers, pool_internal.h wake_r; the
+ * producers, space_r): the byte
  * is written after the bump (W3), so a sleeper that announced itself finds
  * it whenever it polls, like FUTEX_WAIT finds seq changed; it re-reads seq
  * before polling.  A pipe write is a "sync" wake-up: the kernel puts the
  * sleeper on the waker's CPU.  A full pipe (EAGAIN) holds a wake-up already.
  * One sleeper at a time sleeps on the pipe, announced with weight 1; others
- * sleep on the futex, announced with weight 2 (reap.c): an odd count means
+ * sleep on the futex, announced with weight 2 (reap.c, submit.c): an odd count means
  * the pipe's sleeper is there, 2 or more that futex sleepers are.  (Two
  * sleepers on one pipe could lose a wake-up: one drains the byte the other,
  * between its seq check and its poll, was woken by.)
  */
 static inline int evc_wake_fd(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32_t *seq,
-			      int fd)
+			      int fd, int private_)
 {
 	uint32_t sleepers;
 
@@ -209,8 +221,27 @@ static inline int evc_wake_fd(_Atomic uint64_t *ann, uint64_t *last, _Atomic uin
 	if (sleepers & 1)
 		sys_poke(fd);
 	if (sleepers >= 2)
-		sys_futex_wake((uint32_t *)seq, INT_MAX, 0);
+		sys_futex_wake((uint32_t *)seq, INT_MAX, private_);
 	return 1;
+}
+
+/*
+ * The pipe's sleeper, in place of evc_sleep: polls fd (and fd2, unless -1)
+ * while seq == v, then drains fd.  Reading seq first is FUTEX_WAIT's compare:
+ * a bump after our announcement means a waker saw it, and its byte may
+ * already be drained by our previous sleep.  A stale byte only makes a later
+ * sleep return early, to check again.
+ */
+static inline int evc_sleep_fd(_Atomic uint32_t *seq, uint32_t v, int fd, int fd2,
+			       int64_t timeout_ns)
+{
+	int r = 0;
+
+	/* acquire: as FUTEX_WAIT's compare (W3's release). */
+	if (atomic_load_explicit(seq, memory_order_acquire) == v)
+		r = sys_poll_in(fd, fd2, timeout_ns);
+	sys_drain(fd);
+	return r;
 }
 
 static inline void cpu_relax(void)

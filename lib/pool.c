@@ -40,9 +40,18 @@ void pool_fail(struct arena_pool *p, int err)
 		return;
 	/* A producer or reaper asleep now would wait for space or completions
 	 * that a failed pool never makes: wake them to see the error. */
+	pool_wake_producers(p);
+	pool_wake_reapers(p);
+}
+
+void pool_wake_producers(struct arena_pool *p)
+{
+	/* release: a producer that reads the new seq sees what the caller
+	 * published. */
 	atomic_fetch_add_explicit(&p->space_seq, 1, memory_order_release);
 	sys_futex_wake((uint32_t *)&p->space_seq, INT_MAX, 1);
-	pool_wake_reapers(p);
+	if (p->space_w >= 0)
+		sys_poke(p->space_w);
 }
 
 void pool_wake_reapers(struct arena_pool *p)
@@ -192,6 +201,10 @@ static void pool_free(struct arena_pool *p)
 		sys_close(p->wake_r);
 	if (p->wake_w >= 0)
 		sys_close(p->wake_w);
+	if (p->space_r >= 0)
+		sys_close(p->space_r);
+	if (p->space_w >= 0)
+		sys_close(p->space_w);
 	pthread_mutex_destroy(&p->prod_lock);
 	pthread_mutex_destroy(&p->cons_lock);
 	pthread_mutex_destroy(&p->rel_lock);
@@ -235,6 +248,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	memset(p, 0, sizeof(*p));
 	p->chan_fd = -1;
 	p->wake_r = p->wake_w = -1;
+	p->space_r = p->space_w = -1;
 	p->fs.sock = p->fs.pidfd = -1;
 	pthread_mutex_init(&p->prod_lock, NULL);
 	pthread_mutex_init(&p->cons_lock, NULL);
@@ -322,6 +336,17 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	r = fsrv_start(p);
 	if (r < 0)
 		goto fail;
+	/* Made after the fork server: no worker ever holds it. */
+	{
+		int pp[2];
+
+		if (pipe2(pp, O_NONBLOCK | O_CLOEXEC) < 0) {
+			r = -errno;
+			goto fail;
+		}
+		p->space_r = pp[0];
+		p->space_w = pp[1];
+	}
 	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))
 		sup_uring_init(&p->u, 2 * CHAN_MAX_WORKERS + 8); /* failure: fallback */
 	for (i = 0; i < p->nworkers; i++) {
@@ -433,8 +458,7 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 	pthread_mutex_unlock(&p->cons_lock);
 	/* A reaper waiting for completions that will never come: wake it. */
 	pool_wake_reapers(p);
-	atomic_fetch_add_explicit(&p->space_seq, 1, memory_order_release);
-	sys_futex_wake((uint32_t *)&p->space_seq, 1 << 30, 1);
+	pool_wake_producers(p);
 	return r;
 }
 

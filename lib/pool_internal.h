@@ -109,6 +109,14 @@ struct arena_pool {
 	 * the futex (their fds come through the environment).
 	 */
 	int wake_r, wake_w;
+	/*
+	 * The producers' wake pipe, the same for a producer that waits for room
+	 * (submit.c wait_space): the thread that reaps wakes it, and a pipe
+	 * write puts it on the reaper's CPU, not on a worker's.  One producer
+	 * at a time sleeps on it (space_pipe_busy), announced with weight 1;
+	 * others sleep on the private futex with weight 2 (evc.h evc_wake_fd).
+	 */
+	int space_r, space_w;
 	const struct arena *a;
 	struct arena_pool_opts o;
 	char *worker_path;
@@ -143,6 +151,7 @@ struct arena_pool {
 	_Atomic uint32_t inflight;
 	_Atomic uint32_t space_seq;     /* producers sleep here (evc.h) */
 	_Atomic uint64_t space_ann;
+	_Atomic uint32_t space_pipe_busy; /* a producer sleeps on space_r */
 
 	/* Consumer side. */
 	_Alignas(CACHELINE) pthread_mutex_t cons_lock, rel_lock;
@@ -189,6 +198,9 @@ ARENA_HIDDEN void pool_fail(struct arena_pool *p, int err);
 /* Wakes every reaper asleep (the futex and the wake pipe); after the caller
  * made what they wait for visible.  Any thread, no lock needed. */
 ARENA_HIDDEN void pool_wake_reapers(struct arena_pool *p);
+/* Bumps space_seq, FUTEX_WAKEs and writes the producers' pipe: for changes
+ * every sleeping producer must see (failure, stop). */
+ARENA_HIDDEN void pool_wake_producers(struct arena_pool *p);
 /* reap.c */
 ARENA_HIDDEN int pool_harvest(struct arena_pool *p, unsigned i);
 ARENA_HIDDEN void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *rec,

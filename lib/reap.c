@@ -296,7 +296,7 @@ static unsigned deliver(struct arena_pool *p, struct arena_cqe *out, unsigned ma
 		 * smaller gaps are not worth its wake-up.  Every delivery makes
 		 * this check, so the one that opens the gap wakes it. */
 		if (p->depth - left >= p->space_need &&
-		    evc_wake(&p->space_ann, &p->space_gen, &p->space_seq, INT_MAX, 1))
+		    evc_wake_fd(&p->space_ann, &p->space_gen, &p->space_seq, p->space_w, 1))
 			STAT_ADD1(p, st_cons_wakes, 1);
 	}
 	return n;

@@ -171,10 +171,10 @@ void pool_publish_locked(struct arena_pool *p, uint64_t touched)
 static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_ns)
 {
 	for (;;) {
-		uint32_t v;
+		uint32_t v, weight;
 		int64_t left = -1;
 		uint64_t t0;
-		int r;
+		int r, pipe;
 
 		if (atomic_load_explicit(&p->failed, memory_order_relaxed))
 			return atomic_load(&p->failed);
@@ -191,16 +191,29 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 				return -ETIMEDOUT;
 			left = (int64_t)(deadline - now);
 		}
-		v = evc_prepare(&p->space_ann, &p->space_seq);
+		/* One producer at a time sleeps on the pipe (pool_internal.h
+		 * space_r); acquire: the previous owner's drain is before our
+		 * poll.  Others sleep on the futex with weight 2. */
+		pipe = !atomic_exchange_explicit(&p->space_pipe_busy, 1, memory_order_acquire);
+		weight = pipe ? 1 : 2;
+		v = evc_prepare_w(&p->space_ann, &p->space_seq, weight);
 		if (p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire) >=
 		    p->space_need || atomic_load(&p->stopped) ||
 		    atomic_load_explicit(&p->failed, memory_order_relaxed)) {
-			evc_done(&p->space_ann);
+			evc_done_w(&p->space_ann, weight);
+			if (pipe)
+				atomic_store_explicit(&p->space_pipe_busy, 0, memory_order_release);
 			continue;
 		}
 		t0 = sys_now_ns();
-		r = evc_sleep(&p->space_seq, v, left, 1);
-		evc_done(&p->space_ann);
+		if (pipe)
+			r = evc_sleep_fd(&p->space_seq, v, p->space_r, -1, left);
+		else
+			r = evc_sleep(&p->space_seq, v, left, 1);
+		evc_done_w(&p->space_ann, weight);
+		if (pipe)
+			/* release: our drain before the next owner's poll. */
+			atomic_store_explicit(&p->space_pipe_busy, 0, memory_order_release);
 		STAT_ADD(p, st_prod_waits, 1);
 		STAT_ADD(p, st_prod_wait_ns, sys_now_ns() - t0);
 		/* A signal handler ran: the caller may want to act on it. */
@@ -304,7 +317,7 @@ static int submit_batch(struct arena_pool *p, const struct batch *b, uint32_t n,
 		 * count we held (evc.h: every change that can satisfy a sleeper
 		 * is followed by a wake check).  NULL: space_gen is the
 		 * consumer's. */
-		evc_wake(&p->space_ann, NULL, &p->space_seq, INT_MAX, 1);
+		evc_wake_fd(&p->space_ann, NULL, &p->space_seq, p->space_w, 1);
 	}
 	/* release: a reaper validating seq < next_seq sees the counting above;
 	 * stored before the SQ tails publish any of these tasks. */

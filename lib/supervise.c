@@ -504,35 +504,6 @@ int pool_supervise(struct arena_pool *p, int force_poll)
 	return 0;
 }
 
-/*
- * Sleeps in poll() on the reapers' wake pipe (and on the io_uring, whose
- * completions are the workers' deaths) while seq == v: what FUTEX_WAIT does,
- * with a pipe's "sync" wake-up (pool_internal.h wake_r).  Bytes are drained
- * after: a stale one only makes a later sleep return early, to check again.
- */
-static int pipe_sleep(struct arena_pool *p, _Atomic uint32_t *seq, uint32_t v,
-		      int64_t timeout_ns, int use_uring)
-{
-	struct pollfd pf[2] = {
-		{ .fd = p->wake_r, .events = POLLIN },
-		{ .fd = use_uring ? p->u.ring.ring_fd : -1, .events = POLLIN },
-	};
-	struct timespec ts = { (time_t)(timeout_ns / 1000000000),
-			       (long)(timeout_ns % 1000000000) };
-	char buf[64];
-	int r = 0, n;
-
-	/* acquire: as FUTEX_WAIT's compare; a bump after our announcement
-	 * means a waker saw it. */
-	if (atomic_load_explicit(seq, memory_order_acquire) == v) {
-		n = ppoll(pf, use_uring ? 2 : 1, timeout_ns < 0 ? NULL : &ts, NULL);
-		r = n < 0 ? -errno : n == 0 ? -ETIMEDOUT : 0;
-	}
-	while (read(p->wake_r, buf, sizeof(buf)) > 0)
-		;
-	return r;
-}
-
 /* No lock held.  Sleeps until a completion, a death (io_uring) or timeout. */
 int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, int use_uring,
 			int use_pipe)
@@ -574,7 +545,9 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 	if (use_pipe) {
 		if (use_uring)
 			sup_uring_flush(&p->u); /* the watches armed with the wait */
-		r = pipe_sleep(p, seq, v, t, use_uring);
+		/* The reapers' wake pipe (pool_internal.h wake_r), and the
+		 * io_uring, whose completions are the workers' deaths. */
+		r = evc_sleep_fd(seq, v, p->wake_r, use_uring ? p->u.ring.ring_fd : -1, t);
 	} else if (use_uring && p->u.futex_ok) {
 		sup_uring_arm_futex(&p->u, (uint32_t *)seq, v);
 		r = sup_uring_wait(&p->u, t);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -229,6 +230,27 @@ void sys_poke(int fd)
 	if (write(fd, &byte, 1) < 0) {
 		/* EAGAIN: the pipe is full, a wake-up is pending already. */
 	}
+}
+
+int sys_poll_in(int fd, int fd2, int64_t timeout_ns)
+{
+	struct pollfd pf[2] = {
+		{ .fd = fd, .events = POLLIN },
+		{ .fd = fd2, .events = POLLIN },
+	};
+	struct timespec ts = { (time_t)(timeout_ns / 1000000000),
+			       (long)(timeout_ns % 1000000000) };
+	int n = ppoll(pf, fd2 >= 0 ? 2 : 1, timeout_ns < 0 ? NULL : &ts, NULL);
+
+	return n < 0 ? SYS_ERR() : n == 0 ? -ETIMEDOUT : 0;
+}
+
+void sys_drain(int fd)
+{
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
 }
 
 int sys_write_all(int fd, const void *buf, size_t len)

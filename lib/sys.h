@@ -68,6 +68,13 @@ ARENA_HIDDEN uint64_t sys_look_ns(void);
  * wake-up already pending, so nothing is reported. */
 ARENA_HIDDEN void sys_poke(int fd);
 
+/* poll() for input on fd, and on fd2 unless it is -1, for at most
+ * timeout_ns (< 0: no limit).  0 when one is readable, -ETIMEDOUT, -EINTR. */
+ARENA_HIDDEN int sys_poll_in(int fd, int fd2, int64_t timeout_ns);
+
+/* Reads a non-blocking wake pipe empty. */
+ARENA_HIDDEN void sys_drain(int fd);
+
 /* Full write/read loops; EINTR retried.  Return 0 or -errno (-EPIPE short). */
 ARENA_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);
 

@@ -374,7 +374,7 @@ static int signal_consumer(struct worker *wk)
 	wk->unsignaled = 0;
 	if (wk->wake_fd >= 0) {
 		if (!evc_wake_fd(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq,
-				 wk->wake_fd))
+				 wk->wake_fd, 0))
 			return 0;
 	} else if (!evc_wake(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq,
 			     INT_MAX, 0)) {
