@@ -475,10 +475,13 @@ int arena_recv(int sock, struct arena **out, int *channel_fd, int64_t timeout_ns
 
 /*
  * In a program started by a pool with worker_path: attaches to the arena and
- * channel named in ARENA_FD and runs the worker loop with task (NULL =
+ * channel named in ARENA_FD ("<arena>,<channel>"), with ARENA_WORKER
+ * ("<worker>,<pool pid>,<wake fd>": the write end of the pipe that wakes the
+ * pool's reapers) and runs the worker loop with task (NULL =
  * arena_task_get_item) until the pool stops.  Returns the process exit code
  * to use (0 after a clean stop), or a negative errno when the environment or
- * channel is invalid.
+ * channel is invalid (-EINVAL: a variable missing or malformed, -EBADF: the
+ * wake fd is not a pipe's write end).
  */
 int arena_worker_main(arena_task_fn task, void *arg);
 

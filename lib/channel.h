@@ -90,7 +90,9 @@
 
 #define CACHELINE 64
 #define CHAN_MAGIC 0x4e414843414e4552ull   /* "RENACHAN" little-endian */
-#define CHAN_VERSION 3u   /* 3: page-aligned worker blocks, guard pages */
+#define CHAN_VERSION 4u   /* 3: page-aligned worker blocks, guard pages;
+			     4: exec'd workers wake the reapers through the
+			     wake pipe (ARENA_WORKER's third field), not the futex */
 #define CHAN_MAX_WORKERS 64u
 #define CHAN_STOP_DRAIN 1u
 #define CHAN_STOP_CANCEL 2u

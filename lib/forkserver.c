@@ -191,12 +191,15 @@ static _Noreturn void exec_worker(struct arena_pool *p, unsigned i)
 		if (strncmp(environ[k], "ARENA_FD=", 9) && strncmp(environ[k], "ARENA_WORKER=", 13))
 			envp[j++] = environ[k];
 	snprintf(fdenv, sizeof(fdenv), "ARENA_FD=%d,%d", afd, p->chan_fd);
-	snprintf(wenv, sizeof(wenv), "ARENA_WORKER=%u,%d", i, (int)p->self);
+	/* Which worker, whose, and the reapers' wake pipe (pool.c
+	 * arena_worker_main). */
+	snprintf(wenv, sizeof(wenv), "ARENA_WORKER=%u,%d,%d", i, (int)p->self, p->wake_w);
 	envp[j] = fdenv;
 	envp[j + 1] = wenv;
 	/* These fds, and no other libarena fd, cross the exec. */
 	sys_set_cloexec(afd, 0);
 	sys_set_cloexec(p->chan_fd, 0);
+	sys_set_cloexec(p->wake_w, 0);
 	for (k = 0; k < p->nkeep_fds; k++)
 		sys_set_cloexec(p->keep_fds[k], 0);
 	/* The guard's handler does not survive exec; until arena_worker_main

@@ -320,7 +320,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		goto fail;
 	/* Every worker starts from the fork server, forked now, before the
 	 * io_uring exists: no worker ever holds the ring. */
-	if (!p->worker_path) {
+	{
 		int pp[2];
 
 		/* Non-blocking both ways: a full pipe already holds a wake-up
@@ -547,12 +547,17 @@ int arena_worker_main(arena_task_fn task, void *arg)
 	struct arena *a = NULL;
 	struct worker wk;
 	struct chan c;
-	int afd, cfd, ppid, r;
+	int afd, cfd, wfd, ppid, r;
 	unsigned id;
 
 	if (!fds || !wid || sscanf(fds, "%d,%d", &afd, &cfd) != 2 ||
-	    sscanf(wid, "%u,%d", &id, &ppid) != 2)
+	    sscanf(wid, "%u,%d,%d", &id, &ppid, &wfd) != 3)
 		return -EINVAL;
+	/* The reapers' wake pipe: only ever written to, so a write end is
+	 * all it must be (a wrong fd would take our bytes, not give any). */
+	r = sys_check_pipe_w(wfd);
+	if (r < 0)
+		return r;
 	r = worker_guard_parent((uint32_t)ppid);
 	if (r < 0)
 		return r;
@@ -579,9 +584,12 @@ int arena_worker_main(arena_task_fn task, void *arg)
 	wk.arg = arg;
 	wk.id = id;
 	wk.parent_pid = (uint32_t)ppid;
-	wk.wake_fd = -1; /* exec'd: the reapers' futex */
+	/* Inherited for the worker loop only: not for the task's children. */
+	sys_set_cloexec(wfd, 1);
+	wk.wake_fd = wfd;
 	r = worker_run(&wk);
 	chan_unmap(&c);
 	arena_close(a);
+	sys_close(wfd);
 	return r;
 }

@@ -99,14 +99,14 @@ struct arena_pool {
 	struct chan c;
 	int chan_fd;
 	/*
-	 * The reapers' wake pipe (forked workers only; -1 otherwise): a worker
-	 * that wakes a sleeping reaper writes a byte instead of FUTEX_WAKE, and
-	 * the reaper sleeps in poll() on it.  A pipe write is a "sync" wake-up:
-	 * the kernel puts the reaper on the waker's CPU, whose worker is about to
-	 * wait, instead of the CPU it last ran on, where the other worker
-	 * computes (bench/handoff: 4.2-4.5 us of reaper CPU a wake-up against
-	 * 16.5-16.9, and the other worker's CPU spared).  Exec'd workers keep
-	 * the futex (their fds come through the environment).
+	 * The reapers' wake pipe: a worker that wakes a sleeping reaper writes
+	 * a byte instead of FUTEX_WAKE, and the reaper sleeps in poll() on it.
+	 * A pipe write is a "sync" wake-up: the kernel puts the reaper on the
+	 * waker's CPU, whose worker is about to wait, instead of the CPU it last
+	 * ran on, where the other worker computes (bench/handoff: 4.2-4.5 us of
+	 * reaper CPU a wake-up against 16.5-16.9, and the other worker's CPU
+	 * spared).  Forked workers inherit the write end from the fork server,
+	 * exec'd ones find it in ARENA_WORKER (its third field).
 	 */
 	int wake_r, wake_w;
 	/*

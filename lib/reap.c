@@ -379,12 +379,12 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 				      memory_order_relaxed);
 		/* One sleeper at a time owns the io_uring and the wake pipe
 		 * (uring_busy); the others sleep on the futex, announced with
-		 * weight 2 where there is a pipe, so that wakers also call
-		 * FUTEX_WAKE (evc.h evc_wake_fd). */
+		 * weight 2, so that wakers also call FUTEX_WAKE (evc.h
+		 * evc_wake_fd). */
 		owner = !p->uring_busy;
 		use_uring = p->u.ok && owner;
-		use_pipe = p->wake_r >= 0 && owner;
-		weight = p->wake_r >= 0 && !use_pipe ? 2 : 1;
+		use_pipe = owner;
+		weight = owner ? 1 : 2;
 		v = evc_prepare_owned(&p->c.g->cq_waiters.ann, &p->cq_ann, &p->c.g->cq_seq.seq,
 				      weight);
 		if (cq_nonempty(p)) {

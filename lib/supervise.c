@@ -516,7 +516,7 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 	/* Without io_uring, deaths and hangs are found by polling: wake up at
 	 * least once a tick.  With it, only hang deadlines need a tick. */
 	if (!(p->o.flags & ARENA_POOL_NO_SUPERVISE) &&
-	    (!use_uring || !p->u.futex_ok || p->no_pidfd || p->o.task_deadline_ns ||
+	    (!use_uring || p->no_pidfd || p->o.task_deadline_ns ||
 	     atomic_load_explicit(&p->watches_pending, memory_order_relaxed) ||
 	     atomic_load_explicit(&p->restarts_pending, memory_order_relaxed))) {
 		int64_t tick = (int64_t)SUPERVISE_TICK_NS;
@@ -548,12 +548,7 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 		/* The reapers' wake pipe (pool_internal.h wake_r), and the
 		 * io_uring, whose completions are the workers' deaths. */
 		r = evc_sleep_fd(seq, v, p->wake_r, use_uring ? p->u.ring.ring_fd : -1, t);
-	} else if (use_uring && p->u.futex_ok) {
-		sup_uring_arm_futex(&p->u, (uint32_t *)seq, v);
-		r = sup_uring_wait(&p->u, t);
 	} else {
-		if (use_uring)
-			sup_uring_flush(&p->u);
 		r = evc_sleep(seq, v, t, 0);
 	}
 	STAT_ADD(p, st_cons_waits, 1);

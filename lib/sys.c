@@ -232,6 +232,21 @@ void sys_poke(int fd)
 	}
 }
 
+int sys_check_pipe_w(int fd)
+{
+	struct stat st;
+	int fl;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return -EBADF;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) != O_WRONLY)
+		return -EBADF;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -EBADF;
+	return 0;
+}
+
 int sys_poll_in(int fd, int fd2, int64_t timeout_ns)
 {
 	struct pollfd pf[2] = {

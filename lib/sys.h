@@ -68,6 +68,11 @@ ARENA_HIDDEN uint64_t sys_look_ns(void);
  * wake-up already pending, so nothing is reported. */
 ARENA_HIDDEN void sys_poke(int fd);
 
+/* A worker's wake fd from its environment: 0 when fd is the write end of
+ * a pipe, made non-blocking (a full pipe must not stop a worker);
+ * -EBADF otherwise. */
+ARENA_HIDDEN int sys_check_pipe_w(int fd);
+
 /* poll() for input on fd, and on fd2 unless it is -1, for at most
  * timeout_ns (< 0: no limit).  0 when one is readable, -ETIMEDOUT, -EINTR. */
 ARENA_HIDDEN int sys_poll_in(int fd, int fd2, int64_t timeout_ns);

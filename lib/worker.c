@@ -372,14 +372,9 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 static int signal_consumer(struct worker *wk)
 {
 	wk->unsignaled = 0;
-	if (wk->wake_fd >= 0) {
-		if (!evc_wake_fd(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq,
-				 wk->wake_fd, 0))
-			return 0;
-	} else if (!evc_wake(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq,
-			     INT_MAX, 0)) {
+	if (!evc_wake_fd(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq,
+			 wk->wake_fd, 0))
 		return 0;
-	}
 	wk->wakes++;
 	atomic_store_explicit(&wk->w->rec.wakes, wk->wakes, memory_order_relaxed);
 	return 1;

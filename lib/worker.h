@@ -14,7 +14,7 @@ struct worker {
 	void *arg;
 	unsigned id;
 	uint32_t parent_pid;
-	int wake_fd;           /* the reapers' wake pipe, or -1: FUTEX_WAKE */
+	int wake_fd;           /* the reapers' wake pipe (pool_internal.h wake_r) */
 	/* Private copies of the worker-owned indices: never read back. */
 	uint32_t head, cq_tail;
 	uint32_t cq_head;      /* last value of cons.cq_head seen */

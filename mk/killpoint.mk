@@ -39,7 +39,7 @@ $(KP_DIR)/test_pool: tests/test_pool.c tests/testutil.h $(KP_OBJ)
 	$(Q)$(CC) $(CFLAGS) -Ilib -Itests -o $@ $< $(KP_OBJ) $(LDFLAGS) $(LIBS) -lcmocka -ldl
 
 kp-nopoll: $(KP_DIR)/test_pool
-	$(Q)for t in test_no_lost_wakeup test_no_lost_wakeup_reapers test_worker_stale_announcement; do \
+	$(Q)for t in test_no_lost_wakeup test_no_lost_wakeup_reapers test_no_lost_wakeup_producers test_worker_stale_announcement; do \
 		echo "== test_pool $$t, no polls"; \
 		ARENA_TEST_NO_POLL=1 ARENA_TEST_FILTER=$$t timeout -k 10 300 $(KP_DIR)/test_pool || exit 1; \
 	done

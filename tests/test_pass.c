@@ -1021,15 +1021,79 @@ static int worker_main_verdict(struct arena *a, int m)
 	if (pid == 0) {
 		int r;
 
+		int pp[2];
+
 		alarm(10); /* accepted by mistake: the worker loop would run on */
+		if (pipe(pp) < 0)
+			_exit(99);
 		snprintf(env, sizeof(env), "%d,%d", arena_fd(a), m);
 		setenv("ARENA_FD", env, 1);
-		snprintf(env, sizeof(env), "0,%d", (int)getppid());
+		snprintf(env, sizeof(env), "0,%d,%d", (int)getppid(), pp[1]);
 		setenv("ARENA_WORKER", env, 1);
 		r = arena_worker_main(NULL, NULL);
 		_exit(r < 0 && r > -100 ? -r : 100);
 	}
 	return -wait_code(pid);
+}
+
+/* arena_worker_main() in a forked child with this ARENA_WORKER, the arena's
+ * fd and channel fd m in ARENA_FD; its negative errno (0: it ran and
+ * returned 0). */
+static int worker_main_env(struct arena *a, int m, const char *worker_env)
+{
+	pid_t pid = fork();
+	char env[64];
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int r;
+
+		alarm(10);
+		snprintf(env, sizeof(env), "%d,%d", arena_fd(a), m);
+		setenv("ARENA_FD", env, 1);
+		setenv("ARENA_WORKER", worker_env, 1);
+		r = arena_worker_main(NULL, NULL);
+		_exit(r < 0 && r > -100 ? -r : 100);
+	}
+	return -wait_code(pid);
+}
+
+/*
+ * ARENA_WORKER's third field is the reapers' wake pipe: a worker writes its
+ * wake-ups there, so only a pipe's write end is taken (-EBADF otherwise),
+ * and a blocking one is made non-blocking (a full pipe must not stop the
+ * worker).  A missing field is -EINVAL; a good one gets as far as the
+ * channel (here a memfd that is not one).
+ */
+static void test_worker_env_wake_fd(void **state)
+{
+	struct arena *a;
+	char env[64];
+	int pp[2], m, ppid = (int)getpid();
+
+	(void)state;
+	assert_int_equal(make_arena(&a, 100), 0);
+	assert_int_equal(pipe(pp), 0); /* blocking, as a hostile parent might */
+	m = memfd_create("not-a-channel", MFD_CLOEXEC);
+	assert_true(m >= 0);
+	assert_int_equal(ftruncate(m, 4096), 0);
+	snprintf(env, sizeof(env), "0,%d", ppid);
+	assert_int_equal(worker_main_env(a, m, env), -EINVAL);
+	snprintf(env, sizeof(env), "0,%d,%d", ppid, arena_fd(a));
+	assert_int_equal(worker_main_env(a, m, env), -EBADF);
+	snprintf(env, sizeof(env), "0,%d,%d", ppid, pp[0]);
+	assert_int_equal(worker_main_env(a, m, env), -EBADF);
+	snprintf(env, sizeof(env), "0,%d,-1", ppid);
+	assert_int_equal(worker_main_env(a, m, env), -EBADF);
+	snprintf(env, sizeof(env), "0,%d,%d", ppid, 1000);
+	assert_int_equal(worker_main_env(a, m, env), -EBADF);
+	snprintf(env, sizeof(env), "0,%d,%d", ppid, pp[1]);
+	assert_int_not_equal(worker_main_env(a, m, env), -EBADF);
+	assert_int_equal(fcntl(pp[1], F_GETFL) & O_NONBLOCK, O_NONBLOCK);
+	close(m);
+	close(pp[0]);
+	close(pp[1]);
+	arena_close(a);
 }
 
 /* What arena_recv(), arena_attach_env() and arena_channel_inspect() (and
@@ -1272,6 +1336,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_socket_local),
 		cmocka_unit_test(test_recv_bad),
 		cmocka_unit_test(test_channel_seals),
+		cmocka_unit_test(test_worker_env_wake_fd),
 		cmocka_unit_test(test_inspect),
 	};
 	const char *only = getenv("ARENA_TEST_FILTER");
