@@ -650,14 +650,17 @@ static void *reap_until_stopped(void *arg)
  * the others sleep on the futex, announced with weight 2 so that a worker's
  * wake-up reaches them too (evc.h evc_wake_fd).  Each task once; with the
  * kill-point build's polls off (make kp-nopoll) a lost wake-up is a reap
- * that waits 10 s.  io_uring and the plain futex.
+ * that waits 10 s.  io_uring and the plain futex, forked workers; then
+ * exec'd workers, which find the wake pipe in ARENA_WORKER.
  */
 static void test_no_lost_wakeup_reapers(void **state)
 {
+	char *exec_argv[] = { "/proc/self/exe", "--exec-worker", NULL };
+
 	(void)state;
-	for (unsigned v = 0; v < 2; v++) {
+	for (unsigned v = 0; v < 3; v++) {
 		struct arena_pool_opts o = { .workers = 2, .depth = 2, .task = sleepy_task,
-					     .flags = v ? ARENA_POOL_NO_URING : 0 };
+					     .flags = v == 1 ? ARENA_POOL_NO_URING : 0 };
 		uint64_t n = scaled(4000, 4), k;
 		_Atomic uint64_t got = 0;
 		struct reaper2 r[3];
@@ -667,6 +670,12 @@ static void test_no_lost_wakeup_reapers(void **state)
 		struct leak l;
 
 		assert_non_null(seen);
+		if (v == 2) {
+			/* Exec'd workers: the wake pipe comes through
+			 * ARENA_WORKER (this program, main's --exec-worker). */
+			o.worker_path = exec_argv[0];
+			o.worker_argv = exec_argv;
+		}
 		leak_begin(&l);
 		pool_new(&p, &o);
 		for (unsigned i = 0; i < 3; i++) {
@@ -685,7 +694,7 @@ static void test_no_lost_wakeup_reapers(void **state)
 		}
 		assert_int_equal(atomic_load(&got), n);
 		print_message("  3 reapers, %s: %" PRIu64 " tasks, each once\n",
-			      v ? "no io_uring" : "io_uring", n);
+			      v == 1 ? "no io_uring" : v ? "io_uring, exec'd workers" : "io_uring", n);
 		pool_del(p);
 		leak_end(&l);
 		free(seen);
@@ -782,23 +791,30 @@ static void test_no_lost_wakeup(void **state)
 
 	(void)state;
 	/* 1 and 2 workers; the consumer sleeping in io_uring, then on the
-	 * plain futex (ARENA_POOL_NO_URING). */
-	for (v = 0; v < 4; v++) {
+	 * plain futex (ARENA_POOL_NO_URING); then 1 exec'd worker (this
+	 * program, main's --exec-worker), whose wake pipe comes through
+	 * ARENA_WORKER. */
+	for (v = 0; v < 5; v++) {
 		unsigned w = 1 + v % 2;
 		struct arena_pool_opts o = { .workers = w, .depth = 1, .task = sleepy_task,
-					     .flags = v >= 2 ? ARENA_POOL_NO_URING : 0 };
+					     .flags = v == 2 || v == 3 ? ARENA_POOL_NO_URING : 0 };
 		struct arena_pool_stats st;
 		struct arena_pool *p;
 		uint64_t n = scaled(v < 2 ? 20000 : 8000, 4), t0 = now_ns(), gap;
+		char *exec_argv[] = { "/proc/self/exe", "--exec-worker", NULL };
 		struct leak l;
 
+		if (v == 4) {
+			o.worker_path = exec_argv[0];
+			o.worker_argv = exec_argv;
+		}
 		leak_begin(&l);
 		pool_new(&p, &o);
 		gap = run_exactly_once(p, n, 1, 1, 0, 1);
 		assert_int_equal(arena_pool_stats(p, &st), 0);
 		print_message("  depth 1, %u worker(s)%s: %" PRIu64 " rounds %.2f s; wakes: producer "
 			      "%" PRIu64 " consumer %" PRIu64 " worker %" PRIu64 " skipped %" PRIu64
-			      "\n", w, v >= 2 ? ", no io_uring" : "", n, (now_ns() - t0) / 1e9, st.producer_wakes,
+			      "\n", w, v == 4 ? ", exec'd" : v >= 2 ? ", no io_uring" : "", n, (now_ns() - t0) / 1e9, st.producer_wakes,
 			      st.consumer_wakes, st.worker_wakes, st.wakes_skipped);
 		print_message("  longest reap wait %.2f ms, %" PRIu64 " over %.0f ms\n", gap / 1e6,
 			      g_long_gaps, LONG_GAP_NS / 1e6);
@@ -2864,7 +2880,7 @@ static void test_bad_opts(void **state)
 	assert_int_equal(count_fds(), fds);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_bad_opts, test_teardown),
@@ -2909,6 +2925,12 @@ int main(void)
 	};
 	const char *s = getenv("ARENA_TEST_SEED"), *only = getenv("ARENA_TEST_FILTER");
 
+	/* This program as a pool's exec'd worker (EXEC_WORKER_ARGV). */
+	if (argc == 2 && !strcmp(argv[1], "--exec-worker")) {
+		int r = arena_worker_main(sleepy_task, NULL);
+
+		return r < 0 ? 1 : r;
+	}
 	g_seed = s && *s ? strtoull(s, NULL, 0) : now_ns();
 	print_message("test_pool: seed %" PRIu64 " (ARENA_TEST_SEED)\n", g_seed);
 	if (only && *only)
