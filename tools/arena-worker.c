@@ -99,7 +99,8 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "arena-worker: %s%s\n", arena_strerror(r),
 			r == -EINVAL ? " (ARENA_FD/ARENA_WORKER missing or malformed: "
-				       "start me from a pool with worker_path)" : "");
+				       "start me from a pool with worker_path)" :
+			r == -EBADF ? " (ARENA_WORKER's wake fd is not a pipe's write end)" : "");
 		return 1;
 	}
 	return r;
