@@ -318,35 +318,20 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	r = pool_records_init(p, prm.index_base);
 	if (r < 0)
 		goto fail;
+	/* The reapers' wake pipe, before the fork server (every worker holds
+	 * its write end). */
+	r = sys_wake_pipe(&p->wake_r, &p->wake_w);
+	if (r < 0)
+		goto fail;
 	/* Every worker starts from the fork server, forked now, before the
 	 * io_uring exists: no worker ever holds the ring. */
-	{
-		int pp[2];
-
-		/* Non-blocking both ways: a full pipe already holds a wake-up
-		 * (a worker's write may fail, harmlessly), and the reaper
-		 * drains it without blocking. */
-		if (pipe2(pp, O_NONBLOCK | O_CLOEXEC) < 0) {
-			r = -errno;
-			goto fail;
-		}
-		p->wake_r = pp[0];
-		p->wake_w = pp[1];
-	}
 	r = fsrv_start(p);
 	if (r < 0)
 		goto fail;
-	/* Made after the fork server: no worker ever holds it. */
-	{
-		int pp[2];
-
-		if (pipe2(pp, O_NONBLOCK | O_CLOEXEC) < 0) {
-			r = -errno;
-			goto fail;
-		}
-		p->space_r = pp[0];
-		p->space_w = pp[1];
-	}
+	/* The producers' wake pipe, after it: no worker ever holds it. */
+	r = sys_wake_pipe(&p->space_r, &p->space_w);
+	if (r < 0)
+		goto fail;
 	if (!(o.flags & (ARENA_POOL_NO_URING | ARENA_POOL_NO_SUPERVISE)))
 		sup_uring_init(&p->u, 2 * CHAN_MAX_WORKERS + 8); /* failure: fallback */
 	for (i = 0; i < p->nworkers; i++) {

@@ -223,6 +223,17 @@ uint64_t sys_look_ns(void)
 	return v;
 }
 
+int sys_wake_pipe(int *rfd, int *wfd)
+{
+	int pp[2];
+
+	if (pipe2(pp, O_NONBLOCK | O_CLOEXEC) < 0)
+		return SYS_ERR();
+	*rfd = pp[0];
+	*wfd = pp[1];
+	return 0;
+}
+
 void sys_poke(int fd)
 {
 	char byte = 1;

@@ -64,6 +64,11 @@ ARENA_HIDDEN uint64_t sys_now_ns(void);
  */
 ARENA_HIDDEN uint64_t sys_look_ns(void);
 
+/* A wake pipe, non-blocking both ways (a full pipe already holds a wake-up,
+ * so a waker's write may fail harmlessly, and the sleeper drains it without
+ * blocking) and close-on-exec.  0 or -errno. */
+ARENA_HIDDEN int sys_wake_pipe(int *rfd, int *wfd);
+
 /* Writes one byte to a non-blocking wake pipe; a full pipe (EAGAIN) is a
  * wake-up already pending, so nothing is reported. */
 ARENA_HIDDEN void sys_poke(int fd);
