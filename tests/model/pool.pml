@@ -4,20 +4,65 @@
  * parent-side task record that death handling relies on.  See README.md in
  * this directory for what is proved and what is left out.
  *
- * Processes: one producer (arena_pool_submit + arena_pool_stop), one worker
- * (worker_run; restarted by the consumer after a death), one consumer
- * (arena_pool_reap + release + pool_handle_exit), and a killer that may
- * SIGKILL the worker at any step (MAXDEATH times).
+ * Processes: NPROD producers (arena_pool_submit; the last one to finish
+ * calls arena_pool_stop), one worker (worker_run; restarted by a reaper
+ * after a death), NREAP reapers (arena_pool_reap + release +
+ * pool_handle_exit), and a killer that may SIGKILL the worker at any step
+ * (MAXDEATH times).
  *
  * No timeouts anywhere: the worker's 250 ms parent check, the reaper's
- * look and the producer's deadline are left out, so a lost wake-up is a
- * state where a side sleeps and nothing will ever wake it: Spin reports it
- * as an invalid end state (every process blocked, not at its end).
+ * look and tick and the producer's deadline are left out, so a lost wake-up
+ * is a state where a side sleeps and nothing will ever wake it: Spin reports
+ * it as an invalid end state (every process blocked, not at its end).
  *
  * Memory model: Spin's interleaving is sequentially consistent.  The code's
  * seq_cst fences give exactly that for the Dekker pairs that matter (S1 -> S2
  * and W1 -> W2 in evc.h); the mutant MUT_NOFENCE shows what TSO does without
  * the sleeper's fence (its loads pass its store).
+ *
+ * Three ways to sleep, as in the code:
+ *  - the worker sleeps in FUTEX_WAIT on prod.wake_seq; its wakers always
+ *    call FUTEX_WAKE after the bump, so "blocked until wake_seq != v" is
+ *    that futex exactly;
+ *  - the reaper that owns the wake pipe (uring_busy, under cons_lock) and
+ *    the producer that owns the producers' pipe (space_pipe_busy) announce
+ *    with weight 1 and sleep in evc_sleep_fd: read seq; if it is v, poll the
+ *    pipe (level-triggered: it returns while any byte is in it; the owner
+ *    reaper's poll also returns on a death, the pidfd in its io_uring);
+ *    then drain the pipe.  A pipe is a count of bytes pending, at most
+ *    PIPECAP; a write to a full pipe is dropped (EAGAIN).  Only "empty or
+ *    not" is ever read and a drain empties it, so PIPECAP 1 loses nothing;
+ *    a larger cap only adds states;
+ *  - the other reapers and producers announce with weight 2 and sleep in
+ *    FUTEX_WAIT on the same seq.  Here FUTEX_WAKE is modelled apart from the
+ *    bump (a queued bit, cleared by FUTEX_WAKE), because evc_wake_fd calls it
+ *    only when the count says a futex sleeper is there.
+ * The wakers of those two words decide as evc_wake_fd: after the bump (W3),
+ * an odd count writes a byte, a count of 2 or more calls FUTEX_WAKE; each
+ * a step of its own (the worker may die between them).
+ *
+ * Deaths reach the reapers through the io_uring: a dead worker's pidfd
+ * completion stays in the ring until a reaper reads it, which only happens
+ * while no reaper sleeps in the ring (pool_supervise: uring_busy 0).  So the
+ * ring's sleeper wakes on it (`dead` in its poll) and a futex sleeper does
+ * not; nobody handles the death while the ring is owned.
+ *
+ * End labels' note: a reaper asleep on the futex (not the pipe's owner)
+ * when every task has been delivered is a valid end (`end_futex`).  The
+ * worker may die after its byte and before its FUTEX_WAKE: the pipe's owner
+ * wakes (the byte, the death) and takes the completion; the futex sleeper
+ * sleeps on with nothing left to reap, until the stop's final
+ * pool_wake_reapers (not modelled) or its tick.  A reaper asleep on the pipe
+ * at the end, or anyone asleep while a task is undelivered, is still an
+ * invalid end state: while a task is undelivered some reaper (the ring's
+ * owner or one waiting for cons_lock) is not at an end label.
+ *
+ * WORKER_AWAITS / REAPER_AWAITS (configuration choices, not mutants): that
+ * side's own sleep becomes "blocked until its condition holds", a sleep
+ * that never loses a wake-up and wakes at any time after the condition
+ * holds, as the real sleep does when it loses nothing (a slow sleeper can
+ * still be before its re-check).  Used where the full product is too large;
+ * the configurations without them check that side's sleep.
  *
  * The record (submit.c push_to, reap.c pool_harvest/convert, supervise.c):
  * the producer writes each task into its private record rec[pos] and into
@@ -28,10 +73,10 @@
  * delivered comes from the record.  After a death: harvest; the oldest
  * record entry was in hand iff inhand_valid and inhand's seq is its seq; it
  * is charged an attempt (after MAXATT it completes with an error and leaves
- * the record); the replacement's SQ is rewritten from the record
- * [rec_head, sq_tail) and its sq_head is rec_head, so the task in hand runs
- * first.  One worker and tasks submitted in order: a task's seq and index
- * are the same number here (its id).
+ * the record, and sleeping reapers are woken: wake_reapers_locked); the
+ * replacement's SQ is rewritten from the record [rec_head, sq_tail) and its
+ * sq_head is rec_head, so the task in hand runs first.  One worker: a
+ * task's seq and index are the same number here (its id = its push order).
  *
  * Ghost `held`: the task the worker holds, from inhand_valid = 1 to the
  * publication of its completion (cq_tail).  After a death the parent must
@@ -48,8 +93,9 @@
  *                 (libarena before this model: evc_prepare returned the
  *                 seq read after its fence).  A waker that bumps seq between
  *                 the announcement and that read counts the generation as
- *                 woken, but the sleeper sleeps on the bumped value: the next
- *                 wake for new work is skipped.  A lost wake-up.
+ *                 woken, but a futex sleeper sleeps on the bumped value: the
+ *                 next wake for new work is skipped.  A lost wake-up.  (A
+ *                 pipe's owner survives it: the bump's byte is in the pipe.)
  *   MUT_NOFENCE   no fence between the sleeper's announcement and its
  *                 re-check: the re-check's loads are done before the store
  *                 is visible (what x86 store buffering allows).
@@ -68,6 +114,21 @@
  *   MUT_PUBORDER  pool_publish_locked publishes sq_tail before pub_tail: the
  *                 reaper can see a completion for a task beyond its pub_tail
  *                 and fails the pool (an honest worker judged corrupt).
+ *   MUT_NOPOKE    the worker's evc_wake_fd bumps cq_seq but writes no byte:
+ *                 the reaper polling its pipe is never woken.
+ *   MUT_DRAINFIRST  evc_sleep_fd drains the pipe between its seq check and
+ *                 its poll: a waker that bumps after the check and writes
+ *                 its byte before the drain is lost.
+ *   MUT_WEIGHT1   every reaper announces with weight 1 (needs NREAP 2): the
+ *                 pipe's owner counted with a futex sleeper makes an even
+ *                 count, so the waker writes no byte.
+ *   MUT_PWEIGHT1  the same for the producers (needs NPROD 2).
+ *   MUT_EARLYRELEASE  a producer gives up the pipe (space_pipe_busy = 0)
+ *                 before its evc_done_w: the next owner's weight 1 and the
+ *                 old one's make an even count, and no byte is written.
+ * Tried and kept out of `make model` because they verify (no wake-up lost;
+ * see README.md): MUT_NOREREAD (evc_sleep_fd polls without re-reading seq)
+ * and MUT_DRAINBEFORE (drain, then check seq, then poll).
  */
 
 #ifndef NTASKS
@@ -84,6 +145,15 @@
 #endif
 #ifndef MAXATT
 #define MAXATT 2         /* max_attempts: deaths a task may cause */
+#endif
+#ifndef NREAP
+#define NREAP 1          /* reaper threads (1 or 2) */
+#endif
+#ifndef NPROD
+#define NPROD 1          /* producer threads (1 or 2) */
+#endif
+#ifndef PIPECAP
+#define PIPECAP 1        /* bytes a wake pipe holds (see above) */
 #endif
 #define NONE 255         /* EVC_NONE: no generation equals it; no task */
 #define SPACE_NEED 1     /* depth < 8 */
@@ -109,42 +179,61 @@ byte cq_head;            /* cons.cq_head (= pw->cq_head) */
 byte res_rel;            /* cons.res_head, in results */
 byte res_start;          /* cons.res_start */
 
-/* ---- the reapers' eventcount (g->cq_seq, g->cq_waiters; consumer-owned) ---- */
+/* ---- the reapers' eventcount (g->cq_seq, g->cq_waiters; consumer-owned),
+ * their wake pipe (wake_r/wake_w) and who owns it ---- */
 byte cq_seq;
-byte cq_sl, cq_gn;
+byte cq_sl, cq_gn;       /* sleepers (weights), generation */
+byte cq_pipe;            /* bytes in the reapers' wake pipe */
+bit cq_fq;               /* a reaper queued in FUTEX_WAIT(&cq_seq) */
+bit uring_busy;          /* p->uring_busy (cons_lock) */
+bit cons_lock;
 
 /* ---- parent-private ---- */
 byte rec[DEPTH];         /* wp->recs[pos]: the task (seq = index = id) */
 byte rec_att[DEPTH];     /* recs[pos].attempts */
 byte pub_tail;           /* wp->pub_tail */
 byte rec_head;           /* pw->rec_head: oldest task in flight on the worker */
+byte res_end;            /* results harvested (pw->fifo tail) */
 byte inflight;           /* p->inflight */
 byte space_seq;          /* p->space_seq */
 byte ps_sl, ps_gn;       /* p->space_ann (producers) */
-bit p_stopped;             /* p->p_stopped */
-byte prod_last = NONE;   /* wp[0].wake_gen: the producer's *last */
+byte space_pipe;         /* bytes in the producers' wake pipe (space_r/space_w) */
+bit ps_fq;               /* a producer queued in FUTEX_WAIT(&space_seq) */
+bit space_busy;          /* p->space_pipe_busy */
+bit p_stopped;           /* p->stopped */
+byte prod_last = NONE;   /* wp[0].wake_gen: the producers' *last (prod_lock) */
 byte cons_space_last = NONE; /* w[0].space_gen: the consumer's *last (release) */
 byte cons_prod_last = NONE;  /* p->space_gen: the consumer's *last (producer) */
 bit prod_lock;
 byte delivered[NTASKS];
 byte ndelivered;
+byte pdone;              /* producers finished submitting */
+byte rdone;              /* reapers returned */
 
 /* ---- life and death ---- */
-bit alive, kill, dead;
+bit alive, kill, dead, wstarted;
 byte deaths;
 byte held = NONE;        /* ghost: the task the worker holds (see above) */
 #define lock(l)   atomic { l == 0 -> l = 1 }
 #define unlock(l) l = 0
-
-/* evc_prepare: announce (S1), fence, v = seq (S2). */
-#ifdef MUT_NOGEN
-#define ANNOUNCE(sl, gn)  sl++                       /* MUTANT: no new generation */
+#if NREAP > 1
+#define CLOCK     lock(cons_lock)
+#define CUNLOCK   unlock(cons_lock)
 #else
-#define ANNOUNCE(sl, gn)  atomic { sl++; gn++ }
+#define CLOCK     skip           /* one reaper: nobody to exclude */
+#define CUNLOCK   skip
 #endif
-#define DONE(sl)          assert(sl > 0); sl--       /* counts never borrow */
 
-/* evc_wake(_fenced): after the waker's fence. */
+/* evc_prepare_w's announcement (S1): w sleepers, one generation. */
+#ifdef MUT_NOGEN
+#define ANNOUNCE(sl, gn, w)  sl = sl + w                  /* MUTANT: no new generation */
+#else
+#define ANNOUNCE(sl, gn, w)  atomic { sl = sl + w; gn++ }
+#endif
+#define DONE(sl, w)   atomic { assert(sl >= w); sl = sl - w }  /* never borrows */
+
+/* evc_wake(_fenced) for the worker's word: after the waker's fence.  Its
+ * FUTEX_WAKE always follows the bump. */
 #define WAKE(sl, gn, last, seqw)                                         \
 	atomic { a_sl = sl; a_gn = gn };     /* one load of ann */        \
 	if                                                                \
@@ -153,20 +242,111 @@ byte held = NONE;        /* ghost: the task the worker holds (see above) */
 	:: else -> a_sl = 0; a_gn = 0                                     \
 	fi
 
+/* The worker's wakers (producer: tasks; consumer: result space).  With
+ * WORKER_AWAITS the worker never announces itself, so they have nothing
+ * to do. */
+#ifdef WORKER_AWAITS
+#define WAKE_WORKER(sl, gn, last) skip
+#else
+#define WAKE_WORKER(sl, gn, last) WAKE(sl, gn, last, wake_seq)
+#endif
+
+/* sys_poke: a write to a full pipe fails with EAGAIN and is dropped. */
+#define POKE(pipe) atomic { if :: pipe < PIPECAP -> pipe++ :: else -> skip fi }
+
+/* evc_wake_fd, after the waker's fence: one load of ann (W2); the decision
+ * and the bump (W3); then, if the count is odd (the pipe's owner is
+ * counted), a byte (`poke` 0: no byte, a mutant); then, if it is 2 or more
+ * (a futex sleeper is counted), FUTEX_WAKE of all.  `nsl`: the sleepers
+ * that can share the word (1: a count >= 2 cannot occur, and the
+ * FUTEX_WAKE step is left out). */
+#define CAT(a, b)  CAT_(a, b)
+#define CAT_(a, b) a ## b
+#define POKE_IF_ODD(pipe, poke)                                          \
+	if                                                                \
+	:: (a_sl & 1) && (poke) && pipe < PIPECAP -> pipe++               \
+	:: else -> skip                  /* no byte, or EAGAIN */         \
+	fi
+#define WAKE_TAIL_1(pipe, fq, poke)                                      \
+	atomic { POKE_IF_ODD(pipe, poke); a_sl = 0 }
+#define WAKE_TAIL_2(pipe, fq, poke)                                      \
+	atomic { POKE_IF_ODD(pipe, poke); if :: a_sl < 2 -> a_sl = 0 :: else -> skip fi }; \
+	if                                                                \
+	:: atomic { a_sl >= 2 -> fq = 0; a_sl = 0 }   /* FUTEX_WAKE */    \
+	:: else -> skip                                                   \
+	fi
+#define WAKE_FD(sl, gn, last, seqw, pipe, fq, poke, nsl)                 \
+	atomic { a_sl = sl; a_gn = gn };                                  \
+	if                                                                \
+	:: atomic { a_sl > 0 && a_gn != last ->                           \
+		last = a_gn; a_gn = 0; seqw++ };                          \
+		CAT(WAKE_TAIL_, nsl)(pipe, fq, poke)                      \
+	:: else -> a_sl = 0; a_gn = 0                                     \
+	fi
+
+/* pool_wake_reapers (wake_reapers_locked when a reaper is counted): bump,
+ * FUTEX_WAKE all, a byte. */
+#define WAKE_REAPERS                                                      \
+	if                                                                \
+	:: cq_sl > 0 -> cq_seq++; cq_fq = 0; POKE(cq_pipe)                \
+	:: else -> skip                                                   \
+	fi
+
+/* evc_sleep_fd: FUTEX_WAIT's compare (seq still v), then poll (blocks
+ * until a byte is in the pipe, or `also`: the io_uring), then drain.  The
+ * compare and the poll are one step when the poll returns at once: while
+ * we own the pipe nobody else drains it, so between the two its bytes can
+ * only grow (a reduction, not a change; MUT_DRAINFIRST keeps them apart). */
+#if defined(MUT_DRAINFIRST)
+#define SLEEP_FD(seqw, v, pipe, also)                                    \
+	if                                                                \
+	:: seqw == v -> pipe = 0;        /* MUTANT: drain, then poll */  \
+		(pipe > 0 || also);                                       \
+		atomic { pipe = 0; v = 0 }                                \
+	:: seqw != v -> atomic { pipe = 0; v = 0 }                        \
+	fi
+#elif defined(MUT_DRAINBEFORE)
+#define SLEEP_FD(seqw, v, pipe, also)                                    \
+	pipe = 0;                        /* MUTANT: drain first */        \
+	if                                                                \
+	:: atomic { seqw == v -> (pipe > 0 || also) }; v = 0              \
+	:: atomic { seqw != v -> v = 0 }                                  \
+	fi
+#elif defined(MUT_NOREREAD)
+#define SLEEP_FD(seqw, v, pipe, also)                                    \
+	(pipe > 0 || also);              /* MUTANT: poll at once */       \
+	atomic { pipe = 0; v = 0 }
+#else
+#define SLEEP_FD(seqw, v, pipe, also)                                    \
+	if                                                                \
+	:: atomic { seqw == v -> (pipe > 0 || also) }  /* level-triggered */ \
+		atomic { pipe = 0; v = 0 }       /* sys_drain */          \
+	:: seqw != v -> atomic { pipe = 0; v = 0 }                        \
+	fi
+#endif
+
+/* FUTEX_WAIT(&seqw, v) for a word whose FUTEX_WAKE is modelled apart:
+ * queued if seq is still v (one step: the kernel's compare under its hash
+ * lock), then blocked until a FUTEX_WAKE dequeues it.  One futex sleeper
+ * per word here (the others own the pipe). */
+#define FUTEX_WAIT(seqw, v, fq)                                          \
+	atomic { if :: seqw == v -> assert(!fq); fq = 1 :: else -> skip fi; v = 0 }; \
+	(!fq)
+
 /* evc_prepare + the caller's re-check: v is the futex word's value read
  * BEFORE the announcement (so a wake that bumps it after seeing the
  * announcement makes FUTEX_WAIT return at once), then announce (S1), fence,
  * re-check the condition.  Spurious wake-ups are not modelled: a timeout
  * could only mask a lost wake-up. */
 #if defined(MUT_NOFENCE)
-#define PREPARE(sl, gn, seqw, v, rdy, readyexpr) \
-	v = seqw; rdy = (readyexpr); ANNOUNCE(sl, gn)   /* MUTANT: loads pass the store */
+#define PREPARE(sl, gn, w, seqw, v, rdy, readyexpr) \
+	v = seqw; rdy = (readyexpr); ANNOUNCE(sl, gn, w)   /* MUTANT: loads pass the store */
 #elif defined(MUT_LATEV)
-#define PREPARE(sl, gn, seqw, v, rdy, readyexpr) \
-	ANNOUNCE(sl, gn); v = seqw; rdy = (readyexpr)   /* MUTANT: v read after S1 */
+#define PREPARE(sl, gn, w, seqw, v, rdy, readyexpr) \
+	ANNOUNCE(sl, gn, w); v = seqw; rdy = (readyexpr)   /* MUTANT: v read after S1 */
 #else
-#define PREPARE(sl, gn, seqw, v, rdy, readyexpr) \
-	v = seqw; ANNOUNCE(sl, gn); rdy = (readyexpr)
+#define PREPARE(sl, gn, w, seqw, v, rdy, readyexpr) \
+	v = seqw; ANNOUNCE(sl, gn, w); rdy = (readyexpr)
 #endif
 
 #ifdef MUT_NOSIGNAL
@@ -175,39 +355,86 @@ byte held = NONE;        /* ghost: the task the worker holds (see above) */
 #define SIGNAL_BEFORE_SLEEP if :: unsig > 0 -> SIGNAL_CONSUMER :: else -> skip fi
 #endif
 
-/* worker.c signal_consumer: evc_wake(cq_waiters.ann, &cq_gen, cq_seq). */
-#define SIGNAL_CONSUMER unsig = 0; WAKE(cq_sl, cq_gn, cq_last, cq_seq)
+#ifdef MUT_NOPOKE
+#define W_POKE 0                                        /* MUTANT: no byte */
+#else
+#define W_POKE 1
+#endif
 
-/* worker.c idle_wait */
+/* worker.c signal_consumer: evc_wake_fd(cq_waiters.ann, &cq_gen, cq_seq,
+ * wake_fd). */
+#define SIGNAL_CONSUMER unsig = 0; WAKE_FD(cq_sl, cq_gn, cq_last, cq_seq, cq_pipe, cq_fq, W_POKE, NREAP)
+
+/* worker.c idle_wait (WORKER_AWAITS: see the top; it still signals
+ * first). */
+#ifdef WORKER_AWAITS
 #define IDLE_WAIT(sl, gn, readyexpr)                                      \
 	SIGNAL_BEFORE_SLEEP;                                              \
-	PREPARE(sl, gn, wake_seq, v, rdy, readyexpr);                     \
+	(readyexpr)
+#else
+#define IDLE_WAIT(sl, gn, readyexpr)                                      \
+	SIGNAL_BEFORE_SLEEP;                                              \
+	PREPARE(sl, gn, 1, wake_seq, v, rdy, readyexpr);                  \
 	if                                                                \
-	:: rdy -> rdy = 0; v = 0; DONE(sl)                                \
+	:: rdy -> rdy = 0; v = 0; DONE(sl, 1)                             \
 	:: else ->                                                        \
 		w_sleeping = 1;                                           \
 		(wake_seq != v);          /* FUTEX_WAIT(&wake_seq, v) */   \
 		v = 0;                                                    \
-		DONE(sl);                                                 \
+		DONE(sl, 1);                                              \
 		w_sleeping = 0                                            \
 	fi
+#endif
 
 #define TASKS_READY (sq_tail != head || stop)
 #define SPACE_READY (res_rel != rel_seen)
 
-#ifdef MUT_ORDER
-#define CLEAR_BEFORE inhand_valid = 0                   /* MUTANT */
-#define CLEAR_AFTER unsig++
+/* worker.c run_one: take the task (inhand.seq, then inhand_valid, then
+ * sq_head); post: the CQE, then cq_tail (release), then inhand_valid = 0.
+ * Without deaths nobody reads the in-hand words, sq_head or an unpublished
+ * CQE slot (only pool_handle_exit and a replacement do), so with
+ * MAXDEATH 0 those stores are one step with the SQ slot's read and with
+ * the publication: a reduction, not a change. */
+#if MAXDEATH == 0 && !defined(MUT_ORDER)
+#define TAKE                                                              \
+	atomic { id = sq[head % DEPTH]; inhand_id = id; inhand_valid = 1;  \
+		 held = id; head++; sq_head = head }
+#define POST                                                              \
+	atomic {                          /* result bytes, the CQE, cq_tail */ \
+		rel_seen = 0; ru++;                                       \
+		assert(ctail - cq_head < DEPTH); /* CQ never overflows */ \
+		cq[ctail % DEPTH] = id;                                   \
+		ctail++; cq_tail = ctail; held = NONE;                    \
+		inhand_valid = 0; unsig++                                 \
+	}
 #else
-#define CLEAR_BEFORE skip
-#define CLEAR_AFTER atomic { inhand_valid = 0; unsig++ }
-#endif
-
-/* worker.c run_one + run_task + post for task `id` (SQ position head) */
-#define RUN_ONE(id)                                                       \
+#define TAKE                                                              \
+	id = sq[head % DEPTH];                                            \
 	inhand_id = id;                                                   \
 	atomic { inhand_valid = 1; held = id };                           \
-	head++; sq_head = head;                                           \
+	head++; sq_head = head
+#ifdef MUT_ORDER
+#define CLEAR_THEN_PUBLISH                                                \
+	inhand_valid = 0;                               /* MUTANT */      \
+	atomic { ctail++; cq_tail = ctail; held = NONE };                 \
+	unsig++
+#else
+#define CLEAR_THEN_PUBLISH                                                \
+	atomic { ctail++; cq_tail = ctail; held = NONE }; /* release */   \
+	atomic { inhand_valid = 0; unsig++ }
+#endif
+#define POST                                                              \
+	atomic {                          /* result bytes, then the CQE */ \
+		rel_seen = 0; ru++;                                       \
+		assert(ctail - cq_head < DEPTH); /* CQ never overflows */ \
+		cq[ctail % DEPTH] = id                                    \
+	};                                                                \
+	CLEAR_THEN_PUBLISH
+#endif
+
+/* worker.c run_one + run_task + post for the task at SQ position head */
+#define RUN_ONE                                                           \
+	TAKE;                                                             \
 	/* result space: wait while our area is full (more_room) */      \
 	do                                                                \
 	:: rel_seen = res_rel;                                            \
@@ -216,14 +443,7 @@ byte held = NONE;        /* ghost: the task the worker holds (see above) */
 		:: else -> IDLE_WAIT(space_sl, space_gn, SPACE_READY)     \
 		fi                                                        \
 	od;                                                               \
-	atomic {                          /* result bytes, then the CQE */ \
-		rel_seen = 0; ru++;                                       \
-		assert(ctail - cq_head < DEPTH); /* CQ never overflows */ \
-		cq[ctail % DEPTH] = id                                    \
-	};                                                                \
-	CLEAR_BEFORE;                                                     \
-	atomic { ctail++; cq_tail = ctail; held = NONE } /* release */    \
-	CLEAR_AFTER
+	POST
 
 proctype Worker()
 {
@@ -245,8 +465,7 @@ proctype Worker()
 			:: else ->
 				do
 				:: head != tail ->
-					id = sq[head % DEPTH];
-					RUN_ONE(id);
+					RUN_ONE;
 					/* signal_due: always when the queue ran dry,
 					 * maybe earlier (batch, delay) */
 					if
@@ -282,40 +501,112 @@ end:	do
 #define PUBLISH pub_tail++; sq_tail++
 #endif
 
-active proctype Producer()
-{
-	byte id, v, a_sl, a_gn;
-	bit rdy;
+/* submit.c wait_space: one producer at a time owns the pipe (exchange on
+ * space_pipe_busy), weight 1; the others sleep on the futex, weight 2.
+ * With one producer it always owns the pipe. */
+#ifdef MUT_PWEIGHT1
+#define PROD_WEIGHT 1                    /* MUTANT: owner or not, weight 1 */
+#else
+#define PROD_WEIGHT (2 - own)
+#endif
+/* evc_done_w, then the pipe's release (release store; the next owner's
+ * exchange is its acquire): the owner's weight is gone before another
+ * producer can announce with weight 1. */
+#ifdef MUT_EARLYRELEASE
+#define PDONE_RELEASE                                                     \
+	atomic { if :: own -> space_busy = 0 :: else -> skip fi };  /* MUTANT */ \
+	atomic { DONE(ps_sl, w); own = 0; w = 0 }
+#else
+#define PDONE_RELEASE                                                     \
+	DONE(ps_sl, w);                                                   \
+	atomic { if :: own -> space_busy = 0 :: else -> skip fi; own = 0; w = 0 }
+#endif
+#if NPROD > 1
+#define WAIT_SPACE                                                        \
+	do                                                                \
+	:: inflight < DEPTH -> break                                      \
+	:: else ->                                                        \
+		atomic { own = !space_busy; space_busy = 1; w = PROD_WEIGHT }; \
+		PREPARE(ps_sl, ps_gn, w, space_seq, v, rdy,               \
+			DEPTH - inflight >= SPACE_NEED);                  \
+		if                                                        \
+		:: atomic { rdy -> rdy = 0; v = 0 }                       \
+		:: else ->                                                \
+			if                                                \
+			:: own -> SLEEP_FD(space_seq, v, space_pipe, 0)   \
+			:: else -> FUTEX_WAIT(space_seq, v, ps_fq)        \
+			fi                                                \
+		fi;                                                       \
+		PDONE_RELEASE                                             \
+	od
+#else
+#define WAIT_SPACE                                                        \
+	do                                                                \
+	:: inflight < DEPTH -> break                                      \
+	:: else ->                                                        \
+		PREPARE(ps_sl, ps_gn, 1, space_seq, v, rdy,               \
+			DEPTH - inflight >= SPACE_NEED);                  \
+		if                                                        \
+		:: atomic { rdy -> rdy = 0; v = 0 }                       \
+		:: else -> SLEEP_FD(space_seq, v, space_pipe, 0)          \
+		fi;                                                       \
+		DONE(ps_sl, 1)                                            \
+	od
+#endif
 
-	for (id : 0 .. NTASKS - 1) {
-		/* submit.c wait_space */
-		do
-		:: inflight < DEPTH -> break
-		:: else ->
-			PREPARE(ps_sl, ps_gn, space_seq, v, rdy, DEPTH - inflight >= SPACE_NEED);
-			if
-			:: rdy -> rdy = 0; v = 0; DONE(ps_sl)
-			:: else -> (space_seq != v); v = 0; DONE(ps_sl)
-			fi
-		od;
-		lock(prod_lock);
+/* arena_pool_submit: after wait_space, the room again under prod_lock
+ * (another producer may have taken it). */
+#if NPROD > 1
+#define TAKE_ROOM                                                         \
+	do                                                                \
+	:: WAIT_SPACE;                                                    \
+		lock(prod_lock);                                          \
+		if                                                        \
+		:: inflight < DEPTH -> break                              \
+		:: else -> unlock(prod_lock)                              \
+		fi                                                        \
+	od
+#else
+#define TAKE_ROOM WAIT_SPACE; lock(prod_lock)   /* nobody else takes room */
+#endif
+
+active [NPROD] proctype Producer()
+{
+	byte n, id, v, a_sl, a_gn, w, mine;
+	bit rdy, own;
+
+	/* producer k (k = _pid - 1: the killer is pid 0) submits its share */
+	d_step {
+		assert(_pid >= 1 && _pid <= NPROD);
+		mine = NTASKS / NPROD + (_pid - 1 < NTASKS % NPROD)
+	};
+	for (n : 1 .. mine) {
+		TAKE_ROOM;
 		inflight++;
 		d_step {                           /* push_to: record, then SQ slot */
 			assert(sq_tail - rec_head < DEPTH); /* a record slot is free */
+			id = sq_tail; assert(id < NTASKS);
 			rec[sq_tail % DEPTH] = id; rec_att[sq_tail % DEPTH] = 0;
-			sq[sq_tail % DEPTH] = id
+			sq[sq_tail % DEPTH] = id;
+			id = 0
 		};
 		PUBLISH;                           /* W1; fence */
-		WAKE(wake_sl, wake_gn, prod_last, wake_seq);
+		WAKE_WORKER(wake_sl, wake_gn, prod_last);
 		unlock(prod_lock)
 	}
-	/* arena_pool_stop (drain): stop, then wake every worker whether or
-	 * not it announced itself. */
-	lock(prod_lock);
-	p_stopped = 1;
-	unlock(prod_lock);
-	stop = 1;
-	wake_seq++
+	/* the last producer: arena_pool_stop (drain): stop, then wake every
+	 * worker whether or not it announced itself. */
+	atomic { pdone++; own = (pdone == NPROD); n = 0; mine = 0 };
+	if
+	:: own ->
+		own = 0;
+		lock(prod_lock);
+		p_stopped = 1;
+		unlock(prod_lock);
+		stop = 1;
+		wake_seq++
+	:: else -> skip
+	fi
 }
 
 /* Delivery of task `id`: exactly once. */
@@ -358,21 +649,68 @@ active proctype Producer()
 #define RESTART_HEAD sq_head = rec_head
 #endif
 
-active proctype Consumer()
-{
-	byte t, id, v, got, rel, res_end, k, a_sl, a_gn;
-	bit rdy, inh;
+/* The reaper's sleep (arena_pool_reap, pool_consumer_sleep): one reaper
+ * at a time owns the pipe and the io_uring (uring_busy), weight 1; the
+ * others sleep on the futex, weight 2.  evc_prepare_owned, re-check
+ * (cq_nonempty), sleep without cons_lock, evc_done_owned with it.
+ * uring_busy is read and written only under cons_lock, so it changes in
+ * the same step as the lock. */
+#ifdef MUT_WEIGHT1
+#define REAP_WEIGHT 1                    /* MUTANT: owner or not, weight 1 */
+#else
+#define REAP_WEIGHT (2 - own)
+#endif
+#if NREAP > 1
+#define REAP_SLEEP                                                        \
+	atomic { own = !uring_busy; w = REAP_WEIGHT };                    \
+	PREPARE(cq_sl, cq_gn, w, cq_seq, v, rdy, cq_tail != cq_head);     \
+	if                                                                \
+	:: atomic { rdy -> rdy = 0; v = 0 }                               \
+	:: else ->                                                        \
+		atomic { uring_busy = uring_busy | own; unlock(cons_lock) }; \
+		if                                                        \
+		:: own -> SLEEP_FD(cq_seq, v, cq_pipe, dead)              \
+		:: else ->                                                \
+			atomic { if :: cq_seq == v -> assert(!cq_fq); cq_fq = 1 \
+				 :: else -> skip fi; v = 0 };             \
+end_futex:		(!cq_fq)      /* see the end labels' note */      \
+		fi;                                                       \
+		atomic { cons_lock == 0 -> cons_lock = 1;                 \
+			 if :: own -> uring_busy = 0 :: else -> skip fi }  \
+	fi;                                                               \
+	atomic { DONE(cq_sl, w); own = 0; w = 0 }
+#elif defined(REAPER_AWAITS)
+/* REAPER_AWAITS (see the top): the one reaper blocks until a completion
+ * or a death is there */
+#define REAP_SLEEP (cq_tail != cq_head || dead)
+#else
+#define REAP_SLEEP                                                        \
+	PREPARE(cq_sl, cq_gn, 1, cq_seq, v, rdy, cq_tail != cq_head);     \
+	if                                                                \
+	:: atomic { rdy -> rdy = 0; v = 0 }                               \
+	:: else -> SLEEP_FD(cq_seq, v, cq_pipe, dead)                     \
+	fi;                                                               \
+	DONE(cq_sl, 1)
+#endif
 
-	alive = 1;
-	run Worker();
+/* reap.c arena_pool_reap; cons_lock held but while asleep. */
+active [NREAP] proctype Consumer()
+{
+	byte t, id, v, got, rel, k, a_sl, a_gn, w;
+	bit rdy, inh, own;
+
+	atomic { if :: !wstarted -> wstarted = 1; alive = 1; run Worker() :: else -> skip fi };
+	CLOCK;
 	do
 	:: ndelivered == NTASKS -> break
 	:: else ->
-		got = 0;
 		HARVEST;
-		/* pool_supervise: a death noticed (pidfd in the io_uring) */
+		/* pool_supervise: a death noticed (the pidfd's completion in
+		 * the io_uring, read only while no reaper sleeps in the ring:
+		 * uring_busy 0; it stays there, so the ring's sleeper wakes
+		 * on it and handles it once it is back under cons_lock) */
 		if
-		:: dead ->
+		:: dead && !uring_busy ->
 			HARVEST;                   /* pool_handle_exit */
 			lock(prod_lock);
 			atomic {
@@ -386,9 +724,11 @@ active proctype Consumer()
 				rec_att[rec_head % DEPTH]++;
 				if
 				:: rec_att[rec_head % DEPTH] >= MAXATT ->
-					/* completes with an error; out of the record */
+					/* completes with an error; out of the record
+					 * (pool_complete_synthetic) */
 					atomic { id = rec[rec_head % DEPTH]; DELIVER(id); id = 0 };
-					rec_head++
+					rec_head++;
+					WAKE_REAPERS
 				:: else -> skip            /* runs again */
 				fi;
 				inh = 0
@@ -430,34 +770,34 @@ active proctype Consumer()
 				inflight = inflight - got;
 				ndelivered = ndelivered + got
 			};
-			WAKE(ps_sl, ps_gn, cons_prod_last, space_seq);
+			WAKE_FD(ps_sl, ps_gn, cons_prod_last, space_seq, space_pipe, ps_fq, 1, NPROD);
 			atomic {                          /* advance_head */
 				res_rel = res_rel + rel;
 				assert(res_rel <= res_end);
 				got = 0; rel = 0
 			};
-			WAKE(space_sl, space_gn, cons_space_last, wake_seq)
-		:: else ->
-			/* sleep: evc_prepare_owned, re-check, futex (io_uring:
-			 * the futex or a death, whichever first) */
-			PREPARE(cq_sl, cq_gn, cq_seq, v, rdy, cq_tail != cq_head || dead);
-			if
-			:: rdy -> rdy = 0; v = 0; DONE(cq_sl)
-			:: else -> (cq_seq != v || dead); v = 0; DONE(cq_sl)
-			fi
+			WAKE_WORKER(space_sl, space_gn, cons_space_last)
+		:: else -> REAP_SLEEP
 		fi
 	od;
-	/* every task delivered exactly once; counts back to rest; the record
-	 * empty */
-	assert(inflight == 0);
-	assert(rec_head == sq_tail && pub_tail == sq_tail);
-	assert(cq_sl == 0 && ps_sl == 0)
+	/* the last reaper: every task delivered exactly once; counts back to
+	 * rest; the record empty */
+	atomic {
+		assert(inflight == 0);
+		assert(rec_head == sq_tail && pub_tail == sq_tail);
+		assert(ps_sl == 0);
+		rdone++;
+		assert(rdone < NREAP || cq_sl == 0);
+		CUNLOCK
+	}
 }
 
-/* counts never borrow or overflow: the sleeper counts are 0 or 1 (one
- * sleeper per word), generations far from wrapping. */
-#define BOUNDED (wake_sl <= 1 && space_sl <= 1 && ps_sl <= 1 && cq_sl <= 1 && \
-		 wake_gn < 250 && cq_gn < 250)
+/* counts never borrow or overflow: the worker's counts are 0 or 1 (one
+ * sleeper per word); the pipe words' counts are at most one owner (1) plus
+ * one futex sleeper (2); generations far from wrapping. */
+#define BOUNDED (wake_sl <= 1 && space_sl <= 1 && \
+		 ps_sl <= 2 * NPROD - 1 && cq_sl <= 2 * NREAP - 1 && \
+		 wake_gn < 250 && cq_gn < 250 && ps_gn < 250)
 active proctype Invariants()
 {
 end:	do
