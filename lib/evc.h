@@ -227,10 +227,12 @@ static inline int evc_wake_fd(_Atomic uint64_t *ann, uint64_t *last, _Atomic uin
 
 /*
  * The pipe's sleeper, in place of evc_sleep: polls fd (and fd2, unless -1)
- * while seq == v, then drains fd.  Reading seq first is FUTEX_WAIT's compare:
- * a bump after our announcement means a waker saw it, and its byte may
- * already be drained by our previous sleep.  A stale byte only makes a later
- * sleep return early, to check again.
+ * while seq == v, then drains fd.  The byte is what keeps a wake-up: it is
+ * written after the bump, the poll is level-triggered, and only this sleeper
+ * drains it, after its poll.  Reading seq first (FUTEX_WAIT's compare) only
+ * saves a poll when a waker already bumped it; the Spin model verifies the
+ * protocol without it (tests/model/README.md, "noreread").  A stale byte
+ * only makes a later sleep return early, to check again.
  */
 static inline int evc_sleep_fd(_Atomic uint32_t *seq, uint32_t v, int fd, int fd2,
 			       int64_t timeout_ns)

@@ -212,7 +212,10 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 			r = evc_sleep(&p->space_seq, v, left, 1);
 		evc_done_w(&p->space_ann, weight);
 		if (pipe)
-			/* release: our drain before the next owner's poll. */
+			/* After evc_done_w: the next owner's weight 1 must not be
+			 * counted with ours (an even count gets no byte; the
+			 * Spin model's "earlyrelease").  release: our drain
+			 * before the next owner's poll. */
 			atomic_store_explicit(&p->space_pipe_busy, 0, memory_order_release);
 		STAT_ADD(p, st_prod_waits, 1);
 		STAT_ADD(p, st_prod_wait_ns, sys_now_ns() - t0);
