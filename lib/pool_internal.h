@@ -23,6 +23,8 @@
 #define WAKE_COST_NS 30000u     /* what waking a sleeping worker costs */
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
+#define SYNC_WAKE_TASK_NS 5000u /* tasks at least this long: a waiting producer
+				   sleeps on its wake pipe (submit.c wait_space) */
 #define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd (or waitid) poll period */
 #define IDLE_LOOKS 8            /* a reaper with nothing in flight looks 8x less often */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */
@@ -152,6 +154,9 @@ struct arena_pool {
 	_Atomic uint32_t space_seq;     /* producers sleep here (evc.h) */
 	_Atomic uint64_t space_ann;
 	_Atomic uint32_t space_pipe_busy; /* a producer sleeps on space_r */
+	/* The longest recent task time of a worker (submit.c snapshot): a
+	 * producer sleeps on the pipe only when tasks are long (wait_space). */
+	_Atomic uint64_t task_ns_hint;
 
 	/* Consumer side. */
 	_Alignas(CACHELINE) pthread_mutex_t cons_lock, rel_lock;
