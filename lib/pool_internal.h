@@ -24,7 +24,8 @@
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
 #define SYNC_WAKE_TASK_NS 5000u /* tasks at least this long: a waiting producer
-				   sleeps on its wake pipe (submit.c wait_space) */
+				   and reaper sleep on their wake pipes
+				   (submit.c wait_space, reap.c) */
 #define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd (or waitid) poll period */
 #define IDLE_LOOKS 8            /* a reaper with nothing in flight looks 8x less often */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */

@@ -548,6 +548,11 @@ int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns, in
 		/* The reapers' wake pipe (pool_internal.h wake_r), and the
 		 * io_uring, whose completions are the workers' deaths. */
 		r = evc_sleep_fd(seq, v, p->wake_r, use_uring ? p->u.ring.ring_fd : -1, t);
+	} else if (use_uring) {
+		/* The futex and the deaths in one io_uring_enter (reap.c
+		 * chooses this only where the kernel has FUTEX_WAIT). */
+		sup_uring_arm_futex(&p->u, (uint32_t *)seq, v);
+		r = sup_uring_wait(&p->u, t);
 	} else {
 		r = evc_sleep(seq, v, t, 0);
 	}

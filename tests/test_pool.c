@@ -807,11 +807,16 @@ static void test_no_lost_wakeup(void **state)
 	/* 1 and 2 workers; the consumer sleeping in io_uring, then on the
 	 * plain futex (ARENA_POOL_NO_URING); then 1 exec'd worker (this
 	 * program, main's --exec-worker), whose wake pipe comes through
-	 * ARENA_WORKER. */
-	for (v = 0; v < 5; v++) {
-		unsigned w = 1 + v % 2;
-		struct arena_pool_opts o = { .workers = w, .depth = 1, .task = sleepy_task,
-					     .flags = v == 2 || v == 3 ? ARENA_POOL_NO_URING : 0 };
+	 * ARENA_WORKER.  These tasks are long enough for the reaper to sleep
+	 * on the wake pipe; the last two rounds run tiny tasks, for which it
+	 * sleeps on the futex (reap.c, SYNC_WAKE_TASK_NS): in io_uring's
+	 * FUTEX_WAIT, then plain. */
+	for (v = 0; v < 7; v++) {
+		unsigned w = v >= 5 ? 1 : 1 + v % 2;
+		struct arena_pool_opts o = { .workers = w, .depth = 1,
+					     .task = v >= 5 ? NULL : sleepy_task,
+					     .flags = v == 2 || v == 3 || v == 6 ?
+							      ARENA_POOL_NO_URING : 0 };
 		struct arena_pool_stats st;
 		struct arena_pool *p;
 		uint64_t n = scaled(v < 2 ? 20000 : 8000, 4), t0 = now_ns(), gap;
@@ -828,7 +833,8 @@ static void test_no_lost_wakeup(void **state)
 		assert_int_equal(arena_pool_stats(p, &st), 0);
 		print_message("  depth 1, %u worker(s)%s: %" PRIu64 " rounds %.2f s; wakes: producer "
 			      "%" PRIu64 " consumer %" PRIu64 " worker %" PRIu64 " skipped %" PRIu64
-			      "\n", w, v == 4 ? ", exec'd" : v >= 2 ? ", no io_uring" : "", n, (now_ns() - t0) / 1e9, st.producer_wakes,
+			      "\n", w, v == 4 ? ", exec'd" : v == 5 ? ", tiny" : v == 6 ?
+			      ", tiny, no io_uring" : v >= 2 ? ", no io_uring" : "", n, (now_ns() - t0) / 1e9, st.producer_wakes,
 			      st.consumer_wakes, st.worker_wakes, st.wakes_skipped);
 		print_message("  longest reap wait %.2f ms, %" PRIu64 " over %.0f ms\n", gap / 1e6,
 			      g_long_gaps, LONG_GAP_NS / 1e6);
