@@ -164,8 +164,7 @@ static unsigned fds_to_keep(const struct arena_pool *p, int *k, int sock)
 	k[n++] = sock;
 	k[n++] = arena_fd(p->a);
 	k[n++] = p->chan_fd;
-	if (p->wake_w >= 0)
-		k[n++] = p->wake_w;
+	k[n++] = p->wake_w;    /* made before the fork server (pool.c) */
 	for (i = 0; i < p->nkeep_fds; i++)
 		k[n++] = p->keep_fds[i];
 	return n;

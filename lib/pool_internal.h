@@ -23,9 +23,8 @@
 #define WAKE_COST_NS 30000u     /* what waking a sleeping worker costs */
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
-#define SYNC_WAKE_TASK_NS 5000u /* tasks at least this long: a waiting producer
-				   and reaper sleep on their wake pipes
-				   (submit.c wait_space, reap.c) */
+#define SYNC_WAKE_TASK_NS 5000u /* tasks at least this long: sleepers use their
+				   wake pipes (pool_tasks_long) */
 #define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd (or waitid) poll period */
 #define IDLE_LOOKS 8            /* a reaper with nothing in flight looks 8x less often */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */
@@ -155,8 +154,8 @@ struct arena_pool {
 	_Atomic uint32_t space_seq;     /* producers sleep here (evc.h) */
 	_Atomic uint64_t space_ann;
 	_Atomic uint32_t space_pipe_busy; /* a producer sleeps on space_r */
-	/* The longest recent task time of a worker (submit.c snapshot): a
-	 * producer sleeps on the pipe only when tasks are long (wait_space). */
+	/* The longest recent task time of a worker (submit.c snapshot), for
+	 * pool_tasks_long(). */
 	_Atomic uint64_t task_ns_hint;
 
 	/* Consumer side. */
@@ -197,6 +196,30 @@ struct arena_pool {
 	atomic_store_explicit(&(p)->f,                                          \
 			      atomic_load_explicit(&(p)->f, memory_order_relaxed) + (v), \
 			      memory_order_relaxed)
+
+/*
+ * Whether a waiting producer (submit.c wait_space) and the reaper that owns
+ * the wake pipe (reap.c) sleep on their wake pipes, else on the futex: only
+ * while tasks are long (the longest recent task time, submit.c snapshot, at
+ * least SYNC_WAKE_TASK_NS).  A pipe's sync wake-up runs the sleeper on its
+ * waker's CPU, which spares a computing worker's CPU; with tiny tasks the
+ * other CPU holds at most an idle worker, and FUTEX_WAKE lets the sleeper run
+ * there beside its waker instead of after it.  Measured (ring-bench
+ * --workers 2,5 --depths 10, alternating runs, us a task):
+ *  - the producer, two-thread rows, medians of 6: 20 us tasks 12.7-12.8
+ *    with this rule, 12.6-12.8 always on the pipe, 13.2-13.5 always on the
+ *    futex; tiny tasks 1.7-2.0, 2.3-2.4, 1.9-2.2;
+ *  - the reaper, 5 runs: tiny tasks, two threads, 5 workers, 1.19-1.34 on
+ *    the futex against 1.67-2.06 on the pipe; one thread, 2 workers,
+ *    0.20-0.23 against 0.26-0.56; 20 us tasks, one thread, 11.3-11.8 on the
+ *    pipe against 12.0-12.5.
+ */
+static inline int pool_tasks_long(struct arena_pool *p)
+{
+	/* relaxed: a hint; either choice is correct (evc.h evc_wake_fd). */
+	return atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed) >=
+	       SYNC_WAKE_TASK_NS;
+}
 
 /* pool.c */
 ARENA_HIDDEN int pool_start_worker(struct arena_pool *p, unsigned i);

@@ -383,26 +383,14 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		 * weight 2, so that wakers also call FUTEX_WAKE (evc.h
 		 * evc_wake_fd).
 		 *
-		 * The owner sleeps on the pipe only while tasks are long (as
-		 * a producer does, submit.c wait_space): the pipe's sync
-		 * wake-up runs it on the waking worker's CPU, which spares the
-		 * other worker's CPU when workers compute; with tiny tasks
-		 * that worker goes on spinning or running there, and the
-		 * futex's wake-up lets the reaper run beside it.  Measured
-		 * (ring-bench --workers 2,5 --depths 10, 5 alternating runs,
-		 * us a task): tiny tasks, two threads, 5 workers, 1.19-1.34 on
-		 * the futex against 1.67-2.06 on the pipe; one thread, 2
-		 * workers, 0.20-0.23 against 0.26-0.56; 20 us tasks, one
-		 * thread, 11.3-11.8 on the pipe against 12.0-12.5.  With
-		 * io_uring the futex sleep is the ring's FUTEX_WAIT (deaths
-		 * still seen); a kernel without it keeps the pipe.
+		 * The owner sleeps on the pipe only while tasks are long
+		 * (pool_tasks_long), else on the futex: with io_uring in the
+		 * ring's FUTEX_WAIT (deaths still seen); a kernel without it
+		 * keeps the pipe.
 		 */
 		owner = !p->uring_busy;
 		use_uring = p->u.ok && owner;
-		use_pipe = owner &&
-			   (atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed) >=
-				    SYNC_WAKE_TASK_NS ||
-			    (use_uring && !p->u.futex_ok));
+		use_pipe = owner && (pool_tasks_long(p) || (use_uring && !p->u.futex_ok));
 		weight = use_pipe ? 1 : 2;
 		v = evc_prepare_owned(&p->c.g->cq_waiters.ann, &p->cq_ann, &p->c.g->cq_seq.seq,
 				      weight);

@@ -61,7 +61,7 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 		if (tns > longest)
 			longest = tns;
 	}
-	/* relaxed: a hint for wait_space's choice of sleep. */
+	/* relaxed: a hint (pool_tasks_long). */
 	atomic_store_explicit(&p->task_ns_hint, longest, memory_order_relaxed);
 }
 
@@ -196,23 +196,11 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 				return -ETIMEDOUT;
 			left = (int64_t)(deadline - now);
 		}
-		/*
-		 * One producer at a time sleeps on the pipe (pool_internal.h
-		 * space_r); acquire: the previous owner's drain is before our
-		 * poll.  Others sleep on the futex with weight 2.
-		 *
-		 * Only while tasks are long: the pipe's sync wake-up runs us on
-		 * the reaper's CPU, which spares a worker's CPU when workers
-		 * compute, but with tasks shorter than a wake-up the other CPU
-		 * holds at most an idle worker, and the futex's wake-up lets us
-		 * run there beside the reaper instead of after it.  Measured
-		 * (ring-bench --workers 2,5 --depths 10, the two-thread rows,
-		 * medians of 6 alternating runs, us a task): 20 us tasks 12.7-
-		 * 12.8 with this rule, 12.6-12.8 always on the pipe, 13.2-13.5
-		 * always on the futex; tiny tasks 1.7-2.0, 2.3-2.4, 1.9-2.2.
-		 */
-		pipe = atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed) >=
-			       SYNC_WAKE_TASK_NS &&
+		/* While tasks are long (pool_tasks_long), one producer at a
+		 * time sleeps on the pipe (pool_internal.h space_r); acquire:
+		 * the previous owner's drain is before our poll.  Others sleep
+		 * on the futex with weight 2. */
+		pipe = pool_tasks_long(p) &&
 		       !atomic_exchange_explicit(&p->space_pipe_busy, 1, memory_order_acquire);
 		weight = pipe ? 1 : 2;
 		v = evc_prepare_w(&p->space_ann, &p->space_seq, weight);
