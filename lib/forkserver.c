@@ -449,7 +449,8 @@ void fsrv_stop(struct fsrv *s)
 }
 
 /* The pid a pidfd refers to, from the kernel (fdinfo): -1 when it has
- * exited and been reaped already, -2 when fd is not a pidfd. */
+ * exited and been reaped already, -2 when fd is not a pidfd, -3 when we
+ * cannot tell (no fd left to read fdinfo with). */
 static pid_t pidfd_pid(int fd)
 {
 	char path[64], buf[512], *l;
@@ -459,7 +460,7 @@ static pid_t pidfd_pid(int fd)
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	f = open(path, O_RDONLY | O_CLOEXEC);
 	if (f < 0)
-		return -2;
+		return errno == EMFILE || errno == ENFILE || errno == ENOMEM ? -3 : -2;
 	n = read(f, buf, sizeof(buf) - 1);
 	sys_close(f);
 	if (n <= 0)
@@ -541,13 +542,31 @@ static pid_t check_child_pid(const struct arena_pool *p, unsigned i, int32_t pid
 	return -EBADMSG;
 }
 
+/* Waits until the server's answer is there: 0, -ETIMEDOUT or -errno. */
+static int wait_answer(struct fsrv *s, uint64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = s->sock, .events = POLLIN };
+		uint64_t now = sys_now_ns();
+		int r;
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return SYS_ERR();
+	}
+}
+
 int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid)
 {
 	struct fsrv *s = &p->fs;
 	struct fsrv_req q = { FSRV_MAGIC, ++s->seq, i, 0 };
 	uint64_t deadline = sys_now_ns() + FSRV_TIMEOUT_MS * 1000000ull;
 	struct fsrv_ans a;
-	int r, fd;
+	int r, fd, spare = -1;
 
 	if (s->dead || s->sock < 0)
 		return -EPIPE;
@@ -555,22 +574,26 @@ int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid)
 		p->test_fail_starts--;
 		q.fail = 1;
 	}
+	/* A free fd for the pidfd the answer carries, held until we receive
+	 * it: without one the kernel drops it (MSG_CTRUNC) and the worker,
+	 * our child, would run on unknown to us.  None (EMFILE): refuse
+	 * before anything is started.  (Another thread of ours opening an fd
+	 * between the close and recvmsg can still take it.) */
+	if (!p->no_pidfd) {
+		spare = fcntl(s->sock, F_DUPFD_CLOEXEC, 0);
+		if (spare < 0)
+			return SYS_ERR();
+	}
 	/* The socket is empty (one request at a time): a full one means a
 	 * server that stopped reading. */
 	if (send(s->sock, &q, sizeof(q), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(q))
-		return server_lost(s, errno == EAGAIN ? -ETIMEDOUT : -EPIPE);
-	for (;;) {
-		struct pollfd pfd = { .fd = s->sock, .events = POLLIN };
-		uint64_t now = sys_now_ns();
-
-		if (now >= deadline)
-			return server_lost(s, -ETIMEDOUT);
-		r = poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1);
-		if (r > 0)
-			break;
-		if (r < 0 && errno != EINTR)
-			return server_lost(s, SYS_ERR());
-	}
+		r = errno == EAGAIN ? -ETIMEDOUT : -EPIPE;
+	else
+		r = wait_answer(s, deadline);
+	if (spare >= 0)
+		sys_close(spare);
+	if (r < 0)
+		return server_lost(s, r);
 	r = recv_answer(s, &a, &fd, !p->no_pidfd);
 	if (r < 0)
 		return server_lost(s, r);
@@ -585,6 +608,17 @@ int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid)
 		return 0;
 	}
 	*pid = pidfd_pid(fd);
+	if (*pid == -3) {
+		/* Our fds ran out, not the server's answer: end the worker
+		 * through the pidfd it came with, which we cannot keep. */
+		siginfo_t si;
+
+		sys_pidfd_send_signal(fd, SIGKILL);
+		while (waitid(P_PIDFD, (id_t)fd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+			;
+		sys_close(fd);
+		return -EMFILE;
+	}
 	if (*pid == -2 || *pid == 0) {
 		sys_close(fd);
 		return server_lost(s, -EBADMSG);

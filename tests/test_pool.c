@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -2874,6 +2875,58 @@ static void test_default_task_ref_empty(void **state)
 	leak_end(&l);
 }
 
+/*
+ * Creating a pool with few fds left (RLIMIT_NOFILE just above the fds open
+ * now, then one more each round): any of its fds (the channel, the fork
+ * server's socket and pidfd, the two wake pipes, the io_uring, the workers'
+ * pidfds) may be the one refused.  Every limit gives either a pool that runs
+ * a task or a clean negative errno, with no fd and no child left behind.
+ */
+static void test_create_few_fds(void **state)
+{
+	struct rlimit old, lim;
+	int base = count_fds(), refused = 0, ran = 0;
+
+	(void)state;
+	if (under_valgrind())
+		skip(); /* valgrind keeps RLIMIT_NOFILE to itself */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	for (int k = 0; k < 24; k++) {
+		struct arena_pool_opts o = { .workers = 2 };
+		struct arena_pool *p = NULL;
+		int r;
+
+		lim = old;
+		lim.rlim_cur = (rlim_t)(base + k);
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+		r = arena_pool_create(&p, g_arena, &o);
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+		if (r == 0) {
+			struct arena_sqe s = { .index = 3, .user_data = 7 };
+			struct arena_cqe c;
+
+			assert_int_equal(arena_pool_submit(p, &s, 1, 5000000000ll), 1);
+			assert_int_equal(arena_pool_reap(p, &c, 1, 5000000000ll), 1);
+			assert_int_equal(c.status, 0);
+			assert_int_equal(c.user_data, 7);
+			arena_pool_release(p, &c);
+			arena_pool_destroy(p);
+			ran++;
+		} else {
+			assert_true(r < 0);
+			assert_null(p);
+			refused++;
+		}
+		if (count_children())
+			print_message("  limit +%d: create %d, %d children left\n", k, r, count_children());
+		assert_int_equal(count_children(), 0);
+		assert_int_equal(count_fds(), base);
+	}
+	print_message("  fd limits: %d refused, %d ran a task\n", refused, ran);
+	assert_true(refused > 0);
+	assert_true(ran > 0);
+}
+
 static void test_bad_opts(void **state)
 {
 	struct arena_pool_opts o = { 0 };
@@ -2904,6 +2957,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_bad_opts, test_teardown),
+		cmocka_unit_test_teardown(test_create_few_fds, test_teardown),
 		cmocka_unit_test_teardown(test_backpressure, test_teardown),
 		cmocka_unit_test_teardown(test_erange, test_teardown),
 		cmocka_unit_test_teardown(test_batches, test_teardown),
