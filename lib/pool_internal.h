@@ -20,6 +20,8 @@
 #include "forkserver.h"
 #include "uring.h"
 
+struct pending;
+
 #define WAKE_COST_NS 30000u     /* what waking a sleeping worker costs */
 #define AWAKE_GRACE_NS 50000u   /* a worker we just woke counts as awake */
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
@@ -143,6 +145,7 @@ struct arena_pool {
 	/* Producer side. */
 	_Alignas(CACHELINE) pthread_mutex_t prod_lock;
 	_Atomic int stopped;    /* set under prod_lock: submissions refused */
+	struct pending *pend;   /* a sleeping producer's batch (submit.c) */
 	_Atomic uint64_t next_seq;
 	_Atomic uint64_t st_submitted, st_prod_wakes, st_skipped, st_prod_waits,
 		st_prod_wait_ns;
@@ -154,6 +157,8 @@ struct arena_pool {
 	_Atomic uint32_t space_seq;     /* producers sleep here (evc.h) */
 	_Atomic uint64_t space_ann;
 	_Atomic uint32_t space_pipe_busy; /* a producer sleeps on space_r */
+	_Atomic int pend_offered; /* pend is set (a hint: reapers check it
+				     under prod_lock) */
 	/* The longest recent task time of a worker (submit.c snapshot), for
 	 * pool_tasks_long(). */
 	_Atomic uint64_t task_ns_hint;
@@ -248,5 +253,10 @@ ARENA_HIDDEN int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t t
 ARENA_HIDDEN int pool_push_locked(struct arena_pool *p, const struct chan_sqe *sqe,
 				  uint64_t *touched);
 ARENA_HIDDEN void pool_publish_locked(struct arena_pool *p, uint64_t touched);
+/* A reaper that freed room takes from a sleeping producer's batch
+ * (submit.c struct pending).  Returns 1 when sleeping producers should be
+ * woken: that batch is finished, or room is left.  cons_lock may be held;
+ * takes prod_lock. */
+ARENA_HIDDEN int pool_take_pending(struct arena_pool *p);
 
 #endif

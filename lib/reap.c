@@ -296,6 +296,8 @@ static unsigned deliver(struct arena_pool *p, struct arena_cqe *out, unsigned ma
 		 * smaller gaps are not worth its wake-up.  Every delivery makes
 		 * this check, so the one that opens the gap wakes it. */
 		if (p->depth - left >= p->space_need &&
+		    (!atomic_load_explicit(&p->pend_offered, memory_order_relaxed) ||
+		     pool_take_pending(p)) &&
 		    evc_wake_fd(&p->space_ann, &p->space_gen, &p->space_seq, p->space_w, 1))
 			STAT_ADD1(p, st_cons_wakes, 1);
 	}

@@ -172,30 +172,108 @@ void pool_publish_locked(struct arena_pool *p, uint64_t touched)
 	}
 }
 
-/* Waits until fewer than depth tasks are in flight.  No lock held. */
-static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_ns)
+/* What to submit: an array of entries, or a range of indices. */
+struct batch {
+	const struct arena_sqe *sqes;   /* NULL: the range below */
+	uint64_t first, ud_first;
+	uint32_t op;
+};
+
+/*
+ * What is left of a batch whose producer sleeps for room (wait_space): a
+ * reaper that frees room takes entries from it (pool_take_pending, from
+ * reap.c deliver) and wakes the producer only when the batch is finished.
+ * In the two-thread shape (a producer and a consumer thread, depth tasks in
+ * flight) the producer then wakes once a batch it submits, not once a refill
+ * of the depth: one sleeping hand-off fewer on the way from a completion to
+ * the next task.  One producer at a time offers its batch (pool->pend);
+ * others sleep as before.  `b` and `n` are read, `done` and `err` written
+ * only under prod_lock; the sleeping producer reads done and err in its
+ * re-check, hence atomic (ordered by the evc fences, like `inflight`).
+ */
+struct pending {
+	const struct batch *b;
+	uint32_t n;
+	_Atomic uint32_t done;  /* entries taken, by the reaper or not */
+	_Atomic int err;        /* why entry `done` cannot be taken, or 0 */
+};
+
+static int pending_finished(struct pending *pd)
 {
+	/* relaxed: read after the sleeper's fence (evc.h S2), written before
+	 * the waker's (W1); the lock orders the writes among reapers. */
+	return atomic_load_explicit(&pd->done, memory_order_relaxed) == pd->n ||
+	       atomic_load_explicit(&pd->err, memory_order_relaxed);
+}
+
+/* Offers pd to reapers; 1 when it is the pool's pending batch now. */
+static int offer(struct arena_pool *p, struct pending *pd)
+{
+	int ok = 0;
+
+	pthread_mutex_lock(&p->prod_lock);
+	if (!p->pend && !p->stopped) {
+		p->pend = pd;
+		/* relaxed: a hint; the reaper reads pend itself under the lock.
+		 * A reaper that misses it (its decrement came before our
+		 * offer) is seen by our re-check of the room (wait_space). */
+		atomic_store_explicit(&p->pend_offered, 1, memory_order_relaxed);
+		ok = 1;
+	}
+	pthread_mutex_unlock(&p->prod_lock);
+	return ok;
+}
+
+/* Takes pd back: no reaper touches it after this returns. */
+static void withdraw(struct arena_pool *p)
+{
+	pthread_mutex_lock(&p->prod_lock);
+	p->pend = NULL;
+	atomic_store_explicit(&p->pend_offered, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&p->prod_lock);
+}
+
+/*
+ * Waits until fewer than depth tasks are in flight, or (pd) until reapers
+ * took the whole batch for us.  No lock held.  On return nobody else holds
+ * pd; pd->done says how many entries reapers took meanwhile.
+ */
+static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_ns,
+		      struct pending *pd)
+{
+	int offered = 0, r;
+
 	for (;;) {
 		uint32_t v, weight;
 		int64_t left = -1;
 		uint64_t t0;
-		int r, pipe;
+		int pipe;
 
-		if (atomic_load_explicit(&p->failed, memory_order_relaxed))
-			return atomic_load(&p->failed);
+		if ((r = atomic_load_explicit(&p->failed, memory_order_relaxed)))
+			break;
+		r = -EPIPE;
 		if (atomic_load(&p->stopped))
-			return -EPIPE;
-		if (atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth)
-			return 0;
+			break;
+		r = 0;
+		if ((offered && pending_finished(pd)) ||
+		    atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth)
+			break;
+		r = -EAGAIN;
 		if (timeout_ns == 0)
-			return -EAGAIN;
+			break;
 		if (timeout_ns > 0) {
 			uint64_t now = sys_now_ns();
 
+			r = -ETIMEDOUT;
 			if (now >= deadline)
-				return -ETIMEDOUT;
+				break;
 			left = (int64_t)(deadline - now);
 		}
+		/* Offered before the announcement below: a reaper either finds
+		 * it (and takes the room it frees) or freed the room before we
+		 * offered, and then our re-check sees the room. */
+		if (!offered)
+			offered = offer(p, pd);
 		/* While tasks are long (pool_tasks_long), one producer at a
 		 * time sleeps on the pipe (pool_internal.h space_r); acquire:
 		 * the previous owner's drain is before our poll.  Others sleep
@@ -205,7 +283,8 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		weight = pipe ? 1 : 2;
 		v = evc_prepare_w(&p->space_ann, &p->space_seq, weight);
 		if (p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire) >=
-		    p->space_need || atomic_load(&p->stopped) ||
+		    p->space_need || (offered && pending_finished(pd)) ||
+		    atomic_load(&p->stopped) ||
 		    atomic_load_explicit(&p->failed, memory_order_relaxed)) {
 			evc_done_w(&p->space_ann, weight);
 			if (pipe)
@@ -228,16 +307,13 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		STAT_ADD(p, st_prod_wait_ns, sys_now_ns() - t0);
 		/* A signal handler ran: the caller may want to act on it. */
 		if (r == -EINTR && (p->o.flags & ARENA_POOL_EINTR))
-			return -EINTR;
+			break;
+		r = 0;
 	}
+	if (offered)
+		withdraw(p);
+	return r;
 }
-
-/* What to submit: an array of entries, or a range of indices. */
-struct batch {
-	const struct arena_sqe *sqes;   /* NULL: the range below */
-	uint64_t first, ud_first;
-	uint32_t op;
-};
 
 /* Entry k of a batch; -EINVAL or -ERANGE when it can never be taken. */
 static inline int batch_get(const struct batch *b, uint32_t k, uint64_t count,
@@ -261,64 +337,46 @@ static inline int batch_get(const struct batch *b, uint32_t k, uint64_t count,
 	return 0;
 }
 
-static int submit_batch(struct arena_pool *p, const struct batch *b, uint32_t n,
-			int64_t timeout_ns)
+/*
+ * Takes up to `room` entries of b, from entry `from`: counts them in flight,
+ * dispatches them and publishes them.  *taken gets how many; the return is 0,
+ * or why entry from + *taken was not taken.  prod_lock held, room > 0 and
+ * free in flight.
+ */
+static int take_locked(struct arena_pool *p, const struct batch *b, uint32_t from,
+		       uint32_t room, uint32_t *taken)
 {
-	uint64_t deadline = timeout_ns > 0 ? sys_now_ns() + (uint64_t)timeout_ns : 0;
 	struct disp d[CHAN_MAX_WORKERS];
 	struct chan_sqe sqe = { 0 };
-	uint64_t touched = 0, count, seq;
-	uint32_t room, k, done = 0;
-	int r;
+	uint64_t touched = 0, count = arena_count(p->a), seq;
+	uint32_t k, done = 0;
+	int r = 0, bad;
 
-	/* A first entry that can never be taken fails now, not after waiting
-	 * for room (the arena's count never shrinks). */
-	r = batch_get(b, 0, arena_count(p->a), &sqe);
-	if (r < 0)
-		return r;
-	for (;;) {
-		r = wait_space(p, deadline, timeout_ns);
-		if (r < 0)
-			return r;
-		pthread_mutex_lock(&p->prod_lock);
-		r = atomic_load_explicit(&p->failed, memory_order_relaxed);
-		if (p->stopped || r) {
-			pthread_mutex_unlock(&p->prod_lock);
-			return r ? r : -EPIPE;
-		}
-		/* Other producers may have taken the room meanwhile. */
-		room = p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire);
-		if (room && room <= p->depth)
-			break;
-		pthread_mutex_unlock(&p->prod_lock);
-	}
-	if (room > n)
-		room = n;
-	count = arena_count(p->a);
+	*taken = 0;
 	snapshot(p, d, sys_now_ns());
-	r = atomic_load_explicit(&p->failed, memory_order_relaxed);
-	if (r) {
-		pthread_mutex_unlock(&p->prod_lock);
+	if ((r = atomic_load_explicit(&p->failed, memory_order_relaxed)))
 		return r;
-	}
 	/* Only a valid prefix is taken: nothing counted in flight is given back
 	 * but for a dispatch failure (below). */
-	for (k = 0; k < room; k++) {
-		r = batch_get(b, k, count, &sqe);
-		if (r < 0)
+	for (k = 0; k < room; k++)
+		if ((bad = batch_get(b, from + k, count, &sqe)) < 0)
 			break;
-	}
+	if (k < room)
+		r = bad;
 	room = k;
 	/* Counted in flight before any is visible (one add for the batch): a
 	 * reaper never sees more completions than tasks counted. */
 	atomic_fetch_add_explicit(&p->inflight, room, memory_order_relaxed);
 	seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
 	for (k = 0; k < room; k++) {
-		batch_get(b, k, count, &sqe);
+		int e;
+
+		batch_get(b, from + k, count, &sqe);
 		sqe.seq = seq + k;
-		r = dispatch(p, d, &sqe, &touched);
-		if (r < 0)
+		if ((e = dispatch(p, d, &sqe, &touched)) < 0) {
+			r = e;
 			break;
+		}
 		done++;
 	}
 	if (done < room) {
@@ -335,8 +393,83 @@ static int submit_batch(struct arena_pool *p, const struct batch *b, uint32_t n,
 	if (touched)
 		pool_publish_locked(p, touched);
 	STAT_ADD1(p, st_submitted, done);
+	*taken = done;
+	return r;
+}
+
+int pool_take_pending(struct arena_pool *p)
+{
+	struct pending *pd;
+	int wake = 1;
+
+	pthread_mutex_lock(&p->prod_lock);
+	pd = p->pend;
+	if (pd && !p->stopped && !atomic_load_explicit(&p->failed, memory_order_relaxed)) {
+		uint32_t done = atomic_load_explicit(&pd->done, memory_order_relaxed);
+		uint32_t room = p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire);
+
+		if (!pending_finished(pd) && room && room <= p->depth) {
+			uint32_t taken;
+			int r;
+
+			if (room > pd->n - done)
+				room = pd->n - done;
+			r = take_locked(p, pd->b, done, room, &taken);
+			atomic_store_explicit(&pd->done, done + taken, memory_order_relaxed);
+			if (r < 0)
+				atomic_store_explicit(&pd->err, r, memory_order_relaxed);
+		}
+		/* Its producer wakes when its batch is finished; others when
+		 * room is left that they would wait for. */
+		wake = pending_finished(pd) ||
+		       p->depth - atomic_load_explicit(&p->inflight, memory_order_relaxed) >=
+			       p->space_need;
+	}
 	pthread_mutex_unlock(&p->prod_lock);
-	return done ? (int)done : r;
+	return wake;
+}
+
+static int submit_batch(struct arena_pool *p, const struct batch *b, uint32_t n,
+			int64_t timeout_ns)
+{
+	uint64_t deadline = timeout_ns > 0 ? sys_now_ns() + (uint64_t)timeout_ns : 0;
+	struct pending pd = { .b = b, .n = n };
+	struct chan_sqe sqe = { 0 };
+	uint32_t room, taken;
+	int r;
+
+	/* A first entry that can never be taken fails now, not after waiting
+	 * for room (the arena's count never shrinks). */
+	r = batch_get(b, 0, arena_count(p->a), &sqe);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = wait_space(p, deadline, timeout_ns, &pd);
+		/* Reapers took entries for us while we slept: that is our
+		 * answer (a count, like a submission that found less room). */
+		if ((taken = atomic_load_explicit(&pd.done, memory_order_relaxed)))
+			return (int)taken;
+		if (!r)
+			r = atomic_load_explicit(&pd.err, memory_order_relaxed);
+		if (r < 0)
+			return r;
+		pthread_mutex_lock(&p->prod_lock);
+		r = atomic_load_explicit(&p->failed, memory_order_relaxed);
+		if (p->stopped || r) {
+			pthread_mutex_unlock(&p->prod_lock);
+			return r ? r : -EPIPE;
+		}
+		/* Other producers may have taken the room meanwhile. */
+		room = p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire);
+		if (room && room <= p->depth)
+			break;
+		pthread_mutex_unlock(&p->prod_lock);
+	}
+	if (room > n)
+		room = n;
+	r = take_locked(p, b, 0, room, &taken);
+	pthread_mutex_unlock(&p->prod_lock);
+	return taken ? (int)taken : r;
 }
 
 int arena_pool_submit(struct arena_pool *p, const struct arena_sqe *sqes, unsigned n,
