@@ -510,9 +510,16 @@ static int produce(struct arena_pool *p, struct cons *c, uint64_t n, int use_sub
 			/* Bounded: a consumer that died, or a lost wake-up of
 			 * the producer, must not hang us.  The consumer never
 			 * takes this long, so a timeout is a failure. */
+			uint64_t t0 = now_ns();
+
 			r = arena_pool_submit(p, sq + off, m - off, 5000000000ll);
 			if (r < 0 && atomic_load(&c->err))
 				return 0;
+			/* A producer whose batch a reaper took from returns what
+			 * was taken when its timeout passes: a count, but still a
+			 * wake-up that never came. */
+			if (now_ns() - t0 >= 5000000000ull)
+				return -ETIMEDOUT;
 			if (r <= 0 || (unsigned)r > m - off)
 				return r < 0 ? r : -EPROTO;
 			off += (unsigned)r;
@@ -2025,6 +2032,285 @@ static void test_failure_wakes_producer(void **state)
 	leak_end(&l);
 }
 
+/* ------------------------------------------------------------------------ */
+/* A producer asleep for room: reapers take from its batch (submit.c)        */
+/* ------------------------------------------------------------------------ */
+
+/* Reaps until `want` completions came (or a reap fails): every one checked
+ * against task number = user_data - base, exactly once. */
+struct taker {
+	struct arena_pool *p;
+	uint64_t want, base, got;
+	uint64_t range_first;  /* > 0: task k is item range_first + k */
+	uint8_t *seen;
+	uint64_t stop_after;   /* > 0: then stop reaping (got == stop_after) */
+	int r;                 /* first failure, or 0 */
+	char msg[160];
+};
+
+static void *taker_reap(void *arg)
+{
+	struct taker *t = arg;
+	struct arena_cqe cq[8];
+
+	while (t->got < t->want && (!t->stop_after || t->got < t->stop_after)) {
+		unsigned max = t->stop_after && t->stop_after - t->got < 8 ?
+				       (unsigned)(t->stop_after - t->got) : 8;
+		int r = arena_pool_reap(t->p, cq, max, 5000000000ll), j;
+
+		if (r <= 0) {
+			t->r = r ? r : -EPROTO;
+			snprintf(t->msg, sizeof(t->msg), "reap after %" PRIu64 ": %d (%s)", t->got,
+				 r, arena_strerror(r));
+			return NULL;
+		}
+		for (j = 0; j < r; j++) {
+			uint64_t k = cq[j].user_data - t->base;
+			const void *d;
+			size_t len;
+
+			if (k >= t->want || t->seen[k]++ || cq[j].status ||
+			    cq[j].index != (t->range_first ? t->range_first + k : idx_of(k)) ||
+			    arena_get(g_arena, cq[j].index, &d, &len) ||
+			    cq[j].len != len || (len && memcmp(cq[j].data, d, len))) {
+				t->r = -EPROTO;
+				snprintf(t->msg, sizeof(t->msg),
+					 "task %" PRIu64 ": seen %u status %d index %" PRIu64, k,
+					 k < t->want ? t->seen[k] : 0, cq[j].status, cq[j].index);
+				return NULL;
+			}
+		}
+		arena_pool_release_many(t->p, cq, (unsigned)r);
+		t->got += (uint64_t)r;
+	}
+	return NULL;
+}
+
+static struct arena_sqe *task_array(uint64_t n, uint64_t base)
+{
+	struct arena_sqe *sq = calloc(n, sizeof(*sq));
+	uint64_t k;
+
+	assert_non_null(sq);
+	for (k = 0; k < n; k++)
+		sq[k] = (struct arena_sqe){ .index = idx_of(k), .user_data = base + k,
+					    .op = ARENA_OP_COPY };
+	return sq;
+}
+
+/*
+ * In the two-thread shape the reaper that frees room takes tasks from the
+ * sleeping producer's batch: one call returns more tasks than the depth, the
+ * producer sleeps far less often than once a refill, and every task is
+ * delivered once with its own index and user_data.  (Without the reaper's
+ * help a call returns at most the depth: it takes the room it finds.)
+ */
+static void test_submit_taken_by_reaper(void **state)
+{
+	const uint64_t n = 4000, chunk = 500;
+	struct arena_pool_opts o = { .workers = 2, .depth = 4 };
+	struct arena_sqe *sq = task_array(n, 0);
+	struct taker t = { .want = n };
+	struct arena_pool_stats st;
+	struct arena_pool *p;
+	uint64_t off = 0;
+	struct leak l;
+	pthread_t th;
+	int max_r = 0;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	t.p = p;
+	t.seen = calloc(n, 1);
+	assert_non_null(t.seen);
+	assert_int_equal(pthread_create(&th, NULL, taker_reap, &t), 0);
+	while (off < n) {
+		uint64_t m = n - off < chunk ? n - off : chunk;
+		uint64_t t0 = now_ns();
+		int r = arena_pool_submit(p, sq + off, (unsigned)m, 5000000000ll);
+
+		/* Its timeout passed: the wake-up at the batch's end was lost. */
+		if (now_ns() - t0 >= 5000000000ull)
+			fail_msg("submit at %" PRIu64 " timed out, returning %d", off, r);
+		if (r <= 0 || (uint64_t)r > m)
+			fail_msg("submit at %" PRIu64 ": %d (%s)", off, r, arena_strerror(r));
+		max_r = r > max_r ? r : max_r;
+		off += (uint64_t)r;
+	}
+	pthread_join(th, NULL);
+	if (t.r)
+		fail_msg("reaper: %s", t.msg);
+	assert_int_equal(t.got, n);
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	assert_int_equal(st.submitted, n);
+	assert_int_equal(st.reaped, n);
+	print_message("  %" PRIu64 " tasks, depth 4: largest submit %d, producer sleeps %" PRIu64
+		      "\n", n, max_r, st.producer_waits);
+	assert_true(max_r > 4);
+	/* A refill of 4 is n/4 = 1000 hand-offs; the reaper took most. */
+	assert_true(st.producer_waits < n / 8);
+	pool_del(p);
+	free(t.seen);
+	free(sq);
+	leak_end(&l);
+}
+
+/*
+ * An entry that can never be taken, in the part of a batch the reaper takes:
+ * the valid prefix is taken, exactly, and the entry fails on its own call.
+ * Arrays (-EINVAL for a flag, -ERANGE for an index) and ranges (-ERANGE past
+ * the arena's end).
+ */
+static void test_submit_taken_stops_at_bad_entry(void **state)
+{
+	static const struct { int range; unsigned bad; int err; } c[] = {
+		{ 0, 150, -EINVAL }, { 0, 77, -ERANGE }, { 1, 120, -ERANGE },
+	};
+	unsigned ci;
+
+	(void)state;
+	for (ci = 0; ci < sizeof(c) / sizeof(c[0]); ci++) {
+		struct arena_pool_opts o = { .workers = 1, .depth = 4 };
+		struct arena_sqe *sq = task_array(200, 0);
+		struct taker t = { .want = c[ci].bad };
+		struct arena_pool_stats st;
+		struct arena_pool *p;
+		uint64_t off = 0;
+		struct leak l;
+		pthread_t th;
+		int r;
+
+		leak_begin(&l);
+		pool_new(&p, &o);
+		if (c[ci].err == -EINVAL)
+			sq[c[ci].bad].flags = 1;
+		else
+			sq[c[ci].bad].index = NITEMS;
+		t.p = p;
+		t.seen = calloc(200, 1);
+		assert_non_null(t.seen);
+		if (c[ci].range)
+			t.range_first = NITEMS - c[ci].bad;
+		assert_int_equal(pthread_create(&th, NULL, taker_reap, &t), 0);
+		for (;;) {
+			if (c[ci].range)
+				r = arena_pool_submit_range(p, NITEMS - c[ci].bad + off,
+							    200 - (uint32_t)off, off,
+							    ARENA_OP_COPY, 5000000000ll);
+			else
+				r = arena_pool_submit(p, sq + off, 200 - (unsigned)off,
+						      5000000000ll);
+			if (r <= 0)
+				break;
+			off += (uint64_t)r;
+		}
+		assert_int_equal(r, c[ci].err);
+		assert_int_equal(off, c[ci].bad);
+		pthread_join(th, NULL);
+		if (t.r)
+			fail_msg("reaper: %s", t.msg);
+		assert_int_equal(t.got, c[ci].bad);
+		assert_int_equal(arena_pool_stats(p, &st), 0);
+		assert_int_equal(st.submitted, c[ci].bad);
+		assert_int_equal(st.reaped, c[ci].bad);
+		pool_del(p);
+		free(t.seen);
+		free(sq);
+		leak_end(&l);
+	}
+}
+
+struct big_submit {
+	struct arena_pool *p;
+	struct arena_sqe *sq;
+	unsigned n;
+	int64_t timeout_ns;
+	int r;
+	atomic_int done;
+};
+
+static void *submit_big(void *arg)
+{
+	struct big_submit *b = arg;
+
+	b->r = arena_pool_submit(b->p, b->sq, b->n, b->timeout_ns);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/*
+ * A producer whose batch the reaper is taking from, when its wait ends
+ * another way: its timeout passes, or the pool is stopped.  It returns
+ * exactly the number of tasks taken for it (the count submitted says so),
+ * and every task taken completes once (or is cancelled).
+ */
+static void test_submit_taken_then_timeout_or_stop(void **state)
+{
+	unsigned how;
+
+	(void)state;
+	for (how = 0; how < 3; how++) {
+		struct arena_pool_opts o = { .workers = 1, .depth = 4 };
+		struct arena_sqe *sq = task_array(1004, 0);
+		struct big_submit b = { .sq = sq + 4, .n = 1000,
+					.timeout_ns = how == 0 ? 300000000ll : -1 };
+		struct taker t = { .want = 1004, .stop_after = 12 };
+		struct arena_pool_stats st;
+		struct arena_pool *p;
+		struct arena_cqe e;
+		uint64_t left;
+		struct leak l;
+		pthread_t th;
+
+		leak_begin(&l);
+		pool_new(&p, &o);
+		b.p = p;
+		t.p = p;
+		t.seen = calloc(1004, 1);
+		assert_non_null(t.seen);
+		assert_int_equal(arena_pool_submit(p, sq, 4, 0), 4);
+		assert_int_equal(pthread_create(&th, NULL, submit_big, &b), 0);
+		usleep(20000); /* let it go to sleep on the full pool */
+		/* 12 reaped: the reaper took at least 8 for it. */
+		taker_reap(&t);
+		if (t.r)
+			fail_msg("reaper: %s", t.msg);
+		if (how == 0) {
+			pthread_join(th, NULL);
+			assert_true(b.r >= 8);
+		} else {
+			assert_int_equal(arena_pool_stop(p, how == 1 ? ARENA_STOP_DRAIN :
+							 ARENA_STOP_CANCEL, 5000000000ll), 0);
+			pthread_join(th, NULL);
+			assert_true(b.r >= 8);
+		}
+		assert_int_equal(arena_pool_stats(p, &st), 0);
+		print_message("  %s: the producer's call returned %d\n",
+			      how == 0 ? "timeout" : how == 1 ? "drain" : "cancel", b.r);
+		assert_int_equal(st.submitted, 4 + (uint64_t)b.r);
+		/* The rest of what was taken: delivered once each (cancelled
+		 * ones too), nothing more. */
+		left = st.submitted - t.got;
+		while (left) {
+			int r = arena_pool_reap(p, &e, 1, 5000000000ll);
+
+			assert_int_equal(r, 1);
+			assert_true(e.user_data < 4 + (uint64_t)b.r);
+			assert_int_equal(t.seen[e.user_data]++, 0);
+			assert_true(e.status == 0 || (how == 2 && e.status == -ECANCELED));
+			arena_pool_release(p, &e);
+			left--;
+		}
+		if (how)
+			assert_int_equal(arena_pool_reap(p, &e, 1, 1000000000ll), -ENODATA);
+		pool_del(p);
+		free(t.seen);
+		free(sq);
+		leak_end(&l);
+	}
+}
+
 /*
  * A fake completion put into worker 0's CQ (cq_tail + 1) while it is idle:
  * each kind of garbage must make reap return -EBADMSG.
@@ -2990,6 +3276,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_result_guard_page, test_teardown),
 		cmocka_unit_test_teardown(test_eintr, test_teardown),
 		cmocka_unit_test_teardown(test_submit_range, test_teardown),
+		cmocka_unit_test_teardown(test_submit_taken_by_reaper, test_teardown),
+		cmocka_unit_test_teardown(test_submit_taken_stops_at_bad_entry, test_teardown),
+		cmocka_unit_test_teardown(test_submit_taken_then_timeout_or_stop, test_teardown),
 		cmocka_unit_test_teardown(test_release_after_stop, test_teardown),
 		cmocka_unit_test_teardown(test_no_lost_wakeup, test_teardown),
 		cmocka_unit_test_teardown(test_no_lost_wakeup_reapers, test_teardown),
