@@ -39,10 +39,13 @@ $(KP_DIR)/test_pool: tests/test_pool.c tests/testutil.h $(KP_OBJ)
 	$(Q)$(CC) $(CFLAGS) -Ilib -Itests -o $@ $< $(KP_OBJ) $(LDFLAGS) $(LIBS) -lcmocka -ldl
 
 kp-nopoll: $(KP_DIR)/test_pool
-	$(Q)for t in test_no_lost_wakeup test_no_lost_wakeup_reapers test_no_lost_wakeup_producers test_worker_stale_announcement; do \
+	$(Q)for t in test_no_lost_wakeup test_no_lost_wakeup_reapers test_no_lost_wakeup_producers test_submit_taken_by_reaper test_worker_stale_announcement; do \
 		echo "== test_pool $$t, no polls"; \
 		ARENA_TEST_NO_POLL=1 ARENA_TEST_FILTER=$$t timeout -k 10 300 $(KP_DIR)/test_pool || exit 1; \
 	done
 	$(Q)echo "== test_pool test_no_lost_wakeup, no polls, widened race windows (ARENA_TEST_WIDEN)"; \
 	ARENA_TEST_WIDEN=1 ARENA_TEST_NO_POLL=1 ARENA_TEST_FILTER=test_no_lost_wakeup \
+		timeout -k 10 300 $(KP_DIR)/test_pool
+	$(Q)echo "== test_pool test_submit_taken_by_reaper, no polls, widened race windows"; \
+	ARENA_TEST_WIDEN=1 ARENA_TEST_NO_POLL=1 ARENA_TEST_FILTER=test_submit_taken_by_reaper \
 		timeout -k 10 300 $(KP_DIR)/test_pool
