@@ -310,7 +310,14 @@ struct arena_sqe {
  * nanoseconds.
  *
  * Submits up to n tasks; blocks while `depth` tasks are in flight.  Returns
- * the number submitted (>= 1 and <= n) as soon as some could be, -EAGAIN with
+ * the number submitted (>= 1 and <= n): the room it found, when it found
+ * some; when it had to wait, what threads that reap took of the batch for it
+ * meanwhile (a reap that frees room dispatches entries of a waiting batch
+ * itself, and wakes the submitter once its batch is taken, not once per
+ * refill of the depth): the whole batch, or the part taken before its
+ * timeout, a stop or a failure ended the wait (a count, not the error).  The
+ * entries are read, by this thread or a reaping one, only until the call
+ * returns.  Errors: -EAGAIN with
  * a zero timeout when full, -ETIMEDOUT, -ERANGE (an index beyond the arena;
  * nothing from that entry on is submitted), -EPIPE after stop, -EINTR (with
  * ARENA_POOL_EINTR), -EINVAL (an entry with flags set), -ECHILD when no
