@@ -10,6 +10,10 @@
  * task time > WAKE_COST_NS), and while as many workers as CPUs are awake only
  * when the queues are long (OVERSUBSCRIBE_NS).  Otherwise the task goes to
  * the awake worker with the least queued.
+ *
+ * A producer that must wait for room offers the rest of its batch (struct
+ * pending): the reaper that frees room dispatches from it and wakes the
+ * producer only when the batch is taken.
  */
 #define _GNU_SOURCE
 #include <errno.h>
