@@ -4,7 +4,8 @@
  * parent-side task record that death handling relies on.  See README.md in
  * this directory for what is proved and what is left out.
  *
- * Processes: NPROD producers (arena_pool_submit; the last one to finish
+ * Processes: NPROD producers (arena_pool_submit: submit_batch in calls of
+ * up to BATCH tasks, each call again with the rest; the last one to finish
  * calls arena_pool_stop), one worker (worker_run; restarted by a reaper
  * after a death), NREAP reapers (arena_pool_reap + release +
  * pool_handle_exit), and a killer that may SIGKILL the worker at any step
@@ -57,12 +58,43 @@
  * invalid end state: while a task is undelivered some reaper (the ring's
  * owner or one waiting for cons_lock) is not at an end label.
  *
- * WORKER_AWAITS / REAPER_AWAITS (configuration choices, not mutants): that
- * side's own sleep becomes "blocked until its condition holds", a sleep
- * that never loses a wake-up and wakes at any time after the condition
- * holds, as the real sleep does when it loses nothing (a slow sleeper can
- * still be before its re-check).  Used where the full product is too large;
- * the configurations without them check that side's sleep.
+ * WORKER_AWAITS / REAPER_AWAITS / PRODUCER_AWAITS (configuration choices,
+ * not mutants): that side's own sleep becomes "blocked until its condition
+ * holds", a sleep that never loses a wake-up and wakes at any time after
+ * the condition holds, as the real sleep does when it loses nothing (a slow
+ * sleeper can still be before its re-check).  Used where the full product
+ * is too large; the configurations without them check that side's sleep.
+ * PROD_TIMEOUTS (with PRODUCER_AWAITS): the producer's deadline may pass at
+ * any moment (it then withdraws its batch and returns what was taken, or
+ * submits again).  PROD_FUTEX: tasks are short, every producer sleeps on
+ * the futex with weight 2.  HINT0: the reapers' hint pend_offered always
+ * reads 0 (a relaxed load may): reapers never take, producers still offer.
+ *
+ * The pending batch (submit.c struct pending, offer, withdraw, wait_space,
+ * pool_take_pending; reap.c deliver): a producer that must wait for room
+ * offers the rest of its call's batch (pend = producer, pd_n, pd_done),
+ * under prod_lock, before its announcement, and withdraws it (under
+ * prod_lock) when it leaves wait_space; then it returns pd_done if reapers
+ * took entries, else takes room itself.  A reaper that frees room reads the
+ * hint pend_offered (relaxed, no fence: any value it ever had); on 1 it
+ * calls pool_take_pending: under prod_lock, take min(room, n - done) entries
+ * of the offered batch (take_locked: counted in flight, pushed, published,
+ * the worker's wake check), done += taken, and wake the producers only if
+ * the batch is finished or room is left (1 when nothing is offered).
+ * Checked: the reaper touches the batch only while it is offered (pend ==
+ * rp, asserted at each access: its producer has not withdrawn, so has not
+ * returned); the count a call returns is what was taken for it (ghost
+ * taken_for); every task is pushed once (never beyond NTASKS) and
+ * delivered once.  err (an invalid entry, a failed dispatch), stop and
+ * failure during a wait, and space_need > 1 are not modelled.
+ *
+ * Promptness (the point of the pending batch: its producer wakes when its
+ * batch is finished, not a completion later): a reaper may hold a delivery
+ * back (a long task, a slow reaper) until no finished batch is offered.  A
+ * producer whose finished batch needs another completion to be noticed
+ * (the wake for it lost) then sleeps for ever: an invalid end state.
+ * Without this, such a producer is only late: the next completion frees
+ * room and wakes it (MUT_NOFINWAKE and MUT_NOFINCHECK then verify).
  *
  * The record (submit.c push_to, reap.c pool_harvest/convert, supervise.c):
  * the producer writes each task into its private record rec[pos] and into
@@ -126,9 +158,22 @@
  *   MUT_EARLYRELEASE  a producer gives up the pipe (space_pipe_busy = 0)
  *                 before its evc_done_w: the next owner's weight 1 and the
  *                 old one's make an even count, and no byte is written.
+ *   MUT_NOFINWAKE pool_take_pending wakes only for room left, not for the
+ *                 batch it finished (`return 0 instead of finished`).
+ *   MUT_NOFINCHECK  wait_space's re-check after the announcement lacks
+ *                 `offered && finished(pd)`.
+ *   MUT_LOCKFREEWITHDRAW  withdraw clears pend without prod_lock.
+ *   MUT_LOCKFREEPEND  pool_take_pending reads pend before taking prod_lock.
+ *   MUT_NOWITHDRAW  wait_space returns without withdrawing (pend still
+ *                 names the returned call's pd).
+ *   MUT_DONEBEFOREWITHDRAW  submit_batch reads pd.done before the
+ *                 withdraw (in wait_space's last step).
+ *   MUT_HINTTRUST pool_take_pending returns 0 (no wake) when nothing is
+ *                 offered: it trusts the stale hint (needs NPROD 2).
  * Tried and kept out of `make model` because they verify (no wake-up lost;
- * see README.md): MUT_NOREREAD (evc_sleep_fd polls without re-reading seq)
- * and MUT_DRAINBEFORE (drain, then check seq, then poll).
+ * see README.md): MUT_NOREREAD (evc_sleep_fd polls without re-reading seq),
+ * MUT_DRAINBEFORE (drain, then check seq, then poll) and MUT_LATEOFFER (the
+ * offer after evc_prepare's re-check, just before the sleep).
  */
 
 #ifndef NTASKS
@@ -621,23 +666,51 @@ end:	do
 #undef PDONE_RELEASE
 #define PDONE_RELEASE DONE(ps_sl, 1)
 #endif
-/* Until there is room or (offered) our batch is finished; then withdraw. */
+/* Until there is room or (offered) our batch is finished; then withdraw.
+ * submit_batch reads pd.done after it (DONE_SEEN; MUT_DONEBEFOREWITHDRAW:
+ * before, the value in dn). */
+#ifdef MUT_DONEBEFOREWITHDRAW
+#define SNAP dn = pd_done[ME];                  /* MUTANT */
+#define DONE_SEEN dn
+#else
+#define SNAP
+#define DONE_SEEN pd_done[ME]
+#endif
 #ifdef PRODUCER_AWAITS
+/* PROD_TIMEOUTS: the producer's deadline may pass at any time: its sleep
+ * ends, and the loop top (after the room and finished checks) leaves with
+ * -ETIMEDOUT, withdrawing first: withdraw at any moment. */
+#ifdef PROD_TIMEOUTS
+#define TIMED_OUT                                                         \
+	:: tmo = 1;                                                       \
+		if                                                        \
+		:: offered -> SNAP WITHDRAW                               \
+		:: else -> skip                                           \
+		fi;                                                       \
+		break
+#define TMO_WAKE || 1
+#else
+#define TIMED_OUT
+#define TMO_WAKE
+#endif
 #define WAIT_SPACE                                                        \
 	do                                                                \
 	:: !offered && inflight < DEPTH -> break                          \
-	:: offered && (FIN(ME) || inflight < DEPTH) -> WITHDRAW; break    \
+	:: offered && (FIN(ME) || inflight < DEPTH) -> SNAP WITHDRAW; break \
 	:: else ->                                                        \
-		OFFER_EARLY;                                              \
-		/* woken when it holds, or (not offered) when the offer \
-		 * may succeed */                                         \
-		(SPACE_OK || (!offered && pend == NONE))                  \
+		if                                                        \
+		TIMED_OUT                                                 \
+		:: OFFER_EARLY;                                           \
+			/* woken when it holds, or (not offered) when the \
+			 * offer may succeed */                           \
+			(SPACE_OK || (!offered && pend == NONE) TMO_WAKE) \
+		fi                                                        \
 	od
 #else
 #define WAIT_SPACE                                                        \
 	do                                                                \
 	:: !offered && inflight < DEPTH -> break                          \
-	:: offered && (FIN(ME) || inflight < DEPTH) -> WITHDRAW; break    \
+	:: offered && (FIN(ME) || inflight < DEPTH) -> SNAP WITHDRAW; break \
 	:: else ->                                                        \
 		OFFER_EARLY;                                              \
 		PWEIGHT                                                   \
@@ -655,7 +728,8 @@ end:	do
 active [NPROD] proctype Producer()
 {
 	byte n, left, id, v, a_sl, a_gn, w, room;
-	bit rdy, own, offered;
+	bit rdy, own, offered, tmo;
+	byte dn;                 /* MUT_DONEBEFOREWITHDRAW only */
 
 	/* producer k submits its share in calls of up to BATCH tasks, the
 	 * rest again after each call (by what the call returned) */
@@ -671,22 +745,22 @@ call:		WAIT_SPACE;
 		/* Withdrawn (or never offered): nobody writes pd_done now, so
 		 * its load is one step with what follows. */
 		if
-		:: d_step { pd_done[ME] > 0 ->
+		:: d_step { DONE_SEEN > 0 -> tmo = 0;
 			/* reapers took entries for us: that is our answer */
-			assert(pd_done[ME] == taken_for[ME]);
-			left = left - pd_done[ME];
-			pd_done[ME] = 0; taken_for[ME] = 0; n = 0 }
+			assert(DONE_SEEN == taken_for[ME]);
+			left = left - DONE_SEEN;
+			pd_done[ME] = 0; taken_for[ME] = 0; n = 0; dn = 0 }
 		/* the room again under prod_lock (another producer may
 		 * have taken it): lock, look (and unlock) */
 #if NPROD == 1 && BATCH == 1
 		/* alone, nobody takes the room we saw (reapers take only
 		 * for an offered batch): a task of room, as the old model */
-		:: atomic { pd_done[ME] == 0 && prod_lock == 0 ->
+		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 ->
 			prod_lock = 1; room = 1 };
 #else
-		:: atomic { pd_done[ME] == 0 && prod_lock == 0 && inflight == DEPTH };
+		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 && inflight == DEPTH };
 			goto call
-		:: atomic { pd_done[ME] == 0 && prod_lock == 0 && inflight < DEPTH ->
+		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 && inflight < DEPTH ->
 			prod_lock = 1; room = DEPTH - inflight;
 			if :: room > n -> room = n :: else -> skip fi };
 #endif
@@ -696,6 +770,10 @@ call:		WAIT_SPACE;
 				assert(taken_for[ME] == 0);   /* none by reapers */
 				left = left - room; room = 0; n = 0
 			}
+#ifdef PROD_TIMEOUTS
+		/* -ETIMEDOUT, nothing taken: the caller submits again */
+		:: atomic { DONE_SEEN == 0 && tmo -> tmo = 0 }; goto call
+#endif
 		fi
 	od;
 	/* the last producer: arena_pool_stop (drain): stop, then wake every
