@@ -41,7 +41,7 @@ endif
 # make model MODEL_BIG=1: the products that do not fit in 2 GB (the real
 # sleeps of two producers or two reapers with the pending batch, a batch
 # with the real reaper sleep, a death with a waiting producer): about
-# 10 min and 6 GB (one search at a time).  Names: tN tasks, dN depth, bN
+# 11 min and 6 GB (one search at a time).  Names: tN tasks, dN depth, bN
 # tasks a call (BATCH), kN deaths, pN producers, rN reapers; w, c, a:
 # WORKER_, REAPER_, PRODUCER_AWAITS; h HINT0, t PROD_TIMEOUTS, f PROD_FUTEX.
 MODEL_MEMLIM := 2048

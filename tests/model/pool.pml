@@ -251,7 +251,7 @@ bit space_busy;          /* p->space_pipe_busy */
 bit p_stopped;           /* p->stopped */
 byte pend = NONE;        /* p->pend: the producer whose batch is offered */
 bit ever_offered;        /* p->pend_offered was set once (the hint's values) */
-byte pd_n[NPROD];        /* its struct pending: n (0: no call in progress) */
+byte pd_n[NPROD];        /* its struct pending: n (set while offered) */
 byte pd_done[NPROD];     /* done: entries taken (by reapers) */
 byte taken_for[NPROD];   /* ghost: tasks taken for the call in progress */
 byte prod_last = NONE;   /* wp[0].wake_gen: the producers' *last (prod_lock) */
@@ -772,7 +772,8 @@ call:		WAIT_SPACE;
 			}
 #ifdef PROD_TIMEOUTS
 		/* -ETIMEDOUT, nothing taken: the caller submits again */
-		:: atomic { DONE_SEEN == 0 && tmo -> tmo = 0 }; goto call
+		:: atomic { DONE_SEEN == 0 && tmo -> tmo = 0;
+			assert(taken_for[ME] == 0) }; goto call
 #endif
 		fi
 	od;
