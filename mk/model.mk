@@ -2,33 +2,55 @@
 #   make model    every configuration must verify (no error), and every
 #                 mutant must produce a counterexample (so the model cannot
 #                 silently become vacuous).  Exhaustive search (no BITSTATE),
-#                 COLLAPSE compression; about 75 s and < 1 GB a run on
+#                 COLLAPSE compression; about 90 s and < 1 GB a run on
 #                 2 cores (tests/model/README.md has the counts).
 MODEL_DIR  := build/model
 MODEL_SRC  := tests/model/pool.pml
 # name:-D flags (configurations that must verify).  The flags go to both
 # spin -a (the model's macros) and the C compiler (pan's options, such as
 # -DREVERSE: search order only); neither uses the other's names.
-# WORKER_AWAITS / REAPER_AWAITS: that side's own sleep replaced by "blocked
-# until its condition holds" (checked in the configurations without them).
+# WORKER_AWAITS / REAPER_AWAITS / PRODUCER_AWAITS: that side's own sleep
+# replaced by "blocked until its condition holds" (checked in the
+# configurations without them).  BATCH: tasks a producer submits in one call
+# (default 1).  HINT0, PROD_TIMEOUTS, PROD_FUTEX: see pool.pml.
 MODEL_CFGS := t2d2:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0 \
 	t1d1k1:-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1+-DMAXATT=2 \
 	t1d1k1a1:-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1+-DMAXATT=1 \
 	t2d1w:-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DWORKER_AWAITS \
 	t1d1r2:-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=0+-DNREAP=2 \
 	t1d1k1r2w:-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1+-DNREAP=2+-DWORKER_AWAITS \
-	t3d1p2wc:-DNTASKS=3+-DDEPTH=1+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS
-# make model MODEL_MORE=1: also larger configurations, and two changes to
-# evc_sleep_fd that lose no wake-up (README.md: "Tried, not mutants");
-# about 65 s more.
+	t3d1b3wc:-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	t3d1p2wch:-DNTASKS=3+-DDEPTH=1+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DHINT0 \
+	t4d1b2p2wcat:-DNTASKS=4+-DDEPTH=1+-DBATCH=2+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DPRODUCER_AWAITS+-DPROD_TIMEOUTS
+# make model MODEL_MORE=1: also larger configurations (each < 1 GB), and
+# three changes that lose no wake-up (README.md: "Tried, not mutants").
 ifeq ($(MODEL_MORE),1)
-MODEL_CFGS += t2d1k1w:-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=1+-DWORKER_AWAITS \
-	t2d2r2w:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0+-DNREAP=2+-DWORKER_AWAITS \
-	t3d2w:-DNTASKS=3+-DDEPTH=2+-DMAXDEATH=0+-DWORKER_AWAITS \
+MODEL_CFGS += t2d2r2w:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0+-DNREAP=2+-DWORKER_AWAITS \
+	t3d2b3w:-DNTASKS=3+-DDEPTH=2+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS \
+	t4d2b4wc:-DNTASKS=4+-DDEPTH=2+-DBATCH=4+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	t3d1k1b3wc:-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=1+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	t3d1k1b2p2wca:-DNTASKS=3+-DDEPTH=1+-DBATCH=2+-DMAXDEATH=1+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DPRODUCER_AWAITS \
+	t3d1b2p2wcf:-DNTASKS=3+-DDEPTH=1+-DBATCH=2+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DPROD_FUTEX \
 	noreread-t3d2w:-DMUT_NOREREAD+-DNTASKS=3+-DDEPTH=2+-DMAXDEATH=0+-DWORKER_AWAITS \
 	noreread-t1d1k1r2w:-DMUT_NOREREAD+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1+-DNREAP=2+-DWORKER_AWAITS \
 	drainbefore-t3d2w:-DMUT_DRAINBEFORE+-DNTASKS=3+-DDEPTH=2+-DMAXDEATH=0+-DWORKER_AWAITS \
-	drainbefore-t1d1k1r2w:-DMUT_DRAINBEFORE+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1+-DNREAP=2+-DWORKER_AWAITS
+	drainbefore-t1d1k1r2w:-DMUT_DRAINBEFORE+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=1+-DNREAP=2+-DWORKER_AWAITS \
+	lateoffer-t2d1w:-DMUT_LATEOFFER+-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DWORKER_AWAITS \
+	lateoffer-t3d1b3wc:-DMUT_LATEOFFER+-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS
+endif
+# make model MODEL_BIG=1: the products that do not fit in 2 GB (the real
+# sleeps of two producers or two reapers with the pending batch, a batch
+# with the real reaper sleep, a death with a waiting producer): about
+# 11 min and 6 GB (one search at a time).  Names: tN tasks, dN depth, bN
+# tasks a call (BATCH), kN deaths, pN producers, rN reapers; w, c, a:
+# WORKER_, REAPER_, PRODUCER_AWAITS; h HINT0, t PROD_TIMEOUTS, f PROD_FUTEX.
+MODEL_MEMLIM := 2048
+ifeq ($(MODEL_BIG),1)
+MODEL_MEMLIM := 8192
+MODEL_CFGS += t2d1k1w:-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=1+-DWORKER_AWAITS \
+	t3d1b3w:-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS \
+	t2d1r2w:-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DNREAP=2+-DWORKER_AWAITS \
+	t3d1b2p2wc:-DNTASKS=3+-DDEPTH=1+-DBATCH=2+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS
 endif
 # name:flags (mutants that must fail)
 MODEL_MUTS := latev:-DMUT_LATEV+-DNTASKS=3+-DDEPTH=2+-DMAXDEATH=0+-DREVERSE \
@@ -43,8 +65,15 @@ MODEL_MUTS := latev:-DMUT_LATEV+-DNTASKS=3+-DDEPTH=2+-DMAXDEATH=0+-DREVERSE \
 	drainfirst:-DMUT_DRAINFIRST+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=0 \
 	weight1:-DMUT_WEIGHT1+-DNTASKS=1+-DDEPTH=1+-DMAXDEATH=0+-DNREAP=2 \
 	pweight1:-DMUT_PWEIGHT1+-DNTASKS=3+-DDEPTH=1+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DREVERSE \
-	earlyrelease:-DMUT_EARLYRELEASE+-DNTASKS=3+-DDEPTH=1+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DREVERSE
-PAN_CFLAGS := -O2 -DSAFETY -DCOLLAPSE -DMEMLIM=2048
+	earlyrelease:-DMUT_EARLYRELEASE+-DNTASKS=3+-DDEPTH=1+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DREVERSE \
+	nofinwake:-DMUT_NOFINWAKE+-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	nofincheck:-DMUT_NOFINCHECK+-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	lockfreewithdraw:-DMUT_LOCKFREEWITHDRAW+-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	lockfreepend:-DMUT_LOCKFREEPEND+-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	nowithdraw:-DMUT_NOWITHDRAW+-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	donebeforewithdraw:-DMUT_DONEBEFOREWITHDRAW+-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	hinttrust:-DMUT_HINTTRUST+-DNTASKS=3+-DDEPTH=1+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DREVERSE
+PAN_CFLAGS := -O2 -DSAFETY -DCOLLAPSE -DMEMLIM=$(MODEL_MEMLIM)
 # pans compiled at once (the searches themselves run one at a time: two
 # searches at once slow each other down more than they gain)
 MODEL_JOBS ?= 2

@@ -4,7 +4,8 @@
  * parent-side task record that death handling relies on.  See README.md in
  * this directory for what is proved and what is left out.
  *
- * Processes: NPROD producers (arena_pool_submit; the last one to finish
+ * Processes: NPROD producers (arena_pool_submit: submit_batch in calls of
+ * up to BATCH tasks, each call again with the rest; the last one to finish
  * calls arena_pool_stop), one worker (worker_run; restarted by a reaper
  * after a death), NREAP reapers (arena_pool_reap + release +
  * pool_handle_exit), and a killer that may SIGKILL the worker at any step
@@ -57,12 +58,43 @@
  * invalid end state: while a task is undelivered some reaper (the ring's
  * owner or one waiting for cons_lock) is not at an end label.
  *
- * WORKER_AWAITS / REAPER_AWAITS (configuration choices, not mutants): that
- * side's own sleep becomes "blocked until its condition holds", a sleep
- * that never loses a wake-up and wakes at any time after the condition
- * holds, as the real sleep does when it loses nothing (a slow sleeper can
- * still be before its re-check).  Used where the full product is too large;
- * the configurations without them check that side's sleep.
+ * WORKER_AWAITS / REAPER_AWAITS / PRODUCER_AWAITS (configuration choices,
+ * not mutants): that side's own sleep becomes "blocked until its condition
+ * holds", a sleep that never loses a wake-up and wakes at any time after
+ * the condition holds, as the real sleep does when it loses nothing (a slow
+ * sleeper can still be before its re-check).  Used where the full product
+ * is too large; the configurations without them check that side's sleep.
+ * PROD_TIMEOUTS (with PRODUCER_AWAITS): the producer's deadline may pass at
+ * any moment (it then withdraws its batch and returns what was taken, or
+ * submits again).  PROD_FUTEX: tasks are short, every producer sleeps on
+ * the futex with weight 2.  HINT0: the reapers' hint pend_offered always
+ * reads 0 (a relaxed load may): reapers never take, producers still offer.
+ *
+ * The pending batch (submit.c struct pending, offer, withdraw, wait_space,
+ * pool_take_pending; reap.c deliver): a producer that must wait for room
+ * offers the rest of its call's batch (pend = producer, pd_n, pd_done),
+ * under prod_lock, before its announcement, and withdraws it (under
+ * prod_lock) when it leaves wait_space; then it returns pd_done if reapers
+ * took entries, else takes room itself.  A reaper that frees room reads the
+ * hint pend_offered (relaxed, no fence: any value it ever had); on 1 it
+ * calls pool_take_pending: under prod_lock, take min(room, n - done) entries
+ * of the offered batch (take_locked: counted in flight, pushed, published,
+ * the worker's wake check), done += taken, and wake the producers only if
+ * the batch is finished or room is left (1 when nothing is offered).
+ * Checked: the reaper touches the batch only while it is offered (pend ==
+ * rp, asserted at each access: its producer has not withdrawn, so has not
+ * returned); the count a call returns is what was taken for it (ghost
+ * taken_for); every task is pushed once (never beyond NTASKS) and
+ * delivered once.  err (an invalid entry, a failed dispatch), stop and
+ * failure during a wait, and space_need > 1 are not modelled.
+ *
+ * Promptness (the point of the pending batch: its producer wakes when its
+ * batch is finished, not a completion later): a reaper may hold a delivery
+ * back (a long task, a slow reaper) until no finished batch is offered.  A
+ * producer whose finished batch needs another completion to be noticed
+ * (the wake for it lost) then sleeps for ever: an invalid end state.
+ * Without this, such a producer is only late: the next completion frees
+ * room and wakes it (MUT_NOFINWAKE and MUT_NOFINCHECK then verify).
  *
  * The record (submit.c push_to, reap.c pool_harvest/convert, supervise.c):
  * the producer writes each task into its private record rec[pos] and into
@@ -126,9 +158,22 @@
  *   MUT_EARLYRELEASE  a producer gives up the pipe (space_pipe_busy = 0)
  *                 before its evc_done_w: the next owner's weight 1 and the
  *                 old one's make an even count, and no byte is written.
+ *   MUT_NOFINWAKE pool_take_pending wakes only for room left, not for the
+ *                 batch it finished (`return 0 instead of finished`).
+ *   MUT_NOFINCHECK  wait_space's re-check after the announcement lacks
+ *                 `offered && finished(pd)`.
+ *   MUT_LOCKFREEWITHDRAW  withdraw clears pend without prod_lock.
+ *   MUT_LOCKFREEPEND  pool_take_pending reads pend before taking prod_lock.
+ *   MUT_NOWITHDRAW  wait_space returns without withdrawing (pend still
+ *                 names the returned call's pd).
+ *   MUT_DONEBEFOREWITHDRAW  submit_batch reads pd.done before the
+ *                 withdraw (in wait_space's last step).
+ *   MUT_HINTTRUST pool_take_pending returns 0 (no wake) when nothing is
+ *                 offered: it trusts the stale hint (needs NPROD 2).
  * Tried and kept out of `make model` because they verify (no wake-up lost;
- * see README.md): MUT_NOREREAD (evc_sleep_fd polls without re-reading seq)
- * and MUT_DRAINBEFORE (drain, then check seq, then poll).
+ * see README.md): MUT_NOREREAD (evc_sleep_fd polls without re-reading seq),
+ * MUT_DRAINBEFORE (drain, then check seq, then poll) and MUT_LATEOFFER (the
+ * offer after evc_prepare's re-check, just before the sleep).
  */
 
 #ifndef NTASKS
@@ -154,6 +199,9 @@
 #endif
 #ifndef PIPECAP
 #define PIPECAP 1        /* bytes a wake pipe holds (see above) */
+#endif
+#ifndef BATCH
+#define BATCH 1          /* tasks a producer submits in one call, at most */
 #endif
 #define NONE 255         /* EVC_NONE: no generation equals it; no task */
 #define SPACE_NEED 1     /* depth < 8 */
@@ -201,6 +249,11 @@ byte space_pipe;         /* bytes in the producers' wake pipe (space_r/space_w) 
 bit ps_fq;               /* a producer queued in FUTEX_WAIT(&space_seq) */
 bit space_busy;          /* p->space_pipe_busy */
 bit p_stopped;           /* p->stopped */
+byte pend = NONE;        /* p->pend: the producer whose batch is offered */
+bit ever_offered;        /* p->pend_offered was set once (the hint's values) */
+byte pd_n[NPROD];        /* its struct pending: n (set while offered) */
+byte pd_done[NPROD];     /* done: entries taken (by reapers) */
+byte taken_for[NPROD];   /* ghost: tasks taken for the call in progress */
 byte prod_last = NONE;   /* wp[0].wake_gen: the producers' *last (prod_lock) */
 byte cons_space_last = NONE; /* w[0].space_gen: the consumer's *last (release) */
 byte cons_prod_last = NONE;  /* p->space_gen: the consumer's *last (producer) */
@@ -494,11 +547,78 @@ end:	do
 	od
 }
 
-/* submit.c pool_publish_locked: pub_tail (release), then sq_tail (release) */
+/* submit.c pool_publish_locked: pub_tail (release), then sq_tail (release),
+ * for the k tasks pushed */
 #ifdef MUT_PUBORDER
-#define PUBLISH sq_tail++; pub_tail++                   /* MUTANT */
+#define PUBLISH(k) sq_tail = sq_tail + k; pub_tail = pub_tail + k   /* MUTANT */
 #else
-#define PUBLISH pub_tail++; sq_tail++
+#define PUBLISH(k) pub_tail = pub_tail + k; sq_tail = sq_tail + k
+#endif
+
+/* submit.c push_to, k times: record, then SQ slot (beyond the published
+ * tails: nobody reads them before PUBLISH) */
+#define PUSH(k)                                                           \
+	id = 0;                                                           \
+	do                                                                \
+	:: id < k ->                                                      \
+		/* a record slot is free; never more than NTASKS */       \
+		assert(sq_tail + id - rec_head < DEPTH);                  \
+		assert(sq_tail + id < NTASKS);                            \
+		rec[(sq_tail + id) % DEPTH] = sq_tail + id;               \
+		rec_att[(sq_tail + id) % DEPTH] = 0;                      \
+		sq[(sq_tail + id) % DEPTH] = sq_tail + id;                \
+		id++                                                      \
+	:: else -> break                                                  \
+	od;                                                               \
+	id = 0
+
+/* submit.c take_locked(k), prod_lock held, k > 0 and free in flight:
+ * counted in flight (one add), pushed, published, the worker's wake
+ * check. */
+#define TAKE_LOCKED(k)                                                    \
+	inflight = inflight + k;                                          \
+	d_step { PUSH(k) };                                               \
+	PUBLISH(k);                                  /* W1; fence */      \
+	WAKE_WORKER(wake_sl, wake_gn, prod_last)
+
+/* The pending batch (submit.c struct pending): pend is the producer whose
+ * batch is offered, or NONE; pd_n / pd_done its call's n and done (done
+ * written under prod_lock, read by its producer without it).  err is not
+ * modelled (no entry is invalid and dispatch never fails here). */
+#define FIN(k) (pd_done[k] == pd_n[k])          /* pending_finished */
+/* offer / withdraw: critical sections on lock-protected words only, so one
+ * step each (lock, body, unlock).  ever_offered: pend_offered was 1 once
+ * (the hint's possible values, below). */
+#if defined(MUT_LOCKFREEWITHDRAW)
+#define WITHDRAW atomic { pend = NONE; pd_n[ME] = 0; offered = 0 } /* MUTANT: no lock */
+#elif defined(MUT_NOWITHDRAW)
+#define WITHDRAW offered = 0             /* MUTANT: pend left set */
+#else
+#define WITHDRAW atomic { prod_lock == 0 -> pend = NONE; pd_n[ME] = 0; offered = 0 }
+#endif
+#define OFFER                                                             \
+	atomic { prod_lock == 0 ->                                        \
+		if                                                        \
+		:: pend == NONE -> pend = ME; pd_n[ME] = n;             \
+			ever_offered = 1; offered = 1                     \
+		:: else -> skip         /* another producer's is offered */ \
+		fi }
+
+/* wait_space's re-check after the announcement (evc_prepare_w): room, or
+ * our batch finished by reapers (stopped / failed are not reached here). */
+#ifdef MUT_NOFINCHECK
+#define SPACE_OK (DEPTH - inflight >= SPACE_NEED)       /* MUTANT */
+#else
+#define SPACE_OK (DEPTH - inflight >= SPACE_NEED || (offered && FIN(ME)))
+#endif
+/* the offer: before the announcement (MUT_LATEOFFER: after the re-check,
+ * just before the sleep) */
+#ifdef MUT_LATEOFFER
+#define OFFER_EARLY skip
+#define OFFER_LATE  if :: !offered -> OFFER :: else -> skip fi
+#else
+#define OFFER_EARLY if :: !offered -> OFFER :: else -> skip fi
+#define OFFER_LATE  skip
 #endif
 
 /* submit.c wait_space: one producer at a time owns the pipe (exchange on
@@ -521,85 +641,149 @@ end:	do
 	DONE(ps_sl, w);                                                   \
 	atomic { if :: own -> space_busy = 0 :: else -> skip fi; own = 0; w = 0 }
 #endif
-#if NPROD > 1
-#define WAIT_SPACE                                                        \
-	do                                                                \
-	:: inflight < DEPTH -> break                                      \
-	:: else ->                                                        \
-		atomic { own = !space_busy; space_busy = 1; w = PROD_WEIGHT }; \
-		PREPARE(ps_sl, ps_gn, w, space_seq, v, rdy,               \
-			DEPTH - inflight >= SPACE_NEED);                  \
-		if                                                        \
-		:: atomic { rdy -> rdy = 0; v = 0 }                       \
-		:: else ->                                                \
-			if                                                \
-			:: own -> SLEEP_FD(space_seq, v, space_pipe, 0)   \
-			:: else -> FUTEX_WAIT(space_seq, v, ps_fq)        \
-			fi                                                \
-		fi;                                                       \
-		PDONE_RELEASE                                             \
-	od
+#if defined(PROD_FUTEX)
+/* tasks short (pool_tasks_long 0): every producer sleeps on the futex,
+ * weight 2, so every bump of space_seq is followed by FUTEX_WAKE (the
+ * count is >= 2): "blocked until space_seq != v" is that futex exactly, as
+ * for the worker, and any number of producers may sleep on it */
+#define PSLEEP atomic { space_seq != v -> v = 0 }
+#define PWEIGHT
+#define PW 2
+#undef PDONE_RELEASE
+#define PDONE_RELEASE DONE(ps_sl, 2)
+#elif NPROD > 1
+#define PSLEEP                                                            \
+	if                                                                \
+	:: own -> SLEEP_FD(space_seq, v, space_pipe, 0)                   \
+	:: else -> FUTEX_WAIT(space_seq, v, ps_fq)                        \
+	fi
+#define PWEIGHT atomic { own = !space_busy; space_busy = 1; w = PROD_WEIGHT };
+#define PW w
 #else
+#define PSLEEP SLEEP_FD(space_seq, v, space_pipe, 0)
+#define PWEIGHT                          /* the owner, weight 1 */
+#define PW 1
+#undef PDONE_RELEASE
+#define PDONE_RELEASE DONE(ps_sl, 1)
+#endif
+/* Until there is room or (offered) our batch is finished; then withdraw.
+ * submit_batch reads pd.done after it (DONE_SEEN; MUT_DONEBEFOREWITHDRAW:
+ * before, the value in dn). */
+#ifdef MUT_DONEBEFOREWITHDRAW
+#define SNAP dn = pd_done[ME];                  /* MUTANT */
+#define DONE_SEEN dn
+#else
+#define SNAP
+#define DONE_SEEN pd_done[ME]
+#endif
+#ifdef PRODUCER_AWAITS
+/* PROD_TIMEOUTS: the producer's deadline may pass at any time: its sleep
+ * ends, and the loop top (after the room and finished checks) leaves with
+ * -ETIMEDOUT, withdrawing first: withdraw at any moment. */
+#ifdef PROD_TIMEOUTS
+#define TIMED_OUT                                                         \
+	:: tmo = 1;                                                       \
+		if                                                        \
+		:: offered -> SNAP WITHDRAW                               \
+		:: else -> skip                                           \
+		fi;                                                       \
+		break
+#define TMO_WAKE || 1
+#else
+#define TIMED_OUT
+#define TMO_WAKE
+#endif
 #define WAIT_SPACE                                                        \
 	do                                                                \
-	:: inflight < DEPTH -> break                                      \
+	:: !offered && inflight < DEPTH -> break                          \
+	:: offered && (FIN(ME) || inflight < DEPTH) -> SNAP WITHDRAW; break \
 	:: else ->                                                        \
-		PREPARE(ps_sl, ps_gn, 1, space_seq, v, rdy,               \
-			DEPTH - inflight >= SPACE_NEED);                  \
 		if                                                        \
-		:: atomic { rdy -> rdy = 0; v = 0 }                       \
-		:: else -> SLEEP_FD(space_seq, v, space_pipe, 0)          \
-		fi;                                                       \
-		DONE(ps_sl, 1)                                            \
-	od
-#endif
-
-/* arena_pool_submit: after wait_space, the room again under prod_lock
- * (another producer may have taken it). */
-#if NPROD > 1
-#define TAKE_ROOM                                                         \
-	do                                                                \
-	:: WAIT_SPACE;                                                    \
-		lock(prod_lock);                                          \
-		if                                                        \
-		:: inflight < DEPTH -> break                              \
-		:: else -> unlock(prod_lock)                              \
+		TIMED_OUT                                                 \
+		:: OFFER_EARLY;                                           \
+			/* woken when it holds, or (not offered) when the \
+			 * offer may succeed */                           \
+			(SPACE_OK || (!offered && pend == NONE) TMO_WAKE) \
 		fi                                                        \
 	od
 #else
-#define TAKE_ROOM WAIT_SPACE; lock(prod_lock)   /* nobody else takes room */
+#define WAIT_SPACE                                                        \
+	do                                                                \
+	:: !offered && inflight < DEPTH -> break                          \
+	:: offered && (FIN(ME) || inflight < DEPTH) -> SNAP WITHDRAW; break \
+	:: else ->                                                        \
+		OFFER_EARLY;                                              \
+		PWEIGHT                                                   \
+		PREPARE(ps_sl, ps_gn, PW, space_seq, v, rdy, SPACE_OK);   \
+		if                                                        \
+		:: atomic { rdy -> rdy = 0; v = 0 }                       \
+		:: else -> OFFER_LATE; PSLEEP                             \
+		fi;                                                       \
+		PDONE_RELEASE                                             \
+	od
 #endif
+
+#define ME (_pid - 1)        /* producer k is pid k + 1 (the killer is 0) */
 
 active [NPROD] proctype Producer()
 {
-	byte n, id, v, a_sl, a_gn, w, mine;
-	bit rdy, own;
+	byte n, left, id, v, a_sl, a_gn, w, room;
+	bit rdy, own, offered, tmo;
+	byte dn;                 /* MUT_DONEBEFOREWITHDRAW only */
 
-	/* producer k (k = _pid - 1: the killer is pid 0) submits its share */
+	/* producer k submits its share in calls of up to BATCH tasks, the
+	 * rest again after each call (by what the call returned) */
 	d_step {
 		assert(_pid >= 1 && _pid <= NPROD);
-		mine = NTASKS / NPROD + (_pid - 1 < NTASKS % NPROD)
+		left = NTASKS / NPROD + (ME < NTASKS % NPROD)
 	};
-	for (n : 1 .. mine) {
-		TAKE_ROOM;
-		inflight++;
-		d_step {                           /* push_to: record, then SQ slot */
-			assert(sq_tail - rec_head < DEPTH); /* a record slot is free */
-			id = sq_tail; assert(id < NTASKS);
-			rec[sq_tail % DEPTH] = id; rec_att[sq_tail % DEPTH] = 0;
-			sq[sq_tail % DEPTH] = id;
-			id = 0
-		};
-		PUBLISH;                           /* W1; fence */
-		WAKE_WORKER(wake_sl, wake_gn, prod_last);
-		unlock(prod_lock)
-	}
+	do
+	:: left == 0 -> break
+	:: d_step { left > 0 -> n = (left < BATCH -> left : BATCH) };
+		/* submit_batch(n), its pd = { n, done 0 } */
+call:		WAIT_SPACE;
+		/* Withdrawn (or never offered): nobody writes pd_done now, so
+		 * its load is one step with what follows. */
+		if
+		:: d_step { DONE_SEEN > 0 -> tmo = 0;
+			/* reapers took entries for us: that is our answer */
+			assert(DONE_SEEN == taken_for[ME]);
+			left = left - DONE_SEEN;
+			pd_done[ME] = 0; taken_for[ME] = 0; n = 0; dn = 0 }
+		/* the room again under prod_lock (another producer may
+		 * have taken it): lock, look (and unlock) */
+#if NPROD == 1 && BATCH == 1
+		/* alone, nobody takes the room we saw (reapers take only
+		 * for an offered batch): a task of room, as the old model */
+		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 ->
+			prod_lock = 1; room = 1 };
+#else
+		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 && inflight == DEPTH };
+			goto call
+		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 && inflight < DEPTH ->
+			prod_lock = 1; room = DEPTH - inflight;
+			if :: room > n -> room = n :: else -> skip fi };
+#endif
+			TAKE_LOCKED(room);
+			atomic {
+				unlock(prod_lock);
+				assert(taken_for[ME] == 0);   /* none by reapers */
+				left = left - room; room = 0; n = 0
+			}
+#ifdef PROD_TIMEOUTS
+		/* -ETIMEDOUT, nothing taken: the caller submits again */
+		:: atomic { DONE_SEEN == 0 && tmo -> tmo = 0;
+			assert(taken_for[ME] == 0) }; goto call
+#endif
+		fi
+	od;
 	/* the last producer: arena_pool_stop (drain): stop, then wake every
 	 * worker whether or not it announced itself. */
-	atomic { pdone++; own = (pdone == NPROD); n = 0; mine = 0 };
+	atomic { pdone++; own = (pdone == NPROD) };
 	if
 	:: own ->
 		own = 0;
+		assert(ps_sl == 0);     /* every producer's evc_done_w done */
 		lock(prod_lock);
 		p_stopped = 1;
 		unlock(prod_lock);
@@ -693,11 +877,100 @@ end_futex:		(!cq_fq)      /* see the end labels' note */      \
 	DONE(cq_sl, 1)
 #endif
 
+/* submit.c pool_take_pending (prod_lock; cons_lock held): if a batch is
+ * offered and not finished and there is room, take min(room, n - done)
+ * entries of it (take_locked), then done += taken.  wk: wake the producers
+ * (its batch is finished, or room is left); 1 when nothing is offered.
+ * Every access to the batch after the lock asserts that it is still
+ * offered (pend == rp): its producer has not withdrawn it, so has not
+ * returned.
+ * Steps: while the reaper holds prod_lock and cons_lock, nobody else writes
+ * pend, pd_*, inflight or the tails (producers change them under
+ * prod_lock, reapers' decrements are under cons_lock), so the lock and the
+ * reads that follow it move right, the last reads and the unlock move
+ * left (Lipton): what is left is (1) lock, look and take (the count in
+ * flight, the pushes, the publication: take_locked), (2) the worker's wake
+ * check, (3) done += taken, the wake decision and the unlock.  Nothing to
+ * take (nothing offered, finished, no room): one step. */
+#define ROOM_FOR(rp)                                                      \
+	room = DEPTH - inflight;                                          \
+	if                                                                \
+	:: room > pd_n[rp] - pd_done[rp] -> room = pd_n[rp] - pd_done[rp] \
+	:: else -> skip                                                   \
+	fi
+#define CAN_TAKE(rp) (!FIN(rp) && inflight < DEPTH)
+#ifdef MUT_NOFINWAKE
+#define TP_WAKE (DEPTH - inflight >= SPACE_NEED)       /* MUTANT: not FIN(rp) */
+#else
+#define TP_WAKE (FIN(rp) || DEPTH - inflight >= SPACE_NEED)
+#endif
+#ifdef MUT_HINTTRUST
+#define TP_NONE 0             /* MUTANT: nothing offered, no wake */
+#else
+#define TP_NONE 1
+#endif
+#ifdef MUT_LOCKFREEPEND
+#define TP_READ rp = pend;                /* MUTANT: read before the lock */
+#define TP_PEND rp
+#else
+#define TP_READ
+#define TP_PEND pend
+#endif
+#define TAKE_PENDING                                                      \
+	TP_READ                                                           \
+	if                                                                \
+	:: atomic { prod_lock == 0 && TP_PEND == NONE -> wk = TP_NONE }   \
+	:: atomic { prod_lock == 0 && TP_PEND != NONE && !CAN_TAKE(TP_PEND) -> \
+		rp = TP_PEND; assert(pend == rp); wk = TP_WAKE; rp = NONE } \
+	:: atomic { prod_lock == 0 && TP_PEND != NONE && CAN_TAKE(TP_PEND) -> \
+		prod_lock = 1; rp = TP_PEND; assert(pend == rp);          \
+		ROOM_FOR(rp);                                             \
+		inflight = inflight + room;               /* take_locked */ \
+		taken_for[rp] = taken_for[rp] + room;                     \
+		PUSH(room);                                               \
+		pub_tail = pub_tail + room;                               \
+		sq_tail = sq_tail + room }                                \
+	fi;                                                               \
+	if                                                                \
+	:: rp != NONE ->                                                  \
+		WAKE_WORKER(wake_sl, wake_gn, prod_last);                 \
+		atomic { assert(pend == rp);                              \
+			 pd_done[rp] = pd_done[rp] + room; room = 0;      \
+			 wk = TP_WAKE; rp = NONE; unlock(prod_lock) }     \
+	:: else -> skip                                                   \
+	fi
+
+/* The promptness check: a delivery may be held back (a long task, a slow
+ * reaper) until no finished batch is offered.  A producer whose batch is
+ * finished must then get away (be woken, withdraw) without another
+ * completion; one that needs one sleeps for ever here: an invalid end. */
+#define FROZEN (pend != NONE && FIN(pend))
+
+/* The hint pend_offered (reap.c deliver): a relaxed load with no fence
+ * before it, so it may read any value it ever had: 0, or 1 once a batch
+ * was ever offered (ever_offered).  Its value is free, so when it is read
+ * does not matter: it is chosen in the decrement's step (the only write
+ * that changes what it may read, the first offer, commutes with the
+ * decrement).  hint 1: wk = 0 and pool_take_pending decides. */
+#ifdef HINT0
+#define HINT wk = 1                      /* reads 0 (see the top) */
+#else
+#define HINT if :: wk = 1 :: ever_offered -> wk = 0 fi
+#endif
+
+#define WAKE_PRODUCERS                                                    \
+	WAKE_FD(ps_sl, ps_gn, cons_prod_last, space_seq, space_pipe, ps_fq, 1, PS_NSL)
+#ifdef PROD_FUTEX
+#define PS_NSL 1     /* the FUTEX_WAKE is in the producers' await (above) */
+#else
+#define PS_NSL NPROD
+#endif
+
 /* reap.c arena_pool_reap; cons_lock held but while asleep. */
 active [NREAP] proctype Consumer()
 {
-	byte t, id, v, got, rel, k, a_sl, a_gn, w;
-	bit rdy, inh, own;
+	byte t, id, v, got, rel, k, a_sl, a_gn, w, rp = NONE, room;
+	bit rdy, inh, own, wk;
 
 	atomic { if :: !wstarted -> wstarted = 1; alive = 1; run Worker() :: else -> skip fi };
 	CLOCK;
@@ -765,12 +1038,27 @@ active [NREAP] proctype Consumer()
 		/* deliver + release (the application releases at once) */
 		if
 		:: got > 0 ->
-			atomic {
+			/* the promptness check: held back, maybe */
+			do
+			:: FROZEN -> (!FROZEN)
+			:: atomic {
 				assert(inflight >= got);  /* never borrows */
 				inflight = inflight - got;
-				ndelivered = ndelivered + got
-			};
-			WAKE_FD(ps_sl, ps_gn, cons_prod_last, space_seq, space_pipe, ps_fq, 1, NPROD);
+				ndelivered = ndelivered + got;
+				HINT
+			   }; break
+			od;
+			/* room freed (SPACE_NEED 1: always enough); with the
+			 * hint 1, pool_take_pending says whether to wake */
+			if
+			:: wk -> wk = 0; WAKE_PRODUCERS
+			:: else ->
+				TAKE_PENDING;
+				if
+				:: wk -> wk = 0; WAKE_PRODUCERS
+				:: else -> skip
+				fi
+			fi;
 			atomic {                          /* advance_head */
 				res_rel = res_rel + rel;
 				assert(res_rel <= res_end);
@@ -785,7 +1073,6 @@ active [NREAP] proctype Consumer()
 	atomic {
 		assert(inflight == 0);
 		assert(rec_head == sq_tail && pub_tail == sq_tail);
-		assert(ps_sl == 0);
 		rdone++;
 		assert(rdone < NREAP || cq_sl == 0);
 		CUNLOCK
@@ -796,7 +1083,7 @@ active [NREAP] proctype Consumer()
  * sleeper per word); the pipe words' counts are at most one owner (1) plus
  * one futex sleeper (2); generations far from wrapping. */
 #define BOUNDED (wake_sl <= 1 && space_sl <= 1 && \
-		 ps_sl <= 2 * NPROD - 1 && cq_sl <= 2 * NREAP - 1 && \
+		 ps_sl <= 2 * NPROD && cq_sl <= 2 * NREAP - 1 && \
 		 wake_gn < 250 && cq_gn < 250 && ps_gn < 250)
 active proctype Invariants()
 {
