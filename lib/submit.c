@@ -219,8 +219,8 @@ static int offer(struct arena_pool *p, struct pending *pd)
 	if (!p->pend && !p->stopped) {
 		p->pend = pd;
 		/* relaxed: a hint; the reaper reads pend itself under the lock.
-		 * A reaper that misses it (its decrement came before our
-		 * offer) is seen by our re-check of the room (wait_space). */
+		 * A reaper that reads a stale 0 wakes us instead of taking for
+		 * us; a stale 1 costs it the lock and a wake check. */
 		atomic_store_explicit(&p->pend_offered, 1, memory_order_relaxed);
 		ok = 1;
 	}
@@ -273,9 +273,11 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 				break;
 			left = (int64_t)(deadline - now);
 		}
-		/* Offered before the announcement below: a reaper either finds
-		 * it (and takes the room it frees) or freed the room before we
-		 * offered, and then our re-check sees the room. */
+		/* Offered before the announcement below, so that a reaper that
+		 * frees room from now on takes it for us instead of waking us
+		 * to take it.  No wake-up depends on where the offer is: the
+		 * announcement and the re-check (finished, or room) do that
+		 * (the Spin model's "lateoffer" verifies). */
 		if (!offered)
 			offered = offer(p, pd);
 		/* While tasks are long (pool_tasks_long), one producer at a
