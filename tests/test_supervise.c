@@ -89,7 +89,54 @@ static int busy_task(struct arena_task *t)
 	return arena_task_get_item(t);
 }
 
-static void run_chaos(uint32_t flags, uint64_t ntasks)
+/* The two-thread shape: a producer thread submits tasks 0..n-1 in calls of
+ * 1..200 entries (more than the depth: a reaper takes entries for it while
+ * it waits), each bounded; a call that waited out its bound is a lost
+ * wake-up (a call the reaper took from returns a count even then). */
+struct feeder {
+	struct arena_pool *p;
+	uint64_t n;
+	int r;            /* 0, or the first failure */
+	int max_call;     /* the largest count one call returned */
+};
+
+static void *feed(void *arg)
+{
+	struct feeder *f = arg;
+	struct arena_sqe *s = calloc(200, sizeof(*s));
+	unsigned seed = 777;
+	uint64_t sub = 0;
+
+	if (!s) {
+		f->r = -ENOMEM;
+		return NULL;
+	}
+	while (sub < f->n && !f->r) {
+		unsigned m = 1 + (unsigned)(rand_r(&seed) % 200), off = 0, k;
+
+		if (m > f->n - sub)
+			m = (unsigned)(f->n - sub);
+		for (k = 0; k < m; k++)
+			s[k] = (struct arena_sqe){ .index = (sub + k) % NITEMS, .user_data = sub + k };
+		while (off < m) {
+			uint64_t t0 = now_ns();
+			int r = arena_pool_submit(f->p, s + off, m - off, REAP_BOUND_NS);
+
+			if (now_ns() - t0 >= (uint64_t)REAP_BOUND_NS || r <= 0 ||
+			    (unsigned)r > m - off) {
+				f->r = r <= 0 ? (r ? r : -EPROTO) : -ETIMEDOUT;
+				break;
+			}
+			f->max_call = r > f->max_call ? r : f->max_call;
+			off += (unsigned)r;
+		}
+		sub += m;
+	}
+	free(s);
+	return NULL;
+}
+
+static void run_chaos(uint32_t flags, uint64_t ntasks, int two_threads)
 {
 	struct arena_pool_opts o = { .flags = flags, .workers = 4, .depth = 64,
 				     .max_attempts = 50, .task = busy_task };
@@ -98,15 +145,22 @@ static void run_chaos(uint32_t flags, uint64_t ntasks)
 	struct arena_cqe c[64];
 	struct chaos ch = { 0 };
 	uint64_t sub = 0, got = 0, next_seq = 0;
+	struct feeder fd = { 0 };
 	int fds = count_fds();
-	pthread_t th;
+	pthread_t th, fth;
 
 	assert_non_null(seen);
 	assert_int_equal(create_pool(&ch.p, &o), 0);
 	ch.workers = o.workers;
 	assert_int_equal(pthread_create(&th, NULL, killer, &ch), 0);
-	/* One thread both submits and reaps: the consumer never blocks for
-	 * longer than REAP_BOUND_NS or the test fails. */
+	if (two_threads) {
+		fd.p = ch.p;
+		fd.n = ntasks;
+		sub = ntasks;   /* the feeder submits them all */
+		assert_int_equal(pthread_create(&fth, NULL, feed, &fd), 0);
+	}
+	/* One thread both submits and reaps (or only reaps): the consumer
+	 * never blocks for longer than REAP_BOUND_NS or the test fails. */
 	while (got < ntasks) {
 		int n;
 
@@ -143,14 +197,23 @@ static void run_chaos(uint32_t flags, uint64_t ntasks)
 	}
 	atomic_store(&ch.stop, 1);
 	pthread_join(th, NULL);
+	if (two_threads) {
+		pthread_join(fth, NULL);
+		if (fd.r)
+			fail_msg("feeder: %d (%s)", fd.r, arena_strerror(fd.r));
+		/* The reaper took entries for the waiting producer. */
+		assert_true(fd.max_call > (int)o.depth);
+	}
 	assert_int_equal(arena_pool_stats(ch.p, &st), 0);
 	assert_int_equal(st.reaped, ntasks);
+	assert_int_equal(st.submitted, ntasks);
 	assert_int_equal(arena_pool_stop(ch.p, ARENA_STOP_DRAIN, 10ll * 1000 * 1000 * 1000), 0);
 	assert_int_equal(count_children(), 0);
 	arena_pool_destroy(ch.p);
 	assert_int_equal(count_fds(), fds);
-	print_message("chaos flags=%u%s: %llu tasks, %u kills, %llu crashes seen, %llu re-run, "
+	print_message("chaos flags=%u%s%s: %llu tasks, %u kills, %llu crashes seen, %llu re-run, "
 		      "%llu restarts, uring=%d\n", flags, g_no_pidfd ? " no pidfd" : "",
+		      two_threads ? " two threads" : "",
 		      (unsigned long long)ntasks,
 		      atomic_load(&ch.kills), (unsigned long long)st.crashes,
 		      (unsigned long long)st.tasks_rerun,
@@ -167,38 +230,45 @@ static uint64_t chaos_tasks(void)
 
 static void test_chaos_uring(void **state)
 {
-	run_chaos(0, chaos_tasks());
+	run_chaos(0, chaos_tasks(), 0);
+}
+
+/* A producer thread whose batches the reaper takes from while workers die. */
+static void test_chaos_two_threads(void **state)
+{
+	run_chaos(0, chaos_tasks() / 2, 1);
+	run_chaos(ARENA_POOL_NO_URING | ARENA_POOL_ORDERED, chaos_tasks() / 2, 1);
 }
 
 static void test_chaos_fallback(void **state)
 {
-	run_chaos(ARENA_POOL_NO_URING, chaos_tasks());
+	run_chaos(ARENA_POOL_NO_URING, chaos_tasks(), 0);
 }
 
 static void test_chaos_ordered(void **state)
 {
-	run_chaos(ARENA_POOL_ORDERED, chaos_tasks() / 4);
+	run_chaos(ARENA_POOL_ORDERED, chaos_tasks() / 4, 0);
 }
 
 static void test_chaos_ordered_fallback(void **state)
 {
-	run_chaos(ARENA_POOL_ORDERED | ARENA_POOL_NO_URING, chaos_tasks() / 4);
+	run_chaos(ARENA_POOL_ORDERED | ARENA_POOL_NO_URING, chaos_tasks() / 4, 0);
 }
 
 /* Without pidfds a death is seen up to a tick (10 ms) late: fewer tasks. */
 static void test_chaos_no_pidfd(void **state)
 {
-	NO_PIDFD(run_chaos(0, chaos_tasks() / 4));
+	NO_PIDFD(run_chaos(0, chaos_tasks() / 4, 0));
 }
 
 static void test_chaos_no_pidfd_fallback(void **state)
 {
-	NO_PIDFD(run_chaos(ARENA_POOL_NO_URING, chaos_tasks() / 4));
+	NO_PIDFD(run_chaos(ARENA_POOL_NO_URING, chaos_tasks() / 4, 0));
 }
 
 static void test_chaos_ordered_no_pidfd(void **state)
 {
-	NO_PIDFD(run_chaos(ARENA_POOL_ORDERED | ARENA_POOL_NO_URING, chaos_tasks() / 8));
+	NO_PIDFD(run_chaos(ARENA_POOL_ORDERED | ARENA_POOL_NO_URING, chaos_tasks() / 8, 0));
 }
 
 /* ---- poison and hang ------------------------------------------------------ */
@@ -523,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_parent_death),
 		cmocka_unit_test(test_parent_death_fallback),
 		cmocka_unit_test(test_chaos_uring),
+		cmocka_unit_test(test_chaos_two_threads),
 		cmocka_unit_test(test_chaos_fallback),
 		cmocka_unit_test(test_chaos_ordered),
 		cmocka_unit_test(test_chaos_ordered_fallback),
