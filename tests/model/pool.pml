@@ -878,8 +878,8 @@ end_futex:		(!cq_fq)      /* see the end labels' note */      \
 #endif
 
 /* submit.c pool_take_pending (prod_lock; cons_lock held): if a batch is
- * offered and not finished and there is room, take min(room, n - done)
- * entries of it (take_locked), then done += taken.  wk: wake the producers
+ * offered and not finished and more of it is left than the room, take the
+ * room's worth of entries (take_locked), then done += taken.  wk: wake the producers
  * (its batch is finished, or room is left); 1 when nothing is offered.
  * Every access to the batch after the lock asserts that it is still
  * offered (pend == rp): its producer has not withdrawn it, so has not
@@ -898,7 +898,9 @@ end_futex:		(!cq_fq)      /* see the end labels' note */      \
 	:: room > pd_n[rp] - pd_done[rp] -> room = pd_n[rp] - pd_done[rp] \
 	:: else -> skip                                                   \
 	fi
-#define CAN_TAKE(rp) (!FIN(rp) && inflight < DEPTH)
+/* Only a take that leaves some of the batch (it saves the producer a
+ * wake-up): the rest of a batch that fits the room is the producer's. */
+#define CAN_TAKE(rp) (!FIN(rp) && inflight < DEPTH && pd_n[rp] - pd_done[rp] > DEPTH - inflight)
 #ifdef MUT_NOFINWAKE
 #define TP_WAKE (DEPTH - inflight >= SPACE_NEED)       /* MUTANT: not FIN(rp) */
 #else
