@@ -313,9 +313,10 @@ struct arena_sqe {
  * the number submitted (>= 1 and <= n): the room it found, when it found
  * some; when it had to wait, what threads that reap took of the batch for it
  * meanwhile (a reap that frees room dispatches entries of a waiting batch
- * itself, and wakes the submitter once its batch is taken, not once per
- * refill of the depth): the whole batch, or the part taken before its
- * timeout, a stop or a failure ended the wait (a count, not the error).  The
+ * itself while more of it is left than the room, then wakes the submitter,
+ * whose next call finds room for the rest: one wake-up a call, not one per
+ * refill of the depth), also when its timeout, a stop or a failure ended
+ * the wait (a count, not the error).  The
  * entries are read, by this thread or a reaping one, only until the call
  * returns.  Errors: -EAGAIN with
  * a zero timeout when full, -ETIMEDOUT, -ERANGE (an index beyond the arena;

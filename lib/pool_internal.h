@@ -253,10 +253,11 @@ ARENA_HIDDEN int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t t
 ARENA_HIDDEN int pool_push_locked(struct arena_pool *p, const struct chan_sqe *sqe,
 				  uint64_t *touched);
 ARENA_HIDDEN void pool_publish_locked(struct arena_pool *p, uint64_t touched);
-/* A reaper that freed room takes from a sleeping producer's batch
- * (submit.c struct pending).  Returns 1 when sleeping producers should be
- * woken: that batch is finished, or room is left.  cons_lock may be held;
- * takes prod_lock. */
+/* A reaper that freed room takes from a sleeping producer's batch while
+ * more of it is left than the room (submit.c struct pending).  Returns 1
+ * when sleeping producers should be woken: room is left (the rest of that
+ * batch fits it), or the batch cannot go on.  cons_lock may be held; takes
+ * prod_lock. */
 ARENA_HIDDEN int pool_take_pending(struct arena_pool *p);
 
 #endif

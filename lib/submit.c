@@ -12,8 +12,8 @@
  * the awake worker with the least queued.
  *
  * A producer that must wait for room offers the rest of its batch (struct
- * pending): the reaper that frees room dispatches from it and wakes the
- * producer only when the batch is taken.
+ * pending): a reaper that frees room dispatches from it while more is left
+ * than the room, and wakes the producer once the rest fits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -186,11 +186,13 @@ struct batch {
 /*
  * What is left of a batch whose producer sleeps for room (wait_space): a
  * reaper that frees room takes entries from it (pool_take_pending, from
- * reap.c deliver) and wakes the producer only when the batch is finished.
- * In the two-thread shape (a producer and a consumer thread, depth tasks in
- * flight) the producer then wakes once a batch it submits, not once a refill
- * of the depth: one sleeping hand-off fewer on the way from a completion to
- * the next task.  One producer at a time offers its batch (pool->pend);
+ * reap.c deliver) while more of it is left than the room, and wakes the
+ * producer, as for any room, once the rest fits: the producer returns the
+ * count taken and its caller's next call takes the rest.  In the two-thread
+ * shape (a producer and a consumer thread, depth tasks in flight) the
+ * producer then wakes once a call, not once a refill of the depth: one
+ * sleeping hand-off fewer on the way from a completion to the next task.
+ * One producer at a time offers its batch (pool->pend);
  * others sleep as before.  `b` and `n` are read, `done` and `err` written
  * only under prod_lock; the sleeping producer reads done and err in its
  * re-check, hence atomic (ordered by the evc fences, like `inflight`).
@@ -427,8 +429,9 @@ int pool_take_pending(struct arena_pool *p)
 			if (r < 0)
 				atomic_store_explicit(&pd->err, r, memory_order_relaxed);
 		}
-		/* Its producer wakes when its batch is finished; others when
-		 * room is left that they would wait for. */
+		/* Its producer wakes when the rest of its batch fits the room
+		 * (or an entry cannot be taken); others when room is left that
+		 * they would wait for. */
 		wake = pending_finished(pd) ||
 		       p->depth - atomic_load_explicit(&p->inflight, memory_order_relaxed) >=
 			       p->space_need;
