@@ -204,12 +204,16 @@ struct pending {
 	_Atomic int err;        /* why entry `done` cannot be taken, or 0 */
 };
 
-static int pending_finished(struct pending *pd)
+/*
+ * Whether reapers stopped taking from pd: an entry they cannot take (err).
+ * A reaper never takes the last of a batch (pool_take_pending), so done
+ * stays below n and err is the only way a batch ends while offered.
+ */
+static int pending_failed(struct pending *pd)
 {
 	/* relaxed: read after the sleeper's fence (evc.h S2), written before
 	 * the waker's (W1); the lock orders the writes among reapers. */
-	return atomic_load_explicit(&pd->done, memory_order_relaxed) == pd->n ||
-	       atomic_load_explicit(&pd->err, memory_order_relaxed);
+	return atomic_load_explicit(&pd->err, memory_order_relaxed) != 0;
 }
 
 /* Offers pd to reapers; 1 when it is the pool's pending batch now. */
@@ -241,7 +245,7 @@ static void withdraw(struct arena_pool *p)
 
 /*
  * Waits until fewer than depth tasks are in flight, or (pd) until reapers
- * took the whole batch for us.  No lock held.  On return nobody else holds
+ * met an entry of our batch they cannot take.  No lock held.  On return nobody else holds
  * pd; pd->done says how many entries reapers took meanwhile.
  */
 static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_ns,
@@ -261,7 +265,7 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		if (atomic_load(&p->stopped))
 			break;
 		r = 0;
-		if ((offered && pending_finished(pd)) ||
+		if ((offered && pending_failed(pd)) ||
 		    atomic_load_explicit(&p->inflight, memory_order_acquire) < p->depth)
 			break;
 		r = -EAGAIN;
@@ -291,7 +295,7 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		weight = pipe ? 1 : 2;
 		v = evc_prepare_w(&p->space_ann, &p->space_seq, weight);
 		if (p->depth - atomic_load_explicit(&p->inflight, memory_order_acquire) >=
-		    p->space_need || (offered && pending_finished(pd)) ||
+		    p->space_need || (offered && pending_failed(pd)) ||
 		    atomic_load(&p->stopped) ||
 		    atomic_load_explicit(&p->failed, memory_order_relaxed)) {
 			evc_done_w(&p->space_ann, weight);
@@ -420,7 +424,7 @@ int pool_take_pending(struct arena_pool *p)
 		 * a wake-up; the rest of a batch that fits the room is the
 		 * producer's to take when it wakes (a reaper dispatching one
 		 * task a call for it measured slower: arena-bench). */
-		if (!pending_finished(pd) && room && room <= p->depth && pd->n - done > room) {
+		if (!pending_failed(pd) && room && room <= p->depth && pd->n - done > room) {
 			uint32_t taken;
 			int r;
 
@@ -430,9 +434,9 @@ int pool_take_pending(struct arena_pool *p)
 				atomic_store_explicit(&pd->err, r, memory_order_relaxed);
 		}
 		/* Its producer wakes when the rest of its batch fits the room
-		 * (or an entry cannot be taken); others when room is left that
-		 * they would wait for. */
-		wake = pending_finished(pd) ||
+		 * (room left, below) or an entry cannot be taken; others when
+		 * room is left that they would wait for. */
+		wake = pending_failed(pd) ||
 		       p->depth - atomic_load_explicit(&p->inflight, memory_order_relaxed) >=
 			       p->space_need;
 	}
