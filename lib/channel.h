@@ -66,10 +66,14 @@
  *                     sq_head past it (release; the parent loads sq_head with
  *                     acquire before it overwrites a slot).  Never read back
  *                     by the parent.
- *   CQ slots          the worker; the parent loads each field it uses once
- *                     (seq, status, flags, res_off, res_len): seq must be
- *                     the oldest task in flight on that worker; index and
- *                     user_data are not read (the record has them).
+ *   CQ slots          the worker; the parent loads each field once (seq,
+ *                     status, flags, res_off, res_len): seq must be the
+ *                     oldest task in flight on that worker; what is
+ *                     delivered besides comes from the parent's record.
+ *                     32 bytes, two to a cache line: every byte a task
+ *                     moves between two CPUs costs (the parent's CPU a
+ *                     task fell by a fifth from the 48 bytes that also
+ *                     carried user_data and index, bench/parent-cost).
  *   result area       the worker writes results; the parent validates each
  *                     completion's offset and length against its own account
  *                     of the area before turning it into a pointer.  It ends
@@ -90,9 +94,10 @@
 
 #define CACHELINE 64
 #define CHAN_MAGIC 0x4e414843414e4552ull   /* "RENACHAN" little-endian */
-#define CHAN_VERSION 4u   /* 3: page-aligned worker blocks, guard pages;
+#define CHAN_VERSION 5u   /* 3: page-aligned worker blocks, guard pages;
 			     4: exec'd workers wake the reapers through the
-			     wake pipe (ARENA_WORKER's third field), not the futex */
+			     wake pipe (ARENA_WORKER's third field), not the futex;
+			     5: 32-byte CQEs (no user_data, no index) */
 #define CHAN_MAX_WORKERS 64u
 #define CHAN_STOP_DRAIN 1u
 #define CHAN_STOP_CANCEL 2u
@@ -118,15 +123,13 @@ _Static_assert(sizeof(struct chan_sqe) == 32, "sqe layout");
 #define CQE_F_ARENA 1u    /* res_off is an offset into the arena's data */
 
 struct chan_cqe {
-	uint64_t user_data;
-	uint64_t seq;
-	uint64_t index;
+	uint64_t seq;        /* names the task (the parent has the rest) */
 	uint64_t res_off;    /* in the worker's result area, or the arena data */
 	uint64_t res_len;
 	int32_t status;
 	uint32_t flags;      /* CQE_F_* */
 };
-_Static_assert(sizeof(struct chan_cqe) == 48, "cqe layout");
+_Static_assert(sizeof(struct chan_cqe) == 32, "cqe layout");
 
 struct chan_hdr {
 	uint64_t magic;
@@ -211,7 +214,9 @@ struct chan_hot {            /* the worker, per task */
 	uint32_t inhand_pos;     /* SQ position of the task in hand */
 	uint32_t inhand_retry;   /* 1: it came from the retry slot */
 	a64 task_start_ns;       /* 0 when idle */
-	struct chan_sqe inhand;
+	uint64_t inhand_seq;     /* seq of the task in hand: all the parent
+				  * reads of it (its record has the rest) */
+	uint8_t pad1[24];
 };
 
 struct chan_rec {            /* the worker, statistics */

@@ -68,7 +68,7 @@ static struct chan_sqe *task_in_hand(struct arena_pool *p, unsigned i)
 	rec = &p->wp[i].recs[pw->rec_head & p->c.sq_mask];
 	/* acquire: pairs with the worker's release of inhand_valid. */
 	if (!atomic_load_explicit(&w->hot.inhand_valid, memory_order_acquire) ||
-	    __atomic_load_n(&w->hot.inhand.seq, __ATOMIC_RELAXED) != rec->seq)
+	    __atomic_load_n(&w->hot.inhand_seq, __ATOMIC_RELAXED) != rec->seq)
 		return NULL;
 	return rec;
 }

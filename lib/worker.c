@@ -132,7 +132,7 @@ static void idle_wait(struct worker *wk, _Atomic uint64_t *ann,
 		return;
 	}
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_SLEEPING, memory_order_relaxed);
-	KILLPOINT(ann == &w->slow.space_ann ? KP_SPACE_WAIT : KP_NONE, &w->hot.inhand);
+	KILLPOINT(ann == &w->slow.space_ann ? KP_SPACE_WAIT : KP_NONE, &wk->task);
 	t0 = sys_now_ns();
 	r = evc_sleep(&w->prod.wake_seq, v, KP_NO_POLL(IDLE_CHECK_NS, 60000000000ll), 0);
 	wk->wait_ns += sys_now_ns() - t0;
@@ -268,9 +268,7 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 	int rc, room;
 
 	memset(cqe, 0, sizeof(*cqe));
-	cqe->user_data = sqe->user_data;
 	cqe->seq = sqe->seq;
-	cqe->index = sqe->index;
 	if (sqe->index >= arena_count(wk->a)) {
 		cqe->status = -ERANGE;
 		return;
@@ -349,13 +347,13 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 			signal_consumer(wk); /* never sleep on unsignaled completions */
 		usleep(100);
 	}
-	KILLPOINT(KP_AFTER_RESULT, &w->hot.inhand);
+	KILLPOINT(KP_AFTER_RESULT, &wk->task);
 	chan_cq(wk->c, wk->id)[wk->cq_tail & mask] = *cqe;
-	KILLPOINT(KP_AFTER_CQE, &w->hot.inhand);
+	KILLPOINT(KP_AFTER_CQE, &wk->task);
 	/* release: the CQE and the result bytes are written before the
 	 * consumer's acquire load of cq_tail can see them. */
 	atomic_store_explicit(&w->hot.cq_tail, ++wk->cq_tail, memory_order_release);
-	KILLPOINT(KP_AFTER_CQ_TAIL, &w->hot.inhand);
+	KILLPOINT(KP_AFTER_CQ_TAIL, &wk->task);
 	/* release: the task in hand is cleared only after its completion is
 	 * published, so a death in between never loses or doubles it. */
 	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_release);
@@ -497,7 +495,8 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_release);
 	}
 	KILLPOINT(KP_TAKEN, sqe);
-	w->hot.inhand = *sqe;
+	wk->task = *sqe;
+	w->hot.inhand_seq = sqe->seq;
 	w->hot.inhand_pos = pos;
 	w->hot.inhand_retry = (uint32_t)retry;
 	/* release: the copy of the task above is complete before it counts as

@@ -2317,11 +2317,11 @@ static void test_submit_taken_then_timeout_or_stop(void **state)
  * A fake completion put into worker 0's CQ (cq_tail + 1) while it is idle:
  * each kind of garbage must make reap return -EBADMSG.
  */
-enum fake { FAKE_OFF, FAKE_ARENA_OFF, FAKE_FLAGS, FAKE_STATUS, FAKE_SEQ, FAKE_INDEX,
-	    FAKE_LEN, FAKE_DUP, FAKE_N };
+enum fake { FAKE_OFF, FAKE_ARENA_OFF, FAKE_FLAGS, FAKE_STATUS, FAKE_SEQ, FAKE_LEN,
+	    FAKE_DUP, FAKE_N };
 
 static const char *const fake_name[] = { "result offset", "arena offset", "flags",
-					 "positive status", "future seq", "index", "length",
+					 "positive status", "future seq", "length",
 					 "duplicate of a delivered completion" };
 
 static void corrupt_cqe(enum fake kind)
@@ -2369,9 +2369,6 @@ static void corrupt_cqe(enum fake kind)
 		break;
 	case FAKE_SEQ:
 		slot->seq = 1000;
-		break;
-	case FAKE_INDEX:
-		slot->index = NITEMS + 1;
 		break;
 	case FAKE_LEN:
 		slot->flags = 0;
@@ -2839,7 +2836,7 @@ enum evil { EVIL_FORGE_SEQ, EVIL_REWRITE_UD, EVIL_REPLAY, EVIL_SQ_HEAD_BACK, EVI
 	    EVIL_SCRIBBLE_UD, EVIL_SCRIBBLE_GARBAGE, EVIL_N };
 
 static const char *const evil_name[] = {
-	"forges another task's seq", "rewrites its user_data", "replays an old completion",
+	"forges another task's seq", "posts its own completion early", "replays an old completion",
 	"moves sq_head back and dies", "names an old finished task in hand and dies",
 	"rewrites user_data in every SQ slot and dies", "scribbles garbage on every SQ slot and dies"
 };
@@ -2907,23 +2904,17 @@ static int evil_task(struct arena_task *t)
 		len = 0;
 	switch (mode) {
 	case EVIL_FORGE_SEQ:
-		/* The task before ours (in flight or done), empty result, a
-		 * user_data nobody submitted. */
+		/* The task before ours (in flight or done), empty result. */
 		memset(&e, 0, sizeof(e));
-		e.seq = w->hot.inhand.seq - 1;
-		e.user_data = 0xdeadull;
-		e.index = t->index;
+		e.seq = w->hot.inhand_seq - 1;
 		e.flags = CQE_F_ARENA;
 		evil_post(g, w, &e);
 		break;
 	case EVIL_REWRITE_UD:
-		/* Our own completion, posted early, with another user_data and
-		 * the right bytes; the worker's real one then lands on a slot
-		 * already taken. */
+		/* Our own completion, posted early, with the right bytes; the
+		 * worker's real one then lands on a slot already taken. */
 		memset(&e, 0, sizeof(e));
-		e.seq = w->hot.inhand.seq;
-		e.user_data = 0xbadull;
-		e.index = t->index;
+		e.seq = w->hot.inhand_seq;
 		e.flags = CQE_F_ARENA;
 		e.res_off = len ? (uint64_t)((const uint8_t *)d - (const uint8_t *)arena_base(t->arena)) : 0;
 		e.res_len = len;
@@ -2939,9 +2930,7 @@ static int evil_task(struct arena_task *t)
 		break;
 	case EVIL_INHAND_OLD:
 		e = cq[(tail - 2) & mask];
-		w->hot.inhand.seq = e.seq;
-		w->hot.inhand.user_data = e.user_data;
-		w->hot.inhand.index = e.index;
+		w->hot.inhand_seq = e.seq;
 		w->hot.inhand_pos = atomic_load(&w->hot.sq_head) - 1;
 		w->hot.inhand_retry = 0;
 		atomic_store(&w->hot.inhand_valid, 1);
