@@ -98,6 +98,7 @@ int main(int argc, char **argv)
 	unsigned w = argc > 1 ? (unsigned)atoi(argv[1]) : 2;
 	unsigned d = argc > 2 ? (unsigned)atoi(argv[2]) : 1024;
 	unsigned long n = argc > 3 ? strtoul(argv[3], NULL, 0) : 2000000, sub = 0, got = 0;
+	unsigned long reaps = 0, submits = 0;
 	struct arena_pool_opts o = { .workers = w, .depth = d };
 	work_us = argc > 4 ? (unsigned)atoi(argv[4]) : 0;
 	if (work_us)
@@ -138,7 +139,7 @@ int main(int argc, char **argv)
 			/* Wait only when nothing is in flight to reap instead. */
 			r = arena_pool_submit(p, sq, m, got == sub ? -1 : 0);
 			if (r > 0)
-				sub += (unsigned long)r;
+				sub += (unsigned long)r, submits++;
 			else if (r != -EAGAIN)
 				return fail("arena_pool_submit", r);
 		}
@@ -147,6 +148,7 @@ int main(int argc, char **argv)
 			continue;
 		if (r < 0)
 			return fail("arena_pool_reap", r);
+		reaps++;
 		for (i = 0; i < r; i++)
 			if (cq[i].status || cq[i].len != ITEM_BYTES ||
 			    memcmp(cq[i].data, item, ITEM_BYTES))
@@ -156,8 +158,9 @@ int main(int argc, char **argv)
 		got += (unsigned long)r;
 	}
 	printf("workers %u depth %u tasks %lu: parent cpu %.1f ns/task, workers cpu %.1f, "
-	       "wall %.1f ns/task\n", w, d, n, (cpu_ns() - c0) / n,
-	       (workers_cpu_ns(p, w) - k0) / n, (wall_ns() - w0) / n);
+	       "wall %.1f ns/task; %.1f tasks a submit, %.1f a reap\n", w, d, n,
+	       (cpu_ns() - c0) / n, (workers_cpu_ns(p, w) - k0) / n, (wall_ns() - w0) / n,
+	       (double)n / submits, (double)n / reaps);
 	if ((r = arena_pool_stop(p, ARENA_STOP_DRAIN, -1)) < 0)
 		return fail("arena_pool_stop", r);
 	arena_pool_destroy(p);

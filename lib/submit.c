@@ -405,6 +405,8 @@ static int take_locked(struct arena_pool *p, const struct batch *b, uint32_t fro
 	if (touched)
 		pool_publish_locked(p, touched);
 	STAT_ADD1(p, st_submitted, done);
+	/* relaxed: a hint (reap.c gather). */
+	atomic_store_explicit(&p->last_submitter, (uintptr_t)pthread_self(), memory_order_relaxed);
 	*taken = done;
 	return r;
 }
