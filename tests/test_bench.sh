@@ -151,10 +151,13 @@ if "$B/bench/handoff" 100 1 >"$tmp/ho.out" 2>&1 &&
 else
 	bad "handoff:"; cat "$tmp/ho.out"
 fi
-# parent-cost: small, every result checked by the program; tiny tasks, and
-# 20 us tasks at depth 10 (WORK_US).
+# parent-cost: small, every result checked by the program; tiny tasks (at
+# depth 1024 through reap.c gather: one thread, many in flight), and 20 us
+# tasks at depth 10 (WORK_US).
 if "$B/bench/parent-cost" 2 64 20000 >"$tmp/pc.out" 2>&1 &&
-	grep -q "parent cpu .* ns/task" "$tmp/pc.out" &&
+	grep -q "parent cpu .* ns/task, workers cpu .*, wall" "$tmp/pc.out" &&
+	"$B/bench/parent-cost" 1 1024 100000 >>"$tmp/pc.out" 2>&1 &&
+	grep -q "depth 1024 tasks 100000: parent cpu .* a reap" "$tmp/pc.out" &&
 	"$B/bench/parent-cost" 2 10 500 20 >>"$tmp/pc.out" 2>&1 &&
 	grep -q "depth 10 tasks 500: parent cpu .* ns/task" "$tmp/pc.out"; then
 	ok "parent-cost"
