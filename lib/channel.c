@@ -97,6 +97,7 @@ static void fill_view(struct chan *c, const struct chan_hdr *h)
 	c->cq_off = h->cq_off;
 	c->res_off = h->res_off;
 	c->res_bytes = h->res_bytes;
+	c->res_mask = h->res_bytes && !(h->res_bytes & (h->res_bytes - 1)) ? h->res_bytes - 1 : 0;
 }
 
 int chan_create(struct chan *c, int *fd_out, const struct chan_params *prm)

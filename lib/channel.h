@@ -260,6 +260,7 @@ struct chan {
 	struct chan_global *g;
 	uint32_t workers, sq_mask, cq_mask;
 	uint64_t worker_off, stride, sq_off, cq_off, res_off, res_bytes;
+	uint64_t res_mask;       /* res_bytes - 1 when a power of two, else 0 */
 };
 
 static inline struct chan_worker *chan_w(const struct chan *c, unsigned i)
@@ -280,6 +281,13 @@ static inline struct chan_cqe *chan_cq(const struct chan *c, unsigned i)
 static inline uint8_t *chan_res(const struct chan *c, unsigned i)
 {
 	return (uint8_t *)chan_w(c, i) + c->res_off;
+}
+
+/* Where free-running result position pos falls in an area: a mask for the
+ * default size (a power of two), not a 64-bit division on every task. */
+static inline uint64_t chan_res_at(const struct chan *c, uint64_t pos)
+{
+	return c->res_mask ? pos & c->res_mask : pos % c->res_bytes;
 }
 
 struct chan_params {

@@ -54,7 +54,7 @@ static int account_result(struct arena_pool *p, unsigned i, uint64_t off, uint64
 			  uint64_t *ticket)
 {
 	struct pool_worker *pw = &p->w[i];
-	uint64_t R = p->c.res_bytes, E = pw->res_end, m = E % R, la, ne, idx;
+	uint64_t R = p->c.res_bytes, E = pw->res_end, m = chan_res_at(&p->c, E), la, ne, idx;
 	int r;
 
 	if (len > R)

@@ -101,7 +101,7 @@ static void refresh_res_head(struct worker *wk)
  */
 static void reset_if_empty(struct worker *wk)
 {
-	uint64_t R = wk->c->res_bytes, off = wk->res_pos % R;
+	uint64_t R = wk->c->res_bytes, off = chan_res_at(wk->c, wk->res_pos);
 
 	if (off && wk->res_pos == wk->res_head) {
 		wk->res_pos += R - off;
@@ -216,7 +216,7 @@ struct slice {
 static struct slice free_slice(struct worker *wk)
 {
 	uint64_t R = wk->c->res_bytes, used = wk->res_pos - wk->res_head;
-	uint64_t off = wk->res_pos % R, tail_room = R - off, free = R - used;
+	uint64_t off = chan_res_at(wk->c, wk->res_pos), tail_room = R - off, free = R - used;
 	struct slice s = { off, free < tail_room ? free : tail_room };
 
 	return s;
@@ -243,7 +243,7 @@ static int more_room(struct worker *wk, uint64_t cap, uint64_t pos0)
 	if (wk->res_pos != pos0 && wk->res_head == pos0)
 		wk->res_pos = pos0;
 	used = wk->res_pos - wk->res_head;
-	tail_room = R - wk->res_pos % R;
+	tail_room = R - chan_res_at(wk->c, wk->res_pos);
 	free = R - used;
 	if (used == 0 && tail_room < R) {
 		reset_if_empty(wk);

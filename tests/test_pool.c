@@ -1072,11 +1072,12 @@ static void test_msgsize_whole_area(void **state)
  * Many results of varying sizes through a small result area, so they wrap
  * around it often; some are held for a while and released in another order
  * than reaped, and are checked again just before release (a worker that
- * overwrote unreleased bytes would show here).
+ * overwrote unreleased bytes would show here).  Areas of a power of two
+ * (where offsets are masks) and of another size (divisions).
  */
-static void test_result_wrap(void **state)
+static void result_wrap(uint64_t result_bytes)
 {
-	struct arena_pool_opts o = { .workers = 2, .depth = 16, .result_bytes = 4096,
+	struct arena_pool_opts o = { .workers = 2, .depth = 16, .result_bytes = result_bytes,
 				     .task = sized_task };
 	struct arena_cqe held[4], cq[16];
 	struct arena_sqe sq[16];
@@ -1088,7 +1089,6 @@ static void test_result_wrap(void **state)
 	struct leak l;
 	int r;
 
-	(void)state;
 	assert_non_null(want);
 	assert_non_null(seen);
 	for (i = 0; i < n; i++)
@@ -1163,6 +1163,13 @@ static void test_result_wrap(void **state)
 	leak_end(&l);
 	free(want);
 	free(seen);
+}
+
+static void test_result_wrap(void **state)
+{
+	(void)state;
+	result_wrap(4096);
+	result_wrap(4096 + 3 * 64);
 }
 
 /*
