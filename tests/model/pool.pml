@@ -85,8 +85,37 @@
  * rp, asserted at each access: its producer has not withdrawn, so has not
  * returned); the count a call returns is what was taken for it (ghost
  * taken_for); every task is pushed once (never beyond NTASKS) and
- * delivered once.  err (an invalid entry, a failed dispatch), stop and
- * failure during a wait, and space_need > 1 are not modelled.
+ * delivered once.
+ *
+ * ERR: one entry of producer 0's share cannot be taken, at a position and
+ * of a kind chosen at the start (BADPOS, BADKIND fix them): batch_get
+ * fails (the call that starts at it returns the error at once; a take
+ * that reaches it takes the valid prefix before it) or its dispatch fails
+ * (counted, the prefix dispatched, the rest given back with take_locked's
+ * evc_wake_fd, no gen).  A reaper's take that stops short sets pd.err; the
+ * producer's re-check (offered && pending_failed) ends its wait; it
+ * returns the count taken, or the error when none (the caller then skips
+ * the entry and submits the rest).  Checked: producer 0's entries are
+ * taken in order and never the bad one (ghost next0); a count returned
+ * with err set stops just before the bad entry; the error is returned only
+ * for the call's first entry; the promptness check (below) also holds a
+ * delivery back while a batch the reapers stopped taking from is offered.
+ * With SPACE_NEED 1 and one producer err is redundant (a take that stops
+ * short leaves room, and the room wakes and satisfies the producer); it
+ * matters with SPACE_NEED > 1 (the C's depth / 4 from depth 8; here 2 at
+ * depth 2: the same code with a gap) or a second producer that takes the
+ * room left.
+ *
+ * STOP_ANY: arena_pool_stop at any moment (process Ender; FAIL_ANY: or
+ * pool_fail).  The producers check failed / stopped at wait_space's loop
+ * top, in its re-check and under prod_lock before their own take; offer
+ * refuses once stopped; pool_take_pending takes nothing once stopped or
+ * failed and returns 1; the stop's final pool_wake_reapers and
+ * pool_wake_producers, pool_fail's wakes.  A producer returns the count
+ * taken or -EPIPE / the failure and submits no more; a reaper returns once
+ * failed, or stopped with nothing in flight (-ENODATA).  Checked: nobody
+ * sleeps for ever, every task taken (by a producer or a reaper) is
+ * delivered exactly once (but after a failure).
  *
  * Promptness (the point of the pending batch: its producer wakes when its
  * batch is finished, not a completion later): a reaper may hold a delivery
@@ -170,6 +199,19 @@
  *                 withdraw (in wait_space's last step).
  *   MUT_HINTTRUST pool_take_pending returns 0 (no wake) when nothing is
  *                 offered: it trusts the stale hint (needs NPROD 2).
+ *   MUT_NOERRSET  pool_take_pending does not set pd.err when take_locked
+ *                 stops short (ERR).
+ *   (MUT_NOFINWAKE and MUT_NOFINCHECK: with ERR, the wake and the re-check
+ *                 without pending_failed, i.e. without err.)
+ *   MUT_SKIPBAD   take_locked skips an entry it cannot take and takes the
+ *                 next (ERR).
+ *   MUT_TAKESTOPPED  pool_take_pending without its stopped / failed test
+ *                 (STOP_ANY).
+ *   MUT_NOFAILWAKE  pool_fail does not wake the producers (FAIL_ANY).
+ *   MUT_NOSTOPREAPWAKE  arena_pool_stop's final pool_wake_reapers left out.
+ * Verify (redundant, see README.md): MUT_STOPNOWAKE (pool_take_pending
+ * returns 0 once stopped / failed), MUT_NOSTOPWAKE (no final
+ * pool_wake_producers in arena_pool_stop); the two together are caught.
  * Tried and kept out of `make model` because they verify (no wake-up lost;
  * see README.md): MUT_NOREREAD (evc_sleep_fd polls without re-reading seq),
  * MUT_DRAINBEFORE (drain, then check seq, then poll) and MUT_LATEOFFER (the
@@ -204,7 +246,9 @@
 #define BATCH 1          /* tasks a producer submits in one call, at most */
 #endif
 #define NONE 255         /* EVC_NONE: no generation equals it; no task */
-#define SPACE_NEED 1     /* depth < 8 */
+#ifndef SPACE_NEED
+#define SPACE_NEED 1     /* depth < 8 (the C: depth / 4 from depth 8; see ERR) */
+#endif
 
 /* ---- producer -> worker (channel: w->prod, SQ) ---- */
 byte sq[DEPTH];          /* SQE seq (= task id) */
@@ -249,6 +293,31 @@ byte space_pipe;         /* bytes in the producers' wake pipe (space_r/space_w) 
 bit ps_fq;               /* a producer queued in FUTEX_WAIT(&space_seq) */
 bit space_busy;          /* p->space_pipe_busy */
 bit p_stopped;           /* p->stopped */
+#ifdef ERR
+/* ERR: one entry of producer 0's share cannot be taken: batch_get fails
+ * (-EINVAL / -ERANGE: nothing counted) or its dispatch fails (-ECHILD:
+ * counted, then given back).  Its position and kind are chosen at the
+ * start (BADPOS fixes the position). */
+byte pd_err[NPROD];      /* pd.err (written under prod_lock) */
+byte bad_pos = NONE;     /* the entry's position in producer 0's share */
+bit bad_disp;            /* its kind: 0 batch_get, 1 dispatch */
+byte pos0;               /* ghost: producer 0's call's first position */
+byte next0;              /* ghost: the next position producer 0's tasks are taken from */
+bit bad_hit;             /* ghost: a reaper's take stopped short for producer 0's call */
+#define PERR(k) (pd_err[k] != 0)
+#define NGOOD (NTASKS - 1)
+#else
+#define PERR(k) 0
+#define NGOOD NTASKS
+#endif
+#ifdef STOP_ANY
+/* STOP_ANY: arena_pool_stop at any moment (FAIL_ANY: or pool_fail) */
+bit p_failed;            /* p->failed */
+bit reap_woke;           /* pool_wake_reapers was called (REAPER_AWAITS) */
+#define ENDED (p_stopped || p_failed)
+#else
+#define ENDED 0
+#endif
 byte pend = NONE;        /* p->pend: the producer whose batch is offered */
 bit ever_offered;        /* p->pend_offered was set once (the hint's values) */
 byte pd_n[NPROD];        /* its struct pending: n (set while offered) */
@@ -543,7 +612,7 @@ active proctype Killer()
 end:	do
 	:: deaths < MAXDEATH && alive && !kill -> kill = 1; deaths++
 	:: deaths == MAXDEATH -> break
-	:: ndelivered == NTASKS -> break
+	:: ndelivered == NGOOD -> break
 	od
 }
 
@@ -575,17 +644,82 @@ end:	do
 /* submit.c take_locked(k), prod_lock held, k > 0 and free in flight:
  * counted in flight (one add), pushed, published, the worker's wake
  * check. */
+#ifndef ERR
 #define TAKE_LOCKED(k)                                                    \
 	inflight = inflight + k;                                          \
 	d_step { PUSH(k) };                                               \
 	PUBLISH(k);                                  /* W1; fence */      \
 	WAKE_WORKER(wake_sl, wake_gn, prod_last)
+#else
+/* ERR: take_locked(from, k) takes the valid prefix: tk entries, up to the
+ * bad one (VALID).  batch_get's failure is found before the count (tk
+ * counted); a dispatch failure after it (k counted, tk dispatched, k - tk
+ * given back, then evc_wake_fd with no gen: GIVE_BACK).  The published
+ * tails and the worker's wake check only if something was dispatched. */
+#ifdef MUT_SKIPBAD
+/* MUTANT: take_locked skips an entry it cannot take and takes the next */
+#define VALID(who, from, k) (k)
+#define PUSHPOS(who, from, k)                                             \
+	if                                                                \
+	:: (who) == 0 && bad_pos >= (from) && bad_pos < (from) + (k) ->   \
+		assert((from) == next0); next0 = (from) + (k) + 1          \
+	:: else -> POSCHECK(who, from, k)                                 \
+	fi
+#else
+#define VALID(who, from, k)                                               \
+	((who) == 0 && bad_pos >= (from) && bad_pos < (from) + (k) -> bad_pos - (from) : (k))
+#define PUSHPOS(who, from, k) POSCHECK(who, from, k)
+#endif
+/* nothing is taken past the bad entry: producer 0's entries are taken in
+ * order (from next0, which skips the bad one only once its call returned
+ * the error), never the bad one */
+#define POSCHECK(who, from, k)                                            \
+	if                                                                \
+	:: (who) == 0 && (k) > 0 ->                                       \
+		assert((from) == next0);                                  \
+		assert(bad_pos < (from) || bad_pos >= (from) + (k));      \
+		next0 = (from) + (k)                                      \
+	:: else -> skip                                                   \
+	fi
+#ifdef PROD_FUTEX
+#define GB_NSL 1
+#else
+#define GB_NSL NPROD
+#endif
+/* evc_wake_fd(&space_ann, NULL, ...): no generation skip */
+#define GIVE_BACK(k)                                                      \
+	if                                                                \
+	:: tk < (k) && bad_disp ->                                        \
+		inflight = inflight - ((k) - tk);                         \
+		atomic { a_sl = ps_sl; a_gn = 0 };                        \
+		if                                                        \
+		:: atomic { a_sl > 0 -> space_seq++ };                    \
+			CAT(WAKE_TAIL_, GB_NSL)(space_pipe, ps_fq, 1)     \
+		:: else -> a_sl = 0                                       \
+		fi                                                        \
+	:: else -> skip                                                   \
+	fi
+#define TAKE_LOCKED(k)                                                    \
+	atomic {                                                          \
+		tk = VALID(ME, pos0, k);                                  \
+		inflight = inflight + (bad_disp -> k : tk);               \
+		PUSH(tk);                                                 \
+		PUSHPOS(ME, pos0, tk)                                     \
+	};                                                                \
+	if                                                                \
+	:: tk > 0 ->                                                      \
+		PUBLISH(tk);                             /* W1; fence */  \
+		WAKE_WORKER(wake_sl, wake_gn, prod_last)                  \
+	:: else -> skip                                                   \
+	fi;                                                               \
+	GIVE_BACK(k)
+#endif
 
 /* The pending batch (submit.c struct pending): pend is the producer whose
  * batch is offered, or NONE; pd_n / pd_done its call's n and done (done
- * written under prod_lock, read by its producer without it).  err is not
- * modelled (no entry is invalid and dispatch never fails here). */
-#define FIN(k) (pd_done[k] == pd_n[k])          /* pending_finished */
+ * written under prod_lock, read by its producer without it); pd_err its
+ * err (ERR only: without it no entry is invalid and no dispatch fails). */
+#define FIN(k) (pd_done[k] == pd_n[k] || PERR(k))  /* pending_failed (done == n: unreachable) */
 /* offer / withdraw: critical sections on lock-protected words only, so one
  * step each (lock, body, unlock).  ever_offered: pend_offered was 1 once
  * (the hint's possible values, below). */
@@ -599,17 +733,17 @@ end:	do
 #define OFFER                                                             \
 	atomic { prod_lock == 0 ->                                        \
 		if                                                        \
-		:: pend == NONE -> pend = ME; pd_n[ME] = n;             \
+		:: pend == NONE && !p_stopped -> pend = ME; pd_n[ME] = n; \
 			ever_offered = 1; offered = 1                     \
 		:: else -> skip         /* another producer's is offered */ \
 		fi }
 
 /* wait_space's re-check after the announcement (evc_prepare_w): room, or
- * our batch finished by reapers (stopped / failed are not reached here). */
+ * our batch failed (err), or (STOP_ANY) stopped or failed. */
 #ifdef MUT_NOFINCHECK
-#define SPACE_OK (DEPTH - inflight >= SPACE_NEED)       /* MUTANT */
+#define SPACE_OK (DEPTH - inflight >= SPACE_NEED || ENDED)       /* MUTANT */
 #else
-#define SPACE_OK (DEPTH - inflight >= SPACE_NEED || (offered && FIN(ME)))
+#define SPACE_OK (DEPTH - inflight >= SPACE_NEED || (offered && FIN(ME)) || ENDED)
 #endif
 /* the offer: before the announcement (MUT_LATEOFFER: after the re-check,
  * just before the sleep) */
@@ -676,6 +810,18 @@ end:	do
 #define SNAP
 #define DONE_SEEN pd_done[ME]
 #endif
+/* wait_space's loop top: failed or stopped (-EPIPE) first; wr: its r < 0 */
+#ifdef STOP_ANY
+#define WS_ENDED                                                          \
+	:: ENDED -> wr = 1;                                               \
+		if                                                        \
+		:: offered -> SNAP WITHDRAW                               \
+		:: else -> skip                                           \
+		fi;                                                       \
+		break
+#else
+#define WS_ENDED
+#endif
 #ifdef PRODUCER_AWAITS
 /* PROD_TIMEOUTS: the producer's deadline may pass at any time: its sleep
  * ends, and the loop top (after the room and finished checks) leaves with
@@ -695,8 +841,9 @@ end:	do
 #endif
 #define WAIT_SPACE                                                        \
 	do                                                                \
-	:: !offered && inflight < DEPTH -> break                          \
-	:: offered && (FIN(ME) || inflight < DEPTH) -> SNAP WITHDRAW; break \
+	WS_ENDED                                                          \
+	:: !ENDED && !offered && inflight < DEPTH -> break                \
+	:: !ENDED && offered && (FIN(ME) || inflight < DEPTH) -> SNAP WITHDRAW; break \
 	:: else ->                                                        \
 		if                                                        \
 		TIMED_OUT                                                 \
@@ -709,8 +856,9 @@ end:	do
 #else
 #define WAIT_SPACE                                                        \
 	do                                                                \
-	:: !offered && inflight < DEPTH -> break                          \
-	:: offered && (FIN(ME) || inflight < DEPTH) -> SNAP WITHDRAW; break \
+	WS_ENDED                                                          \
+	:: !ENDED && !offered && inflight < DEPTH -> break                \
+	:: !ENDED && offered && (FIN(ME) || inflight < DEPTH) -> SNAP WITHDRAW; break \
 	:: else ->                                                        \
 		OFFER_EARLY;                                              \
 		PWEIGHT                                                   \
@@ -724,12 +872,49 @@ end:	do
 #endif
 
 #define ME (_pid - 1)        /* producer k is pid k + 1 (the killer is 0) */
+#define SHARE(k) (NTASKS / NPROD + ((k) < NTASKS % NPROD))
+#ifdef STOP_ANY
+#define WR wr
+#else
+#define WR 0
+#endif
+#ifdef ERR
+/* the call's first entry is the bad one and batch_get says so */
+#define BAD_AT_START (ME == 0 && bad_pos == SHARE(0) - left && !bad_disp)
+#define SET_POS0 if :: ME == 0 -> pos0 = SHARE(0) - left :: else -> skip fi
+/* a count returned with err set: the next entry is the bad one */
+#define CHECK_ERR_COUNT assert(!PERR(ME) || (ME == 0 && bad_pos == pos0 + DONE_SEEN))
+#define CLEAR_ERR pd_err[ME] = 0; if :: ME == 0 -> bad_hit = 0 :: else -> skip fi
+/* take_locked's return: the count, or (none) the error of the call's
+ * first entry, a failed dispatch: the caller skips it */
+#define TAKEN_LEFT                                                        \
+	left = left - tk;                                                 \
+	if                                                                \
+	:: tk == 0 ->                                                     \
+		assert(ME == 0 && bad_disp && bad_pos == pos0 && next0 == pos0); \
+		next0++; left--                                           \
+	:: else -> skip                                                   \
+	fi;                                                               \
+	CLEAR_ERR; tk = 0; room = 0; n = 0
+#else
+#define BAD_AT_START 0
+#define SET_POS0 skip
+#define CHECK_ERR_COUNT skip
+#define CLEAR_ERR skip
+#define TAKEN_LEFT left = left - room; room = 0; n = 0
+#endif
 
 active [NPROD] proctype Producer()
 {
 	byte n, left, id, v, a_sl, a_gn, w, room;
 	bit rdy, own, offered, tmo;
 	byte dn;                 /* MUT_DONEBEFOREWITHDRAW only */
+#ifdef ERR
+	byte tk;                 /* take_locked's count */
+#endif
+#ifdef STOP_ANY
+	bit wr;                  /* wait_space returned failed or -EPIPE */
+#endif
 
 	/* producer k submits its share in calls of up to BATCH tasks, the
 	 * rest again after each call (by what the call returned) */
@@ -737,9 +922,35 @@ active [NPROD] proctype Producer()
 		assert(_pid >= 1 && _pid <= NPROD);
 		left = NTASKS / NPROD + (ME < NTASKS % NPROD)
 	};
+#ifdef ERR
+	/* producer 0's entry that cannot be taken: where, and why */
+	if
+	:: ME == 0 -> atomic {
+#ifdef BADPOS
+		bad_pos = BADPOS;
+#else
+		bad_pos = 0;
+		do :: bad_pos < SHARE(0) - 1 -> bad_pos++ :: break od;
+#endif
+#ifdef BADKIND
+		bad_disp = BADKIND
+#else
+		if :: bad_disp = 0 :: bad_disp = 1 fi
+#endif
+		}
+	:: else -> skip
+	fi;
+#endif
 	do
 	:: left == 0 -> break
-	:: d_step { left > 0 -> n = (left < BATCH -> left : BATCH) };
+#ifdef ERR
+	/* batch_get(b, 0) fails: the call returns the error at once; the
+	 * caller skips that entry and submits the rest */
+	:: d_step { left > 0 && BAD_AT_START ->
+		assert(next0 == bad_pos); next0++; left-- }
+#endif
+	:: d_step { left > 0 && !BAD_AT_START -> n = (left < BATCH -> left : BATCH);
+		SET_POS0 };
 		/* submit_batch(n), its pd = { n, done 0 } */
 call:		WAIT_SPACE;
 		/* Withdrawn (or never offered): nobody writes pd_done now, so
@@ -748,19 +959,39 @@ call:		WAIT_SPACE;
 		:: d_step { DONE_SEEN > 0 -> tmo = 0;
 			/* reapers took entries for us: that is our answer */
 			assert(DONE_SEEN == taken_for[ME]);
+			CHECK_ERR_COUNT;
 			left = left - DONE_SEEN;
-			pd_done[ME] = 0; taken_for[ME] = 0; n = 0; dn = 0 }
+			pd_done[ME] = 0; taken_for[ME] = 0; n = 0; dn = 0;
+			CLEAR_ERR }
+#ifdef STOP_ANY
+		/* failed, or -EPIPE: nothing taken, the caller stops */
+		:: d_step { DONE_SEEN == 0 && wr -> assert(taken_for[ME] == 0);
+			wr = 0; left = 0; n = 0; CLEAR_ERR }
+		/* the same under prod_lock (submit_batch's own check) */
+		:: atomic { DONE_SEEN == 0 && !WR && !PERR(ME) && prod_lock == 0 && ENDED ->
+			assert(taken_for[ME] == 0); left = 0; n = 0 }
+#endif
+#ifdef ERR
+		/* pd.err, nothing taken (the dispatch of the call's first
+		 * entry failed): the error; the caller skips that entry */
+		:: d_step { DONE_SEEN == 0 && !WR && PERR(ME) ->
+			assert(taken_for[ME] == 0);
+			assert(ME == 0 && bad_disp && bad_pos == pos0 && next0 == pos0);
+			next0++; left--; n = 0; CLEAR_ERR }
+#endif
 		/* the room again under prod_lock (another producer may
 		 * have taken it): lock, look (and unlock) */
 #if NPROD == 1 && BATCH == 1
 		/* alone, nobody takes the room we saw (reapers take only
 		 * for an offered batch): a task of room, as the old model */
-		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 ->
+		:: atomic { DONE_SEEN == 0 && !tmo && !WR && !ENDED && prod_lock == 0 ->
 			prod_lock = 1; room = 1 };
 #else
-		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 && inflight == DEPTH };
+		:: atomic { DONE_SEEN == 0 && !tmo && !WR && !PERR(ME) && !ENDED &&
+			    prod_lock == 0 && inflight == DEPTH };
 			goto call
-		:: atomic { DONE_SEEN == 0 && !tmo && prod_lock == 0 && inflight < DEPTH ->
+		:: atomic { DONE_SEEN == 0 && !tmo && !WR && !PERR(ME) && !ENDED &&
+			    prod_lock == 0 && inflight < DEPTH ->
 			prod_lock = 1; room = DEPTH - inflight;
 			if :: room > n -> room = n :: else -> skip fi };
 #endif
@@ -768,7 +999,7 @@ call:		WAIT_SPACE;
 			atomic {
 				unlock(prod_lock);
 				assert(taken_for[ME] == 0);   /* none by reapers */
-				left = left - room; room = 0; n = 0
+				TAKEN_LEFT
 			}
 #ifdef PROD_TIMEOUTS
 		/* -ETIMEDOUT, nothing taken: the caller submits again */
@@ -777,6 +1008,9 @@ call:		WAIT_SPACE;
 #endif
 		fi
 	od;
+#ifdef STOP_ANY
+	pdone++                  /* the stop is the Ender's */
+#else
 	/* the last producer: arena_pool_stop (drain): stop, then wake every
 	 * worker whether or not it announced itself. */
 	atomic { pdone++; own = (pdone == NPROD) };
@@ -791,6 +1025,7 @@ call:		WAIT_SPACE;
 		wake_seq++
 	:: else -> skip
 	fi
+#endif
 }
 
 /* Delivery of task `id`: exactly once. */
@@ -866,7 +1101,12 @@ end_futex:		(!cq_fq)      /* see the end labels' note */      \
 #elif defined(REAPER_AWAITS)
 /* REAPER_AWAITS (see the top): the one reaper blocks until a completion
  * or a death is there */
+#ifdef STOP_ANY
+/* (pool_wake_reapers: one wake-up, consumed) */
+#define REAP_SLEEP atomic { (cq_tail != cq_head || dead || reap_woke) -> reap_woke = 0 }
+#else
 #define REAP_SLEEP (cq_tail != cq_head || dead)
+#endif
 #else
 #define REAP_SLEEP                                                        \
 	PREPARE(cq_sl, cq_gn, 1, cq_seq, v, rdy, cq_tail != cq_head);     \
@@ -918,26 +1158,77 @@ end_futex:		(!cq_fq)      /* see the end labels' note */      \
 #define TP_READ
 #define TP_PEND pend
 #endif
-#define TAKE_PENDING                                                      \
-	TP_READ                                                           \
-	if                                                                \
-	:: atomic { prod_lock == 0 && TP_PEND == NONE -> wk = TP_NONE }   \
-	:: atomic { prod_lock == 0 && TP_PEND != NONE && !CAN_TAKE(TP_PEND) -> \
-		rp = TP_PEND; assert(pend == rp); wk = TP_WAKE; rp = NONE } \
-	:: atomic { prod_lock == 0 && TP_PEND != NONE && CAN_TAKE(TP_PEND) -> \
-		prod_lock = 1; rp = TP_PEND; assert(pend == rp);          \
-		ROOM_FOR(rp);                                             \
+/* stopped or failed: nothing taken, wake (MUT_TAKESTOPPED: no such
+ * test; MUT_STOPNOWAKE: no wake) */
+#ifdef MUT_STOPNOWAKE
+#define TP_ENDED 0
+#else
+#define TP_ENDED 1
+#endif
+#if defined(STOP_ANY) && !defined(MUT_TAKESTOPPED)
+#define TP_LIVE !ENDED &&
+#define TP_ENDED_OPT                                                      \
+	:: atomic { prod_lock == 0 && TP_PEND != NONE && ENDED ->         \
+		rp = TP_PEND; assert(pend == rp); wk = TP_ENDED; rp = NONE }
+#else
+#define TP_LIVE
+#define TP_ENDED_OPT
+#endif
+#ifndef ERR
+#define TP_TAKE(rp)                                                       \
 		inflight = inflight + room;               /* take_locked */ \
 		taken_for[rp] = taken_for[rp] + room;                     \
 		PUSH(room);                                               \
 		pub_tail = pub_tail + room;                               \
-		sq_tail = sq_tail + room }                                \
+		sq_tail = sq_tail + room
+#define TP_TAKEN room
+#define TP_WAKE_WORKER WAKE_WORKER(wake_sl, wake_gn, prod_last)
+#define TP_GIVE_BACK
+#define TP_SET_ERR
+#else
+/* ERR: the valid prefix from done (its first entry may be the bad one:
+ * a take of nothing); err when the take stopped short of the room */
+#define TP_TAKE(rp)                                                       \
+		tk = VALID(rp, pos0 + pd_done[rp], room);                 \
+		inflight = inflight + (bad_disp -> room : tk);            \
+		taken_for[rp] = taken_for[rp] + tk;                       \
+		PUSH(tk);                                                 \
+		PUSHPOS(rp, pos0 + pd_done[rp], tk);                      \
+		pub_tail = pub_tail + tk;                                 \
+		sq_tail = sq_tail + tk;                                   \
+		bad_hit = bad_hit || (tk < room)
+#define TP_TAKEN tk
+#define TP_WAKE_WORKER                                                    \
+	if                                                                \
+	:: tk > 0 -> WAKE_WORKER(wake_sl, wake_gn, prod_last)             \
+	:: else -> skip                                                   \
+	fi
+#define TP_GIVE_BACK GIVE_BACK(room);
+#ifdef MUT_NOERRSET
+#define TP_SET_ERR tk = 0                   /* MUTANT: err not set */
+#else
+#define TP_SET_ERR if :: tk < room -> pd_err[rp] = 1 :: else -> skip fi; tk = 0
+#endif
+#endif
+#define TAKE_PENDING                                                      \
+	TP_READ                                                           \
+	if                                                                \
+	:: atomic { prod_lock == 0 && TP_PEND == NONE -> wk = TP_NONE }   \
+	TP_ENDED_OPT                                                      \
+	:: atomic { prod_lock == 0 && TP_PEND != NONE && TP_LIVE !CAN_TAKE(TP_PEND) -> \
+		rp = TP_PEND; assert(pend == rp); wk = TP_WAKE; rp = NONE } \
+	:: atomic { prod_lock == 0 && TP_PEND != NONE && TP_LIVE CAN_TAKE(TP_PEND) -> \
+		prod_lock = 1; rp = TP_PEND; assert(pend == rp);          \
+		ROOM_FOR(rp);                                             \
+		TP_TAKE(rp) }                                             \
 	fi;                                                               \
 	if                                                                \
 	:: rp != NONE ->                                                  \
-		WAKE_WORKER(wake_sl, wake_gn, prod_last);                 \
+		TP_WAKE_WORKER;                                           \
+		TP_GIVE_BACK                                              \
 		atomic { assert(pend == rp);                              \
-			 pd_done[rp] = pd_done[rp] + room; room = 0;      \
+			 pd_done[rp] = pd_done[rp] + TP_TAKEN;            \
+			 TP_SET_ERR; room = 0;                            \
 			 wk = TP_WAKE; rp = NONE; unlock(prod_lock) }     \
 	:: else -> skip                                                   \
 	fi
@@ -946,7 +1237,13 @@ end_futex:		(!cq_fq)      /* see the end labels' note */      \
  * reaper) until no finished batch is offered.  A producer whose batch is
  * finished must then get away (be woken, withdraw) without another
  * completion; one that needs one sleeps for ever here: an invalid end. */
+#ifdef ERR
+/* (ERR: or a batch the reapers stopped taking from, ghost bad_hit, so that
+ * a mutant that does not set err is held to the same) */
+#define FROZEN (pend != NONE && (FIN(pend) || (pend == 0 && bad_hit)))
+#else
 #define FROZEN (pend != NONE && FIN(pend))
+#endif
 
 /* The hint pend_offered (reap.c deliver): a relaxed load with no fence
  * before it, so it may read any value it ever had: 0, or 1 once a batch
@@ -968,17 +1265,54 @@ end_futex:		(!cq_fq)      /* see the end labels' note */      \
 #define PS_NSL NPROD
 #endif
 
+/* deliver's gap check: depth - left >= space_need (SPACE_NEED 1: always) */
+#if SPACE_NEED > 1
+#define GAP_HINT if :: DEPTH - inflight >= SPACE_NEED -> gap = 1; HINT :: else -> wk = 0 fi
+#define NO_GAP :: !gap -> skip
+#define GAP gap &&
+#define GAP_CLR gap = 0;
+#else
+#define GAP_CLR
+#define GAP_HINT HINT
+#define NO_GAP
+#define GAP
+#endif
+/* ERR, STOP_ANY: a producer may still hold a count it gives back (a failed
+ * dispatch) or be on its way out: the last checks wait for them */
+#if defined(ERR) || defined(STOP_ANY)
+#define FINAL_WAIT pdone == NPROD ->
+#else
+#define FINAL_WAIT
+#endif
+#ifdef STOP_ANY
+#define P_FAILED p_failed
+#else
+#define P_FAILED 0
+#endif
+
 /* reap.c arena_pool_reap; cons_lock held but while asleep. */
 active [NREAP] proctype Consumer()
 {
 	byte t, id, v, got, rel, k, a_sl, a_gn, w, rp = NONE, room;
 	bit rdy, inh, own, wk;
+#ifdef ERR
+	byte tk;
+#endif
+#if SPACE_NEED > 1
+	bit gap;                 /* the delivery opened a gap of space_need */
+#endif
 
 	atomic { if :: !wstarted -> wstarted = 1; alive = 1; run Worker() :: else -> skip fi };
 	CLOCK;
 	do
-	:: ndelivered == NTASKS -> break
+	:: ndelivered == NGOOD -> break
+#ifdef STOP_ANY
+	/* arena_pool_reap: failed, or -ENODATA: stopped, nothing in flight */
+	:: ndelivered != NGOOD && (p_failed || (p_stopped && inflight == 0)) -> break
+	:: ndelivered != NGOOD && !p_failed && !(p_stopped && inflight == 0) ->
+#else
 	:: else ->
+#endif
 		HARVEST;
 		/* pool_supervise: a death noticed (the pidfd's completion in
 		 * the io_uring, read only while no reaper sleeps in the ring:
@@ -1047,14 +1381,17 @@ active [NREAP] proctype Consumer()
 				assert(inflight >= got);  /* never borrows */
 				inflight = inflight - got;
 				ndelivered = ndelivered + got;
-				HINT
+				GAP_HINT
 			   }; break
 			od;
-			/* room freed (SPACE_NEED 1: always enough); with the
-			 * hint 1, pool_take_pending says whether to wake */
+			/* room freed (SPACE_NEED 1: always enough, else the
+			 * gap); with the hint 1, pool_take_pending says
+			 * whether to wake */
 			if
-			:: wk -> wk = 0; WAKE_PRODUCERS
+			NO_GAP
+			:: GAP wk -> GAP_CLR wk = 0; WAKE_PRODUCERS
 			:: else ->
+				GAP_CLR
 				TAKE_PENDING;
 				if
 				:: wk -> wk = 0; WAKE_PRODUCERS
@@ -1073,13 +1410,62 @@ active [NREAP] proctype Consumer()
 	/* the last reaper: every task delivered exactly once; counts back to
 	 * rest; the record empty */
 	atomic {
-		assert(inflight == 0);
-		assert(rec_head == sq_tail && pub_tail == sq_tail);
+		FINAL_WAIT
+		assert(P_FAILED || inflight == 0);
+		assert(P_FAILED || (rec_head == sq_tail && pub_tail == sq_tail));
+		assert(P_FAILED || ndelivered == sq_tail);
 		rdone++;
 		assert(rdone < NREAP || cq_sl == 0);
 		CUNLOCK
 	}
 }
+
+#ifdef STOP_ANY
+/* pool_wake_reapers, pool_wake_producers: bump, FUTEX_WAKE all, a byte */
+#define POOL_WAKE_REAPERS                                                 \
+	atomic { cq_seq++; cq_fq = 0; POKE(cq_pipe); reap_woke = 1 }
+#define POOL_WAKE_PRODUCERS                                               \
+	atomic { space_seq++; ps_fq = 0; POKE(space_pipe) }
+#ifdef MUT_NOSTOPWAKE
+#define STOP_WAKE_PRODUCERS skip                 /* MUTANT */
+#else
+#define STOP_WAKE_PRODUCERS POOL_WAKE_PRODUCERS
+#endif
+#ifdef MUT_NOSTOPREAPWAKE
+#define STOP_WAKE_REAPERS skip                   /* MUTANT */
+#else
+#define STOP_WAKE_REAPERS POOL_WAKE_REAPERS
+#endif
+#ifdef MUT_NOFAILWAKE
+#define FAIL_WAKE_PRODUCERS skip                 /* MUTANT */
+#else
+#define FAIL_WAKE_PRODUCERS POOL_WAKE_PRODUCERS
+#endif
+
+/* The application's other thread, at any moment: arena_pool_stop (drain):
+ * stopped under prod_lock; ctl.stop and every worker woken (cons_lock;
+ * not modelled: one reaper, no deaths); pool_supervise until every worker
+ * is gone; then the final wakes.  FAIL_ANY: or pool_fail (failed, then
+ * the producers' and the reapers' wakes); the application then destroys
+ * the pool once its threads returned (the worker killed). */
+active proctype Ender()
+{
+	if
+	:: atomic { prod_lock == 0 -> p_stopped = 1 };
+		atomic { stop = 1; wake_seq++ };
+		(wstarted && !alive && !dead);
+		STOP_WAKE_REAPERS;
+		STOP_WAKE_PRODUCERS
+#ifdef FAIL_ANY
+	:: p_failed = 1;
+		FAIL_WAKE_PRODUCERS;
+		POOL_WAKE_REAPERS;
+		(pdone == NPROD && rdone == NREAP);
+		atomic { if :: alive -> kill = 1 :: else -> skip fi }
+#endif
+	fi
+}
+#endif
 
 /* counts never borrow or overflow: the worker's counts are 0 or 1 (one
  * sleeper per word); the pipe words' counts are at most one owner (1) plus
