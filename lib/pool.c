@@ -390,6 +390,10 @@ int arena_pool_stop(struct arena_pool *p, uint32_t flags, int64_t timeout_ns)
 	pthread_mutex_lock(&p->prod_lock);
 	p->stopped = 1;
 	pthread_mutex_unlock(&p->prod_lock);
+	/* A producer waiting for room gets -EPIPE now, not when the drain
+	 * is over (a delivery would wake it sooner only while some other
+	 * thread reaps). */
+	pool_wake_producers(p);
 	pthread_mutex_lock(&p->cons_lock);
 	if (flags & ARENA_STOP_CANCEL)
 		p->stopping_cancel = 1;

@@ -1846,6 +1846,56 @@ static void stop_busy(uint32_t how)
 	leak_end(&l);
 }
 
+struct blocked_producer {
+	struct arena_pool *p;
+	int r;
+	uint64_t t_end;
+};
+
+static void *blocked_submit(void *arg)
+{
+	struct blocked_producer *b = arg;
+
+	b->r = arena_pool_submit1(b->p, 1, 1); /* no timeout: waits for room */
+	b->t_end = now_ns();
+	return NULL;
+}
+
+/*
+ * A producer blocked for room when the pool stops gets -EPIPE at once, not
+ * when the drain is over: here the one task in flight sleeps 300 ms
+ * (long_task) and no other thread reaps.  Before the stop woke producers
+ * itself, the producer returned only after that task (and the stop) ended.
+ */
+static void test_stop_wakes_blocked_producer(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 1, .task = long_task };
+	struct blocked_producer b = { .r = 1 };
+	struct arena_cqe e;
+	struct leak l;
+	pthread_t th;
+	uint64_t t0;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&b.p, &o);
+	assert_int_equal(arena_pool_submit1(b.p, 0, 99), 0); /* 300 ms */
+	assert_int_equal(pthread_create(&th, NULL, blocked_submit, &b), 0);
+	usleep(20000);
+	t0 = now_ns();
+	assert_int_equal(arena_pool_stop(b.p, ARENA_STOP_DRAIN, 10000000000ll), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	print_message("  blocked producer: %d after %.1f ms of a 300 ms drain\n", b.r,
+		      (double)(b.t_end - t0) / 1e6);
+	assert_int_equal(b.r, -EPIPE);
+	assert_true(b.t_end - t0 < 150000000ull);
+	assert_int_equal(arena_pool_reap(b.p, &e, 1, 0), 1); /* the drained task */
+	assert_int_equal(e.user_data, 99);
+	arena_pool_release(b.p, &e);
+	pool_del(b.p);
+	leak_end(&l);
+}
+
 static void test_stop_cancel(void **state)
 {
 	(void)state;
@@ -3262,6 +3312,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_ordered, test_teardown),
 		cmocka_unit_test_teardown(test_stop_cancel, test_teardown),
 		cmocka_unit_test_teardown(test_stop_drain, test_teardown),
+		cmocka_unit_test_teardown(test_stop_wakes_blocked_producer, test_teardown),
 		cmocka_unit_test_teardown(test_corrupt_cq_tail, test_teardown),
 		cmocka_unit_test_teardown(test_failure_wakes_producer, test_teardown),
 		cmocka_unit_test_teardown(test_corrupt_cqe, test_teardown),
