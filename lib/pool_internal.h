@@ -175,6 +175,10 @@ struct arena_pool {
 	uint64_t cnext;         /* ordered: next seq to deliver; else FIFO head */
 	uint64_t ctail;         /* unordered FIFO tail */
 	uint64_t ncompleted;    /* completions accepted, real or synthetic */
+	/* While a reaper harvests for itself (reap.c harvest_all): its
+	 * caller's array, filled directly while nothing waits in cbuf. */
+	struct arena_cqe *sink;
+	unsigned sink_n, sink_max;
 	uint32_t rr;            /* harvest start, for fairness */
 	uint64_t space_gen;     /* producer announcement last woken */
 	uint64_t cq_ann;        /* reapers' announcement word, our copy (evc.h) */

@@ -244,16 +244,25 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 	pthread_mutex_lock(&p->rel_lock);
 	while (pw->cq_head != tail) {
 		const struct chan_cqe *e = &chan_cq(&p->c, i)[pw->cq_head & p->c.cq_mask];
-		struct arena_cqe out;
-		int r = -EBADMSG;
+		struct arena_cqe out, *dst = &out;
+		int r = -EBADMSG, direct = p->sink_n < p->sink_max;
 
+		/* Straight into the reaping caller's array while it has room
+		 * (harvest_all): one copy of each completion, not three. */
+		if (direct)
+			dst = &p->sink[p->sink_n];
 		/* A completion is accepted only for the oldest task in flight
 		 * on this worker: never more completions than tasks, never one
 		 * task twice, never a task of another worker. */
 		if (pw->rec_head != pub)
-			r = convert(p, i, e, &wp->recs[pw->rec_head & p->c.sq_mask], &out);
-		if (r == 0)
+			r = convert(p, i, e, &wp->recs[pw->rec_head & p->c.sq_mask], dst);
+		if (r == 0 && direct) {
+			p->sink_n++;
+			p->ncompleted++;
+			STAT_ADD1(p, st_completed, 1);
+		} else if (r == 0) {
 			r = place(p, &out);
+		}
 		if (r < 0) {
 			pthread_mutex_unlock(&p->rel_lock);
 			pool_fail(p, r);
@@ -271,7 +280,12 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 
 static unsigned deliver(struct arena_pool *p, struct arena_cqe *out, unsigned max)
 {
-	unsigned n = 0;
+	/* harvest_all's direct ones first: nothing waited in cbuf then, and
+	 * anything placed there since came later (FIFO kept). */
+	unsigned n = p->sink_n;
+
+	p->sink_n = 0;
+	p->sink = NULL;
 
 	while (n < max) {
 		struct cq_slot *s;
@@ -318,14 +332,25 @@ static int cq_nonempty(struct arena_pool *p)
 	return 0;
 }
 
-static void harvest_all(struct arena_pool *p)
+/*
+ * Harvests every worker: straight into out[] (up to max) while cbuf holds
+ * nothing, in an unordered pool, and the rest into cbuf; deliver() counts
+ * the direct ones first (sink_n), which keeps the FIFO order: anything in
+ * cbuf then came later.  cons_lock held.
+ */
+static void harvest_all(struct arena_pool *p, struct arena_cqe *out, unsigned max)
 {
 	unsigned k;
 
+	if (!p->ordered && p->cnext == p->ctail) {
+		p->sink = out;
+		p->sink_max = max;
+	}
 	for (k = 0; k < p->nworkers; k++)
 		if (pool_harvest(p, (p->rr + k) % p->nworkers) < 0)
-			return;
+			break;
 	p->rr++;
+	p->sink_max = 0; /* supervision's harvests go to cbuf */
 }
 
 /* Completions published and not yet harvested, summed over the workers (a
@@ -404,7 +429,7 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 			break;
 		if (timeout_ns)
 			gather(p, max);
-		harvest_all(p);
+		harvest_all(p, cqes, max);
 		pool_supervise(p, 0);
 		n = deliver(p, cqes, max);
 		if (n) {
