@@ -238,6 +238,15 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 		pool_fail(p, -EBADMSG);
 		return -EBADMSG;
 	}
+	/* Harvesting for a caller directly (harvest_all): only what it takes.
+	 * The rest waits in the CQ, where the next reap finds it, rather than
+	 * in cbuf, from where it would take two more copies. */
+	if (p->sink_max && n > p->sink_max - p->sink_n) {
+		n = p->sink_max - p->sink_n;
+		if (!n)
+			return 0;
+		tail = pw->cq_head + n;
+	}
 	/* acquire: pairs with the producer's release in pool_publish_locked;
 	 * the records below pub are written. */
 	pub = atomic_load_explicit(&wp->pub_tail, memory_order_acquire);
@@ -333,10 +342,11 @@ static int cq_nonempty(struct arena_pool *p)
 }
 
 /*
- * Harvests every worker: straight into out[] (up to max) while cbuf holds
- * nothing, in an unordered pool, and the rest into cbuf; deliver() counts
- * the direct ones first (sink_n), which keeps the FIFO order: anything in
- * cbuf then came later.  cons_lock held.
+ * Harvests every worker: in an unordered pool while cbuf holds nothing,
+ * straight into out[] and only up to max (the rest stays in the CQs);
+ * else everything, into cbuf.  deliver() counts the direct ones first
+ * (sink_n), which keeps the FIFO order: anything in cbuf then came later.
+ * cons_lock held.
  */
 static void harvest_all(struct arena_pool *p, struct arena_cqe *out, unsigned max)
 {
@@ -499,8 +509,10 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 		if (r == -EINTR && (p->o.flags & ARENA_POOL_EINTR))
 			break;
 	}
-	/* Completions we harvested beyond our max are for other reapers. */
-	if (p->ordered ? p->cbuf[p->cnext & p->cmask].valid : p->cnext != p->ctail)
+	/* Completions we harvested beyond our max, or left in the CQs, are
+	 * for other reapers. */
+	if (p->ordered ? p->cbuf[p->cnext & p->cmask].valid
+		       : p->cnext != p->ctail || cq_nonempty(p))
 		wake_reapers_locked(p);
 	pthread_mutex_unlock(&p->cons_lock);
 	return r;
