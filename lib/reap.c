@@ -15,7 +15,7 @@
 #include "pool_internal.h"
 
 #define REL_BIT (1ull << 63)
-#define COALESCE_N 32u          /* gather(): a batch worth waiting for */
+#define COALESCE_N 32u          /* gather(): the least batch worth waiting for */
 #define COALESCE_TASK_NS 200u   /* for tasks at most this long */
 #define COALESCE_MIN_NS 100u    /* the least time a task is taken to need */
 
@@ -399,13 +399,16 @@ static unsigned cq_ready(struct arena_pool *p)
  */
 static void gather(struct arena_pool *p, unsigned max)
 {
-	unsigned want = max < COALESCE_N ? max : COALESCE_N, k;
-	/* relaxed (both): hints; the wait is only an optimization. */
+	/* relaxed (all): hints; the wait is only an optimization. */
 	uint64_t tns = atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed), end;
+	/* A quarter of what is in flight: the batch the caller then submits
+	 * again, so the batches stay that large. */
+	unsigned want = atomic_load_explicit(&p->inflight, memory_order_relaxed) / 4, k;
 
+	if (want > max)
+		want = max;
 	if (atomic_load_explicit(&p->last_submitter, memory_order_relaxed) !=
-	    (uintptr_t)pthread_self() || tns > COALESCE_TASK_NS ||
-	    atomic_load_explicit(&p->inflight, memory_order_relaxed) < 4 * COALESCE_N ||
+	    (uintptr_t)pthread_self() || tns > COALESCE_TASK_NS || want < COALESCE_N ||
 	    cq_ready(p) >= want)
 		return;
 	end = sys_now_ns() + want * (tns > COALESCE_MIN_NS ? tns : COALESCE_MIN_NS);
