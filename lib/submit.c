@@ -106,38 +106,56 @@ static int pick(struct arena_pool *p, const struct disp *d)
 	return least_awake >= 0 ? least_awake : best_any;
 }
 
-/* Writes one SQE into our record and the worker's SQ (not yet published).
- * prod_lock held. */
-static void push_to(struct arena_pool *p, unsigned i, const struct chan_sqe *sqe)
+/*
+ * Writes one task into our record and the worker's SQ (not yet published).
+ * The fields come in registers and go out as plain stores: a task built in
+ * a struct on the stack field by field and copied 16 bytes at a time is a
+ * load the CPU cannot forward from those stores; it waits until they, and
+ * every store before them (the SQ's, to lines the worker holds), reach the
+ * cache.  perf put 85% of dispatch's samples on that copy.  prod_lock held.
+ */
+static void push_to(struct arena_pool *p, unsigned i, uint64_t index, uint64_t user_data,
+		    uint64_t seq, uint32_t op, uint32_t attempts)
 {
 	struct pool_wprod *pw = &p->wp[i];
+	struct chan_sqe *r = &pw->recs[pw->sq_tail & p->c.sq_mask];
+	struct chan_sqe *s = &chan_sq(&p->c, i)[pw->sq_tail & p->c.sq_mask];
 
-	pw->recs[pw->sq_tail & p->c.sq_mask] = *sqe;
-	chan_sq(&p->c, i)[pw->sq_tail & p->c.sq_mask] = *sqe;
+	r->index = index;
+	r->user_data = user_data;
+	r->seq = seq;
+	r->op = op;
+	r->attempts = attempts;
+	s->index = index;
+	s->user_data = user_data;
+	s->seq = seq;
+	s->op = op;
+	s->attempts = attempts;
 	pw->sq_tail++;
 }
 
 /* Dispatches one task using (and updating) a snapshot of the workers. */
-static int dispatch(struct arena_pool *p, struct disp *d, const struct chan_sqe *sqe,
-		    uint64_t *touched)
+static int dispatch(struct arena_pool *p, struct disp *d, uint64_t index, uint64_t user_data,
+		    uint64_t seq, uint32_t op, uint32_t attempts, uint64_t *touched)
 {
 	int i = pick(p, d);
 
 	if (i < 0)
 		return -ECHILD;
-	push_to(p, (unsigned)i, sqe);
+	push_to(p, (unsigned)i, index, user_data, seq, op, attempts);
 	d[i].queued++;
 	d[i].awake = 1; /* woken at publish if it sleeps */
 	*touched |= 1ull << i;
 	return 0;
 }
 
-int pool_push_locked(struct arena_pool *p, const struct chan_sqe *sqe, uint64_t *touched)
+int pool_push_locked(struct arena_pool *p, const struct chan_sqe *rec, uint64_t *touched)
 {
 	struct disp d[CHAN_MAX_WORKERS];
 
 	snapshot(p, d, sys_now_ns());
-	return dispatch(p, d, sqe, touched);
+	return dispatch(p, d, rec->index, rec->user_data, rec->seq, rec->op, rec->attempts,
+			touched);
 }
 
 /* Publishes the SQ tails of the touched workers and wakes those asleep. */
@@ -384,8 +402,8 @@ static int take_locked(struct arena_pool *p, const struct batch *b, uint32_t fro
 		int e;
 
 		batch_get(b, from + k, count, &sqe);
-		sqe.seq = seq + k;
-		if ((e = dispatch(p, d, &sqe, &touched)) < 0) {
+		if ((e = dispatch(p, d, sqe.index, sqe.user_data, seq + k, sqe.op, 0,
+				  &touched)) < 0) {
 			r = e;
 			break;
 		}
