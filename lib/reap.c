@@ -378,47 +378,56 @@ static unsigned cq_ready(struct arena_pool *p)
 /*
  * Tiny tasks, many in flight, and a caller that submits and reaps in one
  * thread (the Python module's imap, arena-bench): let completions gather
- * into a batch before taking them, for at most the time the batch takes to
- * run.  A reaper that takes each completion as soon as it is published
- * reads the CQ and result lines while the worker still writes the next
- * entries on them, so those lines cross between the CPUs again and again;
- * and a caller that submits what it reaped keeps the pool in that state
- * for good.  Measured (bench/parent-cost 1 1024, alternated): without
- * this, the same binary ran at 44-50 ns a task with about 240 tasks a reap
- * or, in one run of 5, at 84 ns with 10; with it, 44-53 ns with 220-243
- * in every run.  In a slower phase of the host (8 alternated pairs),
- * 110-135 ns with 146-214 tasks a reap against 142-180 with 51-66.
- * Where another thread submits (the seed's two-thread shape) the wait cost
- * more than it saved (ring-bench, tiny tasks, 2 workers, depth 1024:
- * 0.14-0.16 us a task against 0.08-0.10): that thread and the workers
- * then need the CPU it would spin on.  Nothing changes either where in
- * flight stays under 4 x COALESCE_N (the seed's depth of 10) or tasks are
- * slower than COALESCE_TASK_NS, and the wait is bounded: a worker that
- * stopped (asleep for space, dead) costs one bounded wait.  cons_lock
- * held.
+ * into a batch of a quarter of what is in flight (at most the caller's max)
+ * before taking them, for at most the time that batch takes to run.
+ *
+ * A reaper that takes each completion as soon as it is published reads the
+ * CQ and result lines while the worker still writes the next entries on
+ * them, so those lines cross between the CPUs again and again; and a
+ * caller that submits what it reaped keeps the pool in that state for
+ * good.  Measured (bench/parent-cost 1 1024, alternated runs): the same
+ * binary without this ran at 44-50 ns a task with about 240 tasks a reap
+ * or, in one run of 5, at 84 ns with 10; with a batch of 32 every run took
+ * 220-243 a reap; a batch of 32 with only that much harvested (below), 42
+ * a reap and 50 ns; a quarter of what is in flight, 253 a reap and 40-50
+ * ns.  In a slow phase of the host, 110-135 ns against 142-180.
+ *
+ * Not where another thread submits (the seed's two-thread shape): there
+ * the wait cost more than it saved (ring-bench, tiny tasks, 2 workers,
+ * depth 1024: 0.14-0.16 us a task against 0.08-0.10), that thread and
+ * the workers needing the CPU it would spin on.  Not under
+ * ARENA_SPIN_NEVER, nor where in flight stays under 4 x COALESCE_N (the
+ * seed's depth of 10) or tasks are slower than COALESCE_TASK_NS.  The
+ * wait is bounded: a worker that stopped (asleep for space, dead) costs
+ * one bounded wait.  cons_lock held.
  */
 static void gather(struct arena_pool *p, unsigned max)
 {
 	/* relaxed (all): hints; the wait is only an optimization. */
 	uint64_t tns = atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed), end;
+	unsigned ready;
 	/* A quarter of what is in flight: the batch the caller then submits
 	 * again, so the batches stay that large. */
 	unsigned want = atomic_load_explicit(&p->inflight, memory_order_relaxed) / 4, k;
 
 	if (want > max)
 		want = max;
-	if (atomic_load_explicit(&p->last_submitter, memory_order_relaxed) !=
+	if (p->o.spin == ARENA_SPIN_NEVER ||
+	    atomic_load_explicit(&p->last_submitter, memory_order_relaxed) !=
 	    (uintptr_t)pthread_self() || tns > COALESCE_TASK_NS || want < COALESCE_N ||
-	    cq_ready(p) >= want)
+	    (ready = cq_ready(p)) >= want)
 		return;
 	end = sys_now_ns() + want * (tns > COALESCE_MIN_NS ? tns : COALESCE_MIN_NS);
 	do {
-		/* About 100 ns between looks (a pause is 25 ns here): each
-		 * look reads a line of every worker that it writes on every
-		 * task. */
+		/* Looks about 100 ns apart (a pause is 25 ns here): each reads
+		 * a line of every worker that it writes on every task.  (Ending
+		 * the wait early when no completion came for 10 looks, for a
+		 * worker waiting for this CPU, measured worse there:
+		 * `taskset -c 0 parent-cost 1 1024`, 152 against 127 ns a
+		 * task, smaller batches.) */
 		for (k = 0; k < 4; k++)
 			cpu_relax();
-	} while (cq_ready(p) < want && sys_now_ns() < end);
+	} while ((ready = cq_ready(p)) < want && sys_now_ns() < end);
 }
 
 int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
