@@ -43,15 +43,16 @@
  *                     are complete), the task in hand (inhand_*) and
  *                     task_start_ns (when the task in hand started, 0 when
  *                     none or while it waits for result space; read for
- *                     hang deadlines).  Written in the order: inhand,
- *                     inhand_valid = 1, sq_head; result bytes, CQE, cq_tail,
+ *                     hang deadlines).  Written in the order: inhand_seq
+ *                     (and _pos, _retry), inhand_valid = 1, sq_head; result
+ *                     bytes, CQE, cq_tail,
  *                     inhand_valid = 0.  So after a death the parent decides
  *                     without guessing: a task in hand whose CQE is not among
  *                     the published ones is run again; one whose CQE was
  *                     published is not.  The parent takes the task itself
  *                     from its record (the oldest in flight on that worker);
- *                     inhand only says whether the worker had taken it (for
- *                     the attempt count).  Before a replacement starts, the
+ *                     inhand_seq only says whether the worker had taken it
+ *                     (for the attempt count).  Before a replacement starts, the
  *                     parent rewrites the SQ slots still in flight, sq_tail,
  *                     sq_head, cq_tail, cq_head, inhand_valid and
  *                     task_start_ns from its own record.
