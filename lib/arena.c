@@ -513,24 +513,13 @@ uint64_t arena_count(const struct arena *a)
 
 int arena_get(const struct arena *a, uint64_t i, const void **data, size_t *len)
 {
-	const struct arena_entry *t;
-	uint64_t off, ln;
-
 	if (!a || !data || !len)
 		return -EINVAL;
 	if (i >= a->count)
 		return -ERANGE;
 	if (!a->map)
 		return -EINVAL; /* a failed arena_seal() left no mapping */
-	t = a->sealed || a->table ? a->table : a->btable;
-	off = t[i].off;
-	ln = t[i].len;
-	/* Checked on every read: an arena opened unsealed may change. */
-	if (off > a->data_size || ln > a->data_size - off)
-		return -EBADMSG;
-	*data = ln ? a->data + off : NULL;
-	*len = ln;
-	return 0;
+	return arena_item(a, i, data, len);
 }
 
 int arena_fd(const struct arena *a)

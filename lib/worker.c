@@ -45,14 +45,9 @@ int arena_task_result_ref(struct arena_task *t, const void *data, size_t len)
 	return 0;
 }
 
-int arena_task_get_item(struct arena_task *t)
+/* The default task, once its item is found. */
+static inline int get_item_done(struct arena_task *t, const void *p, size_t len)
 {
-	const void *p;
-	size_t len;
-	int r = arena_get(t->arena, t->index, &p, &len);
-
-	if (r < 0)
-		return r;
 	if (t->op == ARENA_OP_REF)
 		return arena_task_result_ref(t, p, len);
 	if (t->op != ARENA_OP_COPY)
@@ -62,6 +57,33 @@ int arena_task_get_item(struct arena_task *t)
 	if (len)
 		memcpy(t->out, p, len);
 	return (int)(len > INT_MAX ? -EMSGSIZE : (int)len);
+}
+
+int arena_task_get_item(struct arena_task *t)
+{
+	const void *p;
+	size_t len;
+	int r = arena_get(t->arena, t->index, &p, &len);
+
+	return r < 0 ? r : get_item_done(t, p, len);
+}
+
+/*
+ * Runs the pool's task function; the default one inline, without
+ * arena_get()'s argument checks (the worker's arena is mapped and run_task
+ * checked the index): two calls and a dozen branches fewer on every tiny
+ * task (callgrind).
+ */
+static inline int call_task(struct worker *wk, struct arena_task *t)
+{
+	const void *p;
+	size_t len;
+	int r;
+
+	if (wk->fn != arena_task_get_item || !wk->a->map)
+		return wk->fn(t);
+	r = arena_item(wk->a, t->index, &p, &len);
+	return r < 0 ? r : get_item_done(t, p, len);
 }
 
 static _Noreturn void corrupt(struct worker *wk)
@@ -271,7 +293,7 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 
 	memset(cqe, 0, sizeof(*cqe));
 	cqe->seq = sqe->seq;
-	if (sqe->index >= arena_count(wk->a)) {
+	if (sqe->index >= wk->a->count) {
 		cqe->status = -ERANGE;
 		return;
 	}
@@ -290,7 +312,7 @@ static void run_task(struct worker *wk, const struct chan_sqe *sqe, struct chan_
 		t.arg = wk->arg;
 		t.out = chan_res(wk->c, wk->id) + s.off;
 		t.out_cap = s.cap;
-		rc = wk->fn(&t);
+		rc = call_task(wk, &t);
 		if (rc != -EMSGSIZE || t.ref)
 			break;
 		room = more_room(wk, s.cap, pos0);
@@ -508,7 +530,9 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 		atomic_store_explicit(&w->hot.task_start_ns, wk->t_last, memory_order_release);
 	}
 	KILLPOINT(KP_TAKEN, sqe);
-	wk->task = *sqe;
+#ifdef ARENA_KILLPOINTS
+	wk->task = *sqe; /* what the kill points read */
+#endif
 	w->hot.inhand_seq = sqe->seq;
 	w->hot.inhand_pos = pos;
 	w->hot.inhand_retry = (uint32_t)retry;
