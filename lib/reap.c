@@ -189,9 +189,11 @@ static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
 	flags = LOAD_ONCE(e->flags);
 	off = LOAD_ONCE(e->res_off);
 	len = LOAD_ONCE(e->res_len);
-	memset(out, 0, sizeof(*out));
 	if (status > 0)
 		return -EBADMSG;
+	/* Every field written (no memset: this is the hot path). */
+	out->data = NULL;
+	out->ticket = 0;
 	out->user_data = rec->user_data;
 	out->index = rec->index;
 	out->seq = rec->seq;

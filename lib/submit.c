@@ -75,6 +75,9 @@ static int pick(struct arena_pool *p, const struct disp *d)
 	uint64_t least_cost = UINT64_MAX, any_cost = UINT64_MAX;
 	unsigned i, n_awake = 0;
 
+	/* One worker: every rule below comes to "it, if it can take one". */
+	if (p->nworkers == 1)
+		return p->wp[0].alive && d[0].queued <= p->c.sq_mask ? 0 : -1;
 	for (i = 0; i < p->nworkers; i++) {
 		/* The task in hand counts: a worker that runs a long task with
 		 * nothing queued behind it is busy, not free. */
