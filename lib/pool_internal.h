@@ -146,7 +146,8 @@ struct arena_pool {
 	_Alignas(CACHELINE) pthread_mutex_t prod_lock;
 	_Atomic int stopped;    /* set under prod_lock: submissions refused */
 	struct pending *pend;   /* a sleeping producer's batch (submit.c) */
-	/* The thread that submitted last (a hint for reap.c gather). */
+	/* The thread that called submit last and took room itself (a hint for
+	 * reap.c gather; a reaper taking for a producer does not count). */
 	_Atomic uintptr_t last_submitter;
 	_Atomic uint64_t next_seq;
 	_Atomic uint64_t st_submitted, st_prod_wakes, st_skipped, st_prod_waits,

@@ -426,8 +426,6 @@ static int take_locked(struct arena_pool *p, const struct batch *b, uint32_t fro
 	if (touched)
 		pool_publish_locked(p, touched);
 	STAT_ADD1(p, st_submitted, done);
-	/* relaxed: a hint (reap.c gather). */
-	atomic_store_explicit(&p->last_submitter, (uintptr_t)pthread_self(), memory_order_relaxed);
 	*taken = done;
 	return r;
 }
@@ -506,6 +504,9 @@ static int submit_batch(struct arena_pool *p, const struct batch *b, uint32_t n,
 	if (room > n)
 		room = n;
 	r = take_locked(p, b, 0, room, &taken);
+	/* relaxed: a hint (reap.c gather).  The caller's thread, not a reaper
+	 * that takes for it (pool_take_pending). */
+	atomic_store_explicit(&p->last_submitter, (uintptr_t)pthread_self(), memory_order_relaxed);
 	pthread_mutex_unlock(&p->prod_lock);
 	return taken ? (int)taken : r;
 }
