@@ -151,6 +151,13 @@ if "$B/bench/handoff" 100 1 >"$tmp/ho.out" 2>&1 &&
 else
 	bad "handoff:"; cat "$tmp/ho.out"
 fi
+# spsc-floor: small, every completion and result checked by the program.
+if "$B/bench/spsc-floor" 20000 64 >"$tmp/sf.out" 2>&1 &&
+	[ "$(grep -c "depth 64: .* ns a task wall, CPU parent .*, worker" "$tmp/sf.out")" = 3 ]; then
+	ok "spsc-floor"
+else
+	bad "spsc-floor:"; cat "$tmp/sf.out"
+fi
 # parent-cost: small, every result checked by the program; tiny tasks (at
 # depth 1024 through reap.c gather: one thread, many in flight), and 20 us
 # tasks at depth 10 (WORK_US).
