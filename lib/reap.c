@@ -18,6 +18,7 @@
 #define COALESCE_N 32u          /* gather(): the least batch worth waiting for */
 #define COALESCE_TASK_NS 200u   /* for tasks at most this long */
 #define COALESCE_MIN_NS 100u    /* the least time a task is taken to need */
+#define COALESCE_MAX_NS 50000u  /* and the longest wait (depths up to 2^20) */
 
 int pool_fifo_init(struct res_fifo *f)
 {
@@ -400,13 +401,14 @@ static unsigned cq_ready(struct arena_pool *p)
  * the workers needing the CPU it would spin on.  Not under
  * ARENA_SPIN_NEVER, nor where in flight stays under 4 x COALESCE_N (the
  * seed's depth of 10) or tasks are slower than COALESCE_TASK_NS.  The
- * wait is bounded: a worker that stopped (asleep for space, dead) costs
+ * wait is bounded (and never over COALESCE_MAX_NS, whatever the depth and
+ * the caller's max): a worker that stopped (asleep for space, dead) costs
  * one bounded wait.  cons_lock held.
  */
 static void gather(struct arena_pool *p, unsigned max)
 {
 	/* relaxed (all): hints; the wait is only an optimization. */
-	uint64_t tns = atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed), end;
+	uint64_t tns = atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed), end, wait;
 	unsigned ready;
 	/* A quarter of what is in flight: the batch the caller then submits
 	 * again, so the batches stay that large. */
@@ -419,7 +421,8 @@ static void gather(struct arena_pool *p, unsigned max)
 	    (uintptr_t)pthread_self() || tns > COALESCE_TASK_NS || want < COALESCE_N ||
 	    (ready = cq_ready(p)) >= want)
 		return;
-	end = sys_now_ns() + want * (tns > COALESCE_MIN_NS ? tns : COALESCE_MIN_NS);
+	wait = (uint64_t)want * (tns > COALESCE_MIN_NS ? tns : COALESCE_MIN_NS);
+	end = sys_now_ns() + (wait < COALESCE_MAX_NS ? wait : COALESCE_MAX_NS);
 	do {
 		/* Looks about 100 ns apart (a pause is 25 ns here): each reads
 		 * a line of every worker that it writes on every task.  (Ending
