@@ -380,7 +380,8 @@ static unsigned cq_ready(struct arena_pool *p)
 
 /*
  * Tiny tasks, many in flight, and a caller that submits and reaps in one
- * thread (the Python module's imap, arena-bench): let completions gather
+ * thread (the shape of the Python module's imap, of parent-cost and of
+ * ring-bench's one-thread rows): let completions gather
  * into a batch of a quarter of what is in flight (at most the caller's max)
  * before taking them, for at most the time that batch takes to run.
  *
