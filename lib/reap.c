@@ -86,6 +86,13 @@ static int account_result(struct arena_pool *p, unsigned i, uint64_t off, uint64
 	return 0;
 }
 
+/* A completion accepted, into cbuf (place) or a reaper's array. */
+static void count_completed(struct arena_pool *p)
+{
+	p->ncompleted++;
+	STAT_ADD1(p, st_completed, 1);
+}
+
 static int place(struct arena_pool *p, const struct arena_cqe *out)
 {
 	struct cq_slot *s;
@@ -104,8 +111,7 @@ static int place(struct arena_pool *p, const struct arena_cqe *out)
 	}
 	s->cqe = *out;
 	s->valid = 1;
-	p->ncompleted++;
-	STAT_ADD1(p, st_completed, 1);
+	count_completed(p);
 	return 0;
 }
 
@@ -234,6 +240,7 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 	 * result bytes before it are complete. */
 	uint32_t tail = atomic_load_explicit(&w->hot.cq_tail, memory_order_acquire);
 	uint32_t n = tail - pw->cq_head, pub;
+	int direct;
 
 	if (!n)
 		return 0;
@@ -241,10 +248,12 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 		pool_fail(p, -EBADMSG);
 		return -EBADMSG;
 	}
-	/* Harvesting for a caller directly (harvest_all): only what it takes.
-	 * The rest waits in the CQ, where the next reap finds it, rather than
-	 * in cbuf, from where it would take two more copies. */
-	if (p->sink_max && n > p->sink_max - p->sink_n) {
+	/* Harvesting for a caller directly (harvest_all): only what it takes,
+	 * each straight into its array (one copy of each completion, not
+	 * three).  The rest waits in the CQ, where the next reap finds it,
+	 * rather than in cbuf, from where it would take two more copies. */
+	direct = p->sink_max != 0;
+	if (direct && n > p->sink_max - p->sink_n) {
 		n = p->sink_max - p->sink_n;
 		if (!n)
 			return 0;
@@ -256,13 +265,9 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 	pthread_mutex_lock(&p->rel_lock);
 	while (pw->cq_head != tail) {
 		const struct chan_cqe *e = &chan_cq(&p->c, i)[pw->cq_head & p->c.cq_mask];
-		struct arena_cqe out, *dst = &out;
-		int r = -EBADMSG, direct = p->sink_n < p->sink_max;
+		struct arena_cqe out, *dst = direct ? &p->sink[p->sink_n] : &out;
+		int r = -EBADMSG;
 
-		/* Straight into the reaping caller's array while it has room
-		 * (harvest_all): one copy of each completion, not three. */
-		if (direct)
-			dst = &p->sink[p->sink_n];
 		/* A completion is accepted only for the oldest task in flight
 		 * on this worker: never more completions than tasks, never one
 		 * task twice, never a task of another worker. */
@@ -270,8 +275,7 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 			r = convert(p, i, e, &wp->recs[pw->rec_head & p->c.sq_mask], dst);
 		if (r == 0 && direct) {
 			p->sink_n++;
-			p->ncompleted++;
-			STAT_ADD1(p, st_completed, 1);
+			count_completed(p);
 		} else if (r == 0) {
 			r = place(p, &out);
 		}
@@ -410,7 +414,6 @@ static void gather(struct arena_pool *p, unsigned max)
 {
 	/* relaxed (all): hints; the wait is only an optimization. */
 	uint64_t tns = atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed), end, wait;
-	unsigned ready;
 	/* A quarter of what is in flight: the batch the caller then submits
 	 * again, so the batches stay that large. */
 	unsigned want = atomic_load_explicit(&p->inflight, memory_order_relaxed) / 4, k;
@@ -420,7 +423,7 @@ static void gather(struct arena_pool *p, unsigned max)
 	if (p->o.spin == ARENA_SPIN_NEVER ||
 	    atomic_load_explicit(&p->last_submitter, memory_order_relaxed) !=
 	    (uintptr_t)pthread_self() || tns > COALESCE_TASK_NS || want < COALESCE_N ||
-	    (ready = cq_ready(p)) >= want)
+	    cq_ready(p) >= want)
 		return;
 	wait = (uint64_t)want * (tns > COALESCE_MIN_NS ? tns : COALESCE_MIN_NS);
 	end = sys_now_ns() + (wait < COALESCE_MAX_NS ? wait : COALESCE_MAX_NS);
@@ -433,7 +436,7 @@ static void gather(struct arena_pool *p, unsigned max)
 		 * task, smaller batches.) */
 		for (k = 0; k < 4; k++)
 			cpu_relax();
-	} while ((ready = cq_ready(p)) < want && sys_now_ns() < end);
+	} while (cq_ready(p) < want && sys_now_ns() < end);
 }
 
 int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
