@@ -31,7 +31,8 @@ struct worker {
 	uint64_t idle_since;   /* when the queue ran empty, 0 while busy */
 	uint64_t gap_ema;      /* recent time from an empty queue to new tasks */
 	uint64_t last_dt;      /* the latest sample (a task, or a stride's mean) */
-	struct chan_sqe task;  /* the task in hand (kill points read it) */
+	struct chan_sqe task;  /* the task in hand: written and read by kill-point
+				* builds only (lib/killpoint.h) */
 };
 
 /* Runs until stop; returns the exit code for _exit(). Never returns in the

@@ -2889,7 +2889,7 @@ static void test_release_after_stop(void **state)
 /* caller's own user_data, or the pool fails with -EBADMSG; never a hang.     */
 /* ------------------------------------------------------------------------ */
 
-enum evil { EVIL_FORGE_SEQ, EVIL_REWRITE_UD, EVIL_REPLAY, EVIL_SQ_HEAD_BACK, EVIL_INHAND_OLD,
+enum evil { EVIL_FORGE_SEQ, EVIL_POST_EARLY, EVIL_REPLAY, EVIL_SQ_HEAD_BACK, EVIL_INHAND_OLD,
 	    EVIL_SCRIBBLE_UD, EVIL_SCRIBBLE_GARBAGE, EVIL_N };
 
 static const char *const evil_name[] = {
@@ -2967,7 +2967,7 @@ static int evil_task(struct arena_task *t)
 		e.flags = CQE_F_ARENA;
 		evil_post(g, w, &e);
 		break;
-	case EVIL_REWRITE_UD:
+	case EVIL_POST_EARLY:
 		/* Our own completion, posted early, with the right bytes; the
 		 * worker's real one then lands on a slot already taken. */
 		memset(&e, 0, sizeof(e));
