@@ -20,6 +20,9 @@
  *    in min(workers, CPUs) processes that only compute;
  *  - the round trip of one task at a time: back to back ("hot") and after a
  *    random pause longer than the spin budget, so every side sleeps ("idle");
+ *  - the floor of the tiny depth-1024 rows: the same bytes through shared
+ *    memory with no protocol at all (spsc.h, bench/spsc-floor), with one
+ *    parent thread and with a producer and a consumer thread;
  *  - floors: a futex ping-pong between two processes (the wake-up cost: its
  *    latency and the CPU time a round trip costs both sides; again with a
  *    1 ms timeout on every wait, and on one CPU) and a spin ping-pong
@@ -55,6 +58,7 @@
 #include <unistd.h>
 
 #include "cpu_relax.h"
+#include "spsc.h"
 
 #include <arena.h>
 
@@ -1188,6 +1192,24 @@ static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned roun
 	return res;
 }
 
+/*
+ * The tiny depth-1024 rows' floor (spsc.h), in the same minute as the rows:
+ * sf[0] one parent thread, sf[1] a producer and a consumer thread.
+ */
+static void spsc_floors(struct spsc_result sf[2])
+{
+	uint64_t n = opt.quick ? 200000 : 2000000;
+	struct spsc_shared *s = spsc_map();
+
+	if (!s)
+		die("out of memory");
+	for (unsigned t = 0; t < 2; t++)
+		if (spsc_run(s, SPSC_FULL32, n, 1024, t + 1, &sf[t]) < 0)
+			die("spsc floor, %u thread%s: a wrong completion or result", t + 1,
+			    t ? "s" : "");
+	spsc_unmap(s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Goals, report, options                                                    */
 /* ------------------------------------------------------------------------ */
@@ -1455,7 +1477,7 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 		      const struct lat_result *lat, size_t nlat,
 		      const struct floor_result *ff, const struct floor_result *ft,
 		      const struct floor_result *f1, const struct floor_result *fs,
-		      const struct goal *g, size_t ng,
+		      const struct spsc_result *sf, const struct goal *g, size_t ng,
 		      double total_s)
 {
 	FILE *f = fopen(path, "w");
@@ -1521,6 +1543,11 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 	fprintf(f, "},\n    \"spin_pingpong\": {\"rounds\": %u, \"pinned\": %s, ",
 		fs->rounds, fs->pinned ? "true" : "false");
 	json_pct(f, "round_trip", fs->p);
+	for (int t = 0; t < 2; t++)
+		fprintf(f, "},\n    \"spsc_%s\": {\"depth\": 1024, \"wall_ns_per_task\": %.2f, "
+			"\"parent_cpu_ns_per_task\": %.2f, \"consumer_cpu_ns_per_task\": %.2f, "
+			"\"worker_cpu_ns_per_task\": %.2f", t ? "two_threads" : "one_thread",
+			sf[t].wall_ns, sf[t].parent_ns, sf[t].cons_ns, sf[t].worker_ns);
 	fprintf(f, "}\n  },\n  \"goals\": [\n");
 	for (size_t i = 0; i < ng; i++) {
 		fprintf(f, "    {\"goal\": \"%s\", \"shape\": \"%s\", \"op\": \"%s\", "
@@ -1635,6 +1662,8 @@ int main(int argc, char **argv)
 	struct config cf[2 * MAX_LIST * MAX_LIST + 2 * MAX_LIST];
 	struct lat_result lat[MAX_LIST];
 	struct floor_result ff, ft, f1, fs;
+	struct spsc_result sf[2];
+	double batch_best_ns = 0;
 	size_t ncf = 0;
 	uint64_t start = now_ns();
 	struct goal g[] = {
@@ -1765,6 +1794,21 @@ int main(int argc, char **argv)
 		       "  cpu %6.2f us\n", f1.p.p50_us, f1.p.p99_us, f1.cpu_us_per_rt);
 	printf("  spin ping-pong (one shared cache line):           p50 %8.2f us  p99 %8.2f us\n",
 	       fs.p.p50_us, fs.p.p99_us);
+	spsc_floors(sf);
+	for (size_t i = 0; i < ncf; i++)
+		if (cf[i].kind == KIND_TINY && cf[i].depth == 1024 &&
+		    (!batch_best_ns || cf[i].batch.us_per_task * 1e3 < batch_best_ns))
+			batch_best_ns = cf[i].batch.us_per_task * 1e3;
+	printf("  a tiny task through shared memory, no protocol, one worker spinning, depth "
+	       "1024\n  (spsc.h: the tiny depth-1024 rows' floor; ns a task, wall and CPU):\n"
+	       "    one parent thread:                       wall %6.1f  parent %6.1f  worker %6.1f\n"
+	       "    a producer and a consumer thread:        wall %6.1f  producer %5.1f  consumer "
+	       "%5.1f  worker %5.1f\n", sf[0].wall_ns, sf[0].parent_ns, sf[0].worker_ns,
+	       sf[1].wall_ns, sf[1].parent_ns, sf[1].cons_ns, sf[1].worker_ns);
+	if (batch_best_ns > 0)
+		printf("    the batched pipe pool, tiny depth-1024 rows, best: %6.1f (floor / it: one "
+		       "thread %.2fx, two %.2fx)\n", batch_best_ns, sf[0].wall_ns / batch_best_ns,
+		       sf[1].wall_ns / batch_best_ns);
 
 	for (unsigned wi = 0; wi < opt.nworkers; wi++)
 		if (opt.workers[wi] == 5 && ff.p.p99_us > 0)
@@ -1792,8 +1836,8 @@ int main(int argc, char **argv)
 
 	printf("total %.1f s\n", total_s);
 	if (opt.json) {
-		int r = write_json(opt.json, cf, ncf, lat, opt.nworkers, &ff, &ft, &f1, &fs, g,
-				   ng, total_s);
+		int r = write_json(opt.json, cf, ncf, lat, opt.nworkers, &ff, &ft, &f1, &fs, sf,
+				   g, ng, total_s);
 
 		if (r < 0)
 			die("writing %s: %s", opt.json, strerror(-r));

@@ -121,6 +121,13 @@ fl = d["floors"]
 for k in ("futex_pingpong", "futex_pingpong_1ms_timeout", "futex_pingpong_one_cpu"):
     assert fl[k]["cpu_us_per_round_trip"] > 0, (k, fl[k])
     assert fl[k]["round_trip"]["p50_us"] > 0, (k, fl[k])
+for k, roles in (("spsc_one_thread", ("parent", "worker")),
+                 ("spsc_two_threads", ("parent", "consumer", "worker"))):
+    assert fl[k]["wall_ns_per_task"] > 0, (k, fl[k])
+    # >= 0: another process's CPU clock may advance only at ticks, and
+    # --quick's floor runs last a few ms.
+    for role in roles:
+        assert fl[k][role + "_cpu_ns_per_task"] >= 0, (k, role, fl[k])
 names = {g["goal"] for g in d["goals"]}
 for n in ("arena/batch", "CPU arena/batch", "efficiency", "idle p99/futex p99"):
     assert n in names, n
@@ -151,22 +158,27 @@ if "$B/bench/handoff" 100 1 >"$tmp/ho.out" 2>&1 &&
 else
 	bad "handoff:"; cat "$tmp/ho.out"
 fi
-# spsc-floor: small, every completion and result checked by the program.
+# spsc-floor: small, every completion and result checked by the program;
+# one parent thread, then a producer and a consumer thread.
 if "$B/bench/spsc-floor" 20000 64 >"$tmp/sf.out" 2>&1 &&
-	[ "$(grep -c "depth 64: .* ns a task wall, CPU parent .*, worker" "$tmp/sf.out")" = 3 ]; then
+	[ "$(grep -c "depth 64: .* ns a task wall, CPU parent .*, worker" "$tmp/sf.out")" = 3 ] &&
+	"$B/bench/spsc-floor" 20000 64 2 >"$tmp/sf2.out" 2>&1 &&
+	[ "$(grep -c "depth 64, 2 threads: .* wall, CPU producer .*, consumer .*, worker" "$tmp/sf2.out")" = 3 ]; then
 	ok "spsc-floor"
 else
-	bad "spsc-floor:"; cat "$tmp/sf.out"
+	bad "spsc-floor:"; cat "$tmp/sf.out" "$tmp/sf2.out" 2>/dev/null
 fi
 # parent-cost: small, every result checked by the program; tiny tasks (at
 # depth 1024 through reap.c gather: one thread, many in flight), and 20 us
-# tasks at depth 10 (WORK_US).
+# tasks at depth 10 (WORK_US); the two-thread shape (THREADS 2).
 if "$B/bench/parent-cost" 2 64 20000 >"$tmp/pc.out" 2>&1 &&
 	grep -q "parent cpu .* ns/task, workers cpu .*, wall" "$tmp/pc.out" &&
 	"$B/bench/parent-cost" 1 1024 100000 >>"$tmp/pc.out" 2>&1 &&
 	grep -q "depth 1024 tasks 100000: parent cpu .* a reap" "$tmp/pc.out" &&
 	"$B/bench/parent-cost" 2 10 500 20 >>"$tmp/pc.out" 2>&1 &&
-	grep -q "depth 10 tasks 500: parent cpu .* ns/task" "$tmp/pc.out"; then
+	grep -q "depth 10 tasks 500: parent cpu .* ns/task" "$tmp/pc.out" &&
+	"$B/bench/parent-cost" 2 1024 100000 0 2 >>"$tmp/pc.out" 2>&1 &&
+	grep -q "tasks 100000, 2 threads: producer cpu .* a reap" "$tmp/pc.out"; then
 	ok "parent-cost"
 else
 	bad "parent-cost:"; cat "$tmp/pc.out"
