@@ -418,6 +418,20 @@ struct arena_pool_stats {
 /* Snapshot of the counters.  Returns 0, or -EINVAL (p or st NULL). */
 int arena_pool_stats(const struct arena_pool *p, struct arena_pool_stats *st);
 
+/*
+ * Worker i's result area, from the pool's own account: *held is the bytes of
+ * it that results reaped (or harvested, not yet reaped) and not yet released
+ * keep from the worker, counted from the oldest such result (the area is a
+ * ring: one result kept for good keeps everything written after it too, once
+ * the worker wraps around to it); *size is the area's size; *waiting is 1
+ * when the worker says it now waits for space (its own word: a hint).  A
+ * worker that waits while its tasks' results are all held waits for a
+ * release, and only the caller can make one.  Any pointer may be NULL.
+ * Returns 0, -EINVAL or -ERANGE (no worker i).
+ */
+int arena_pool_result_space(struct arena_pool *p, unsigned i, uint64_t *held, uint64_t *size,
+			    int *waiting);
+
 /* Pid of worker i, or -ERANGE / -ESRCH (not running). */
 int arena_pool_worker_pid(const struct arena_pool *p, unsigned i);
 

@@ -622,3 +622,28 @@ int arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, 
 	pthread_mutex_unlock(&p->rel_lock);
 	return 0;
 }
+
+int arena_pool_result_space(struct arena_pool *p, unsigned i, uint64_t *held, uint64_t *size,
+			    int *waiting)
+{
+	uint64_t h;
+
+	if (!p)
+		return -EINVAL;
+	if (i >= p->nworkers)
+		return -ERANGE;
+	/* Our own account (rel_lock): everything from the oldest allocation
+	 * not released to the end of the newest read. */
+	pthread_mutex_lock(&p->rel_lock);
+	h = p->w[i].res_end - p->w[i].res_head;
+	pthread_mutex_unlock(&p->rel_lock);
+	if (held)
+		*held = h;
+	if (size)
+		*size = p->c.res_bytes;
+	if (waiting)
+		/* relaxed: a worker-written hint, any value is safe here. */
+		*waiting = evc_sleepers(atomic_load_explicit(&chan_w(&p->c, i)->slow.space_ann,
+							     memory_order_relaxed)) != 0;
+	return 0;
+}

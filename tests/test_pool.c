@@ -1615,6 +1615,60 @@ static void test_space_wait_not_hang(void **state)
 	leak_end(&l);
 }
 
+/*
+ * arena_pool_result_space: what results held keep from a worker, and that
+ * the worker waits for them.  Two 3000-byte results held fill most of an
+ * 8 KiB area; the third task cannot find 3000 bytes and its worker says it
+ * waits; released, the space is back and the task completes.
+ */
+static void test_result_space(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 4, .result_bytes = 8192,
+				     .task = sized_task };
+	uint64_t held = 1, size = 0;
+	struct arena_cqe c[3];
+	struct arena_pool *p;
+	int waiting = -1, k;
+	struct leak l;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	assert_int_equal(arena_pool_result_space(NULL, 0, &held, &size, &waiting), -EINVAL);
+	assert_int_equal(arena_pool_result_space(p, 1, &held, &size, &waiting), -ERANGE);
+	assert_int_equal(arena_pool_result_space(p, 0, NULL, NULL, NULL), 0);
+	assert_int_equal(arena_pool_result_space(p, 0, &held, &size, &waiting), 0);
+	assert_int_equal(held, 0);
+	assert_int_equal(size, 8192);
+	assert_int_equal(waiting, 0);
+	hold_results(p, c, 2, 3000);
+	assert_int_equal(arena_pool_result_space(p, 0, &held, &size, &waiting), 0);
+	assert_int_equal(held, 6000);   /* 3000 each, 8-byte aligned already */
+	submit_op(p, 0, 2, 3000);
+	assert_int_equal(arena_pool_reap(p, &c[2], 1, 50000000ll), -ETIMEDOUT);
+	/* The worker announces its wait just before it sleeps: look for 2 s. */
+	for (k = 0; k < 200 && !waiting; k++) {
+		assert_int_equal(arena_pool_result_space(p, 0, &held, NULL, &waiting), 0);
+		if (!waiting)
+			usleep(10000);
+	}
+	assert_int_equal(waiting, 1);
+	assert_int_equal(held, 6000);
+	assert_int_equal(arena_pool_release_many(p, c, 2), 0);
+	assert_int_equal(arena_pool_result_space(p, 0, &held, NULL, NULL), 0);
+	assert_int_equal(held, 0);
+	reap1(p, &c[2], 5000000000ll);
+	assert_int_equal(check_pattern(&c[2], 3000), 0);
+	assert_int_equal(arena_pool_result_space(p, 0, &held, NULL, &waiting), 0);
+	assert_int_equal(held, 3000);
+	assert_int_equal(waiting, 0);
+	arena_pool_release(p, &c[2]);
+	assert_int_equal(arena_pool_result_space(p, 0, &held, NULL, NULL), 0);
+	assert_int_equal(held, 0);
+	pool_del(p);
+	leak_end(&l);
+}
+
 static void test_task_error(void **state)
 {
 	struct arena_pool_opts o = { .workers = 2, .depth = 32, .task = err_task };
@@ -3304,6 +3358,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_long_queue_few_wakeups, test_teardown),
 		cmocka_unit_test_teardown(test_blocking_tasks_spread, test_teardown),
 		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),
+		cmocka_unit_test_teardown(test_result_space, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize, test_teardown),
 		cmocka_unit_test_teardown(test_release_many, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
