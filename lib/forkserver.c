@@ -39,7 +39,8 @@ struct fsrv_ans {
 	uint32_t magic, seq;
 	int32_t err;            /* 0: one pidfd attached (no_pidfd: none, the
 	                         * pid below); else -errno, no fd */
-	int32_t pid;            /* no_pidfd: the worker's pid; else 0 */
+	int32_t pid;            /* err 0: the worker's pid (with a pidfd, used
+	                         * only when the kernel dropped it); else 0 */
 };
 
 /* clone3's argument, version 0 (64 bytes), as in <linux/sched.h>. */
@@ -254,8 +255,10 @@ static long raw_clone(unsigned long flags, int *pidfd)
  * one thread and took no lock, so the child may use malloc and stdio.  Its
  * exit signal is the server's own (CLONE_PARENT reuses it): SIGCHLD.
  * Where clone3 is refused (Linux < 5.3, seccomp profiles that answer
- * ENOSYS or EPERM, valgrind) clone(2) does the same.  Without pidfds
- * (p->no_pidfd) the answer carries the pid, which the parent checks.
+ * ENOSYS or EPERM, valgrind) clone(2) does the same.  The answer carries
+ * the pid too: without pidfds (p->no_pidfd) the parent knows the worker by
+ * it, and with them it is how the parent ends a worker whose pidfd found no
+ * free fd here (fsrv_spawn).
  */
 static int clone_worker(struct arena_pool *p, unsigned i, int sock, int *pidfd, pid_t *pid)
 {
@@ -345,7 +348,7 @@ static _Noreturn void server_main(struct arena_pool *p, int sock)
 			continue;
 		}
 		r = q.fail ? -EAGAIN : clone_worker(p, q.worker, sock, &fd, &pid);
-		answer(sock, &q, r, r == 0 ? fd : -1, r == 0 && p->no_pidfd ? pid : 0);
+		answer(sock, &q, r, r == 0 ? fd : -1, r == 0 ? pid : 0);
 		if (fd >= 0)
 			sys_close(fd);
 	}
@@ -392,16 +395,23 @@ int fsrv_start(struct arena_pool *p)
 	return 0;
 }
 
-/* Without a pidfd: the server's exit is polled for, every millisecond. */
-static void reap_server_pid(struct fsrv *s, int ms)
+/* Kills our child pid unless it has exited, and reaps it. */
+static void end_child_pid(pid_t pid)
 {
 	siginfo_t si;
 
+	sys_kill_child(pid, SIGKILL);
+	/* ECHILD (SIGCHLD ignored, or another thread reaped it) is fine. */
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+		;
+}
+
+/* Without a pidfd: the server's exit is polled for, every millisecond. */
+static void reap_server_pid(struct fsrv *s, int ms)
+{
 	while (ms-- > 0 && sys_child_state(s->pid) == 1)
 		usleep(1000);
-	sys_kill_child(s->pid, SIGKILL);
-	while (waitid(P_PID, (id_t)s->pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
-		;
+	end_child_pid(s->pid);
 }
 
 static void reap_server(struct fsrv *s, int ms)
@@ -472,8 +482,13 @@ static pid_t pidfd_pid(int fd)
 	return pid;
 }
 
-/* Receives one answer: 0 and *fd (or -1), -EPIPE, or -EBADMSG.  A
- * successful answer carries one fd, or (want_fd 0) none. */
+/*
+ * Receives one answer: 0 and *fd (or -1), -EPIPE, -EBADMSG, or -EMFILE.  A
+ * successful answer carries one fd, or (want_fd 0) none, and a pid.
+ * -EMFILE: a well-formed successful answer whose fd the kernel dropped
+ * (MSG_CTRUNC, no fd received) because our fd table was full when it came:
+ * a worker runs, known only by the answer's pid (fsrv_spawn).
+ */
 static int recv_answer(struct fsrv *s, struct fsrv_ans *a, int *fd, int want_fd)
 {
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
@@ -506,9 +521,13 @@ static int recv_answer(struct fsrv *s, struct fsrv_ans *a, int *fd, int want_fd)
 				sys_close(f); /* more than one: garbage */
 		}
 	}
-	if (n != sizeof(*a) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-	    a->magic != FSRV_MAGIC || a->seq != s->seq || a->err > 0 || a->err < -4095 ||
-	    (a->err == 0 && want_fd) != (nfd == 1) || nfd > 1 || (a->pid != 0) != (a->err == 0 && !want_fd))
+	if (n != sizeof(*a) || (m.msg_flags & MSG_TRUNC) || a->magic != FSRV_MAGIC ||
+	    a->seq != s->seq || a->err > 0 || a->err < -4095 || nfd > 1 || a->pid < 0 ||
+	    (a->pid != 0) != (a->err == 0))
+		r = -EBADMSG;
+	else if (m.msg_flags & MSG_CTRUNC)
+		r = a->err == 0 && want_fd && nfd == 0 ? -EMFILE : -EBADMSG;
+	else if ((a->err == 0 && want_fd) != (nfd == 1))
 		r = -EBADMSG;
 	if (r < 0 && *fd >= 0) {
 		sys_close(*fd);
@@ -518,9 +537,9 @@ static int recv_answer(struct fsrv *s, struct fsrv_ans *a, int *fd, int want_fd)
 }
 
 /*
- * The pid the server named (no_pidfd), checked against the kernel: it must
- * be our child (alive, or exited and not yet reaped) and no other worker's
- * nor the server's.  Returns the pid, 0 when it is gone already (reaped by
+ * The pid the server named (no_pidfd, or with a pidfd dropped on the way),
+ * checked against the kernel: it must be our child (alive, or exited and
+ * not yet reaped) and no other worker's nor the server's.  Returns the pid, 0 when it is gone already (reaped by
  * the kernel with SIGCHLD ignored, or by another thread's waitpid: it is
  * then treated as exited, like the pidfd path's pid -1), or -EBADMSG (a
  * live process that is not our child: garbage).
@@ -540,6 +559,30 @@ static pid_t check_child_pid(const struct arena_pool *p, unsigned i, int32_t pid
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return 0;
 	return -EBADMSG;
+}
+
+/*
+ * A worker whose pidfd the kernel dropped (recv_answer's -EMFILE), known
+ * only by the pid in the answer.  It is our child (CLONE_PARENT) and we
+ * have not waited for it, so that pid names no other process until we do:
+ * it is checked as a no_pidfd answer's pid is, then killed and reaped.  No
+ * worker runs on unknown to us, and the server, which did nothing wrong,
+ * serves on.  -EMFILE, or -EBADMSG when the pid is not our child (the
+ * server is then lost).  With SIGCHLD ignored, a worker that died on its
+ * own is reaped by the kernel and its pid can be reused: the same window as
+ * a no_pidfd pool's, and kill() goes only to a pid found to be our live
+ * child.
+ */
+static int end_unreceived(struct arena_pool *p, unsigned i, int32_t pid)
+{
+	pid_t r = check_child_pid(p, i, pid);
+
+	if (r < 0)
+		return server_lost(&p->fs, r);
+	if (r > 0)
+		end_child_pid(r);
+	pool_unseen_exit(p, i);
+	return -EMFILE;
 }
 
 /* Waits until the server's answer is there: 0, -ETIMEDOUT or -errno. */
@@ -577,8 +620,9 @@ int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid)
 	/* A free fd for the pidfd the answer carries, held until we receive
 	 * it: without one the kernel drops it (MSG_CTRUNC) and the worker,
 	 * our child, would run on unknown to us.  None (EMFILE): refuse
-	 * before anything is started.  (Another thread of ours opening an fd
-	 * between the close and recvmsg can still take it.) */
+	 * before anything is started.  Another thread of ours opening an fd
+	 * between the close and recvmsg can still take it: then the worker
+	 * is ended through its pid (end_unreceived). */
 	if (!p->no_pidfd) {
 		spare = fcntl(s->sock, F_DUPFD_CLOEXEC, 0);
 		if (spare < 0)
@@ -594,7 +638,13 @@ int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid)
 		sys_close(spare);
 	if (r < 0)
 		return server_lost(s, r);
+	if (p->test_spawn_race)
+		p->test_spawn_race(p->test_spawn_race_arg, 0);
 	r = recv_answer(s, &a, &fd, !p->no_pidfd);
+	if (p->test_spawn_race)
+		p->test_spawn_race(p->test_spawn_race_arg, 1);
+	if (r == -EMFILE)
+		return end_unreceived(p, i, a.pid);
 	if (r < 0)
 		return server_lost(s, r);
 	if (a.err < 0)
@@ -617,6 +667,7 @@ int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid)
 		while (waitid(P_PIDFD, (id_t)fd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
 			;
 		sys_close(fd);
+		pool_unseen_exit(p, i);
 		return -EMFILE;
 	}
 	if (*pid == -2 || *pid == 0) {

@@ -15,9 +15,13 @@
  * The parent treats the server as untrusted input: a request has a bounded
  * wait (FSRV_TIMEOUT_MS), the answer's size, sequence number and fd count are
  * checked, and the worker's pid is read from the kernel (the pidfd's fdinfo),
- * not from the answer.  A server that dies, hangs or answers garbage is
- * killed and marked dead: later starts fail with -EPIPE (the slot's tasks go
- * to the survivors, or complete with -ECHILD), running workers go on.
+ * not from the answer.  The answer's pid serves when the kernel dropped the
+ * pidfd (another thread of ours took the last free fd as it came): that
+ * worker, our unreaped child, is killed and reaped by pid and the start
+ * fails with -EMFILE; the server serves on.  A server that dies, hangs or
+ * answers garbage is killed and marked dead: later starts fail with -EPIPE
+ * (the slot's tasks go to the survivors, or complete with -ECHILD), running
+ * workers go on.
  */
 #ifndef ARENA_FORKSERVER_H
 #define ARENA_FORKSERVER_H
@@ -41,7 +45,8 @@ struct fsrv {
 /* Forks the server (p fully set up but for the io_uring).  0 or -errno. */
 ARENA_HIDDEN int fsrv_start(struct arena_pool *p);
 /* Asks for worker i; *pidfd and *pid on success.  -EPIPE (server dead),
- * -ETIMEDOUT, -EBADMSG (garbage answer), or the clone's error (-EAGAIN...). */
+ * -ETIMEDOUT, -EBADMSG (garbage answer), -EMFILE (no fd for the pidfd: no
+ * worker left running), or the clone's error (-EAGAIN...). */
 ARENA_HIDDEN int fsrv_spawn(struct arena_pool *p, unsigned i, int *pidfd, pid_t *pid);
 /* Tells the server to exit and reaps it. */
 ARENA_HIDDEN void fsrv_stop(struct fsrv *s);

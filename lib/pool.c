@@ -267,6 +267,8 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		p->index_base = t->ring_index_base;
 		p->test_fail_starts = t->fail_starts;
 		p->test_fail_watches = t->fail_watches;
+		p->test_spawn_race = t->spawn_race;
+		p->test_spawn_race_arg = t->spawn_race_arg;
 		p->no_pidfd = t->no_pidfd != 0;
 	}
 	if (!sys_pidfd_usable())

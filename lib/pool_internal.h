@@ -193,6 +193,8 @@ struct arena_pool {
 	/* The fork server (cons_lock, and prod_lock when restarting). */
 	struct fsrv fs;
 	uint32_t test_fail_starts, test_fail_watches;
+	void (*test_spawn_race)(void *arg, int received); /* pool_test.h spawn_race */
+	void *test_spawn_race_arg;
 	int started_once;
 	uint64_t last_poll_ns;
 	uint64_t look_ns;          /* sys_look_ns(): a sleeping reaper looks this often */
@@ -252,6 +254,7 @@ ARENA_HIDDEN int pool_fifo_init(struct res_fifo *f);
 /* supervise.c */
 ARENA_HIDDEN int pool_supervise(struct arena_pool *p, int force_poll);
 ARENA_HIDDEN int pool_handle_exit(struct arena_pool *p, unsigned i);
+ARENA_HIDDEN void pool_unseen_exit(struct arena_pool *p, unsigned i);
 ARENA_HIDDEN int pool_arm_watches(struct arena_pool *p);
 ARENA_HIDDEN int pool_signal_worker(struct arena_pool *p, unsigned i, int sig);
 ARENA_HIDDEN int pool_consumer_sleep(struct arena_pool *p, uint32_t v, int64_t timeout_ns,

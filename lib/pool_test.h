@@ -22,6 +22,13 @@ struct arena_pool_test_opts {
 	                           * first ones fail (the slot is then polled) */
 	uint32_t no_pidfd;        /* supervise without pidfds, as where the
 	                           * kernel or valgrind has none */
+	/* Called by every worker start, in the thread that starts it (its
+	 * locks held), with received 0 between the close of the fd kept free
+	 * for the pidfd and the receipt of the fork server's answer, then
+	 * with received 1 right after that receipt: a test plays another
+	 * thread of the application there, one that opens fds. */
+	void (*spawn_race)(void *arg, int received);
+	void *spawn_race_arg;
 };
 
 #endif

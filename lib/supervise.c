@@ -205,11 +205,12 @@ static int exit_clean(struct arena_pool *p, unsigned i, int *status)
 	       !atomic_load_explicit(&w->hot.inhand_valid, memory_order_acquire);
 }
 
-/* A fork that failed for want of resources (a process limit, memory) is
- * worth trying again; a dead fork server is not. */
+/* A start that failed for want of resources (a process limit, memory, no
+ * free fd for the pidfd) is worth trying again; a dead fork server is not. */
 static int start_error_transient(int r)
 {
-	return r == -EAGAIN || r == -ENOMEM || r == -ENOSPC || r == -EINTR;
+	return r == -EAGAIN || r == -ENOMEM || r == -ENOSPC || r == -EINTR ||
+	       r == -EMFILE || r == -ENFILE;
 }
 
 static int others_alive(struct arena_pool *p, unsigned i)
@@ -301,11 +302,31 @@ static void retry_restarts(struct arena_pool *p, uint64_t now)
 	}
 }
 
+/* A spinner killed mid-spin leaves the hint one too high (channel.h). */
+static void reset_spin_hint(struct arena_pool *p, unsigned i)
+{
+	if (atomic_load_explicit(&chan_w(&p->c, i)->rec.state, memory_order_relaxed) !=
+	    ARENA_WORKER_SLEEPING)
+		atomic_store_explicit(&p->c.g->spin.spinners, 0, memory_order_relaxed);
+}
+
+/*
+ * A worker that its start killed and reaped before we knew it (fsrv_spawn:
+ * its pidfd found no free fd).  It may have run a moment: what it completed
+ * is valid and delivered once, here, and its spinning is forgotten.  The
+ * rest of its traces go with the slot's next prepare_restart, or the slot's
+ * tasks with requeue.  cons_lock held (or create).
+ */
+void pool_unseen_exit(struct arena_pool *p, unsigned i)
+{
+	pool_harvest(p, i);
+	reset_spin_hint(p, i);
+}
+
 /* cons_lock held.  Returns 1 when worker i turned out to be alive. */
 int pool_handle_exit(struct arena_pool *p, unsigned i)
 {
 	struct pool_worker *pw = &p->w[i];
-	struct chan_worker *w = chan_w(&p->c, i);
 	const struct chan_sqe *rec;
 	int clean, status, restarted = 0, in_hand;
 
@@ -338,9 +359,7 @@ int pool_handle_exit(struct arena_pool *p, unsigned i)
 	} else {
 		in_hand = charge_in_hand(p, i, pw->hang_killed ? -ETIMEDOUT : -EOWNERDEAD);
 	}
-	/* A spinner killed mid-spin leaves the hint one too high. */
-	if (atomic_load_explicit(&w->rec.state, memory_order_relaxed) != ARENA_WORKER_SLEEPING)
-		atomic_store_explicit(&p->c.g->spin.spinners, 0, memory_order_relaxed);
+	reset_spin_hint(p, i);
 	/* A worker that exits with an error before completing anything (an
 	 * exec'd program that cannot attach, say) is not restarted for ever. */
 	if (status > 0 && !pw->gen_done && !in_hand)

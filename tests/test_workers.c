@@ -3,9 +3,10 @@
  * Worker processes: where they start from and what they inherit (fork
  * server, signals, fds, the init hook, argv), how their exits are read when
  * the application takes the status away (SIGCHLD ignored, another thread's
- * waitpid), a creating thread that exits, Ctrl-C, failed forks, deadline
- * kills, the io_uring's one owner, and the options' room to grow.  Every
- * scenario that supervises runs with io_uring and with the fallback.
+ * waitpid), a creating thread that exits, Ctrl-C, failed forks, a pidfd
+ * that another thread's fd leaves no room for, deadline kills, the
+ * io_uring's one owner, and the options' room to grow.  Every scenario that
+ * supervises runs with io_uring and with the fallback.
  */
 #define TESTUTIL_POOL_KNOBS
 #include "testutil.h"
@@ -20,11 +21,12 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "arena.h"
 #include "channel.h"   /* the layout, to forge a deadline stamp */
-#include "pool_test.h" /* test-only knobs (fail_starts, no_pidfd) */
+#include "pool_test.h" /* test-only knobs (fail_starts, no_pidfd, spawn_race) */
 
 #define WAIT_NS (20ll * 1000 * 1000 * 1000) /* no wait may be longer */
 
@@ -821,6 +823,229 @@ static void test_server_lost(void **state)
 	run_server_lost(0, 2, SIGSTOP, 1);
 }
 
+/* ---- another thread takes the fd kept for a worker's pidfd -------------- */
+
+/*
+ * The spawn_race knob plays a thread of the application that opens fds while
+ * a worker starts: after the fork server answered and before the answer is
+ * received, it takes every free fd (dup until EMFILE under a lowered
+ * RLIMIT_NOFILE), so the kernel drops the pidfd the answer carries
+ * (MSG_CTRUNC).  With hold it keeps them until the test gives them back
+ * (what the start does next then needs no fd), else it closes them right
+ * after the receipt.  It waits delay_us first: the worker just started runs
+ * meanwhile.  No cmocka assert in here: the pool's locks are held.
+ */
+struct fd_thief {
+	int armed;  /* the next start is raced */
+	int hold;
+	unsigned delay_us;
+	int fired;  /* starts raced */
+	int err;    /* errno of the dup that failed */
+	int n, taken;  /* fds held; the most held */
+	int fds[4096];
+	struct rlimit old;
+};
+
+static int highest_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int hi = -1;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > hi)
+			hi = atoi(e->d_name);
+	closedir(d);
+	return hi;
+}
+
+static void fds_give_back(struct fd_thief *t)
+{
+	while (t->n > 0)
+		close(t->fds[--t->n]);
+	if (t->fired)
+		setrlimit(RLIMIT_NOFILE, &t->old);
+}
+
+static void fds_steal(void *arg, int received)
+{
+	struct fd_thief *t = arg;
+	struct rlimit lim;
+	int fd;
+
+	if (received) {
+		if (!t->hold)
+			fds_give_back(t);
+		return;
+	}
+	if (!t->armed)
+		return;
+	t->armed = 0;
+	t->fired++;
+	if (t->delay_us)
+		usleep(t->delay_us);
+	if (getrlimit(RLIMIT_NOFILE, &t->old) < 0)
+		return;
+	lim = t->old;
+	lim.rlim_cur = (rlim_t)highest_fd() + 8;
+	if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
+		return;
+	errno = 0;
+	while (t->n < (int)(sizeof(t->fds) / sizeof(t->fds[0])) && (fd = dup(2)) >= 0)
+		t->fds[t->n++] = fd;
+	t->err = errno;
+	t->taken = t->n;
+}
+
+/* Our children that are neither the fork server nor one of p's workers. */
+static int strangers(struct arena_pool *p, unsigned nworkers, pid_t srv)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t me = getpid();
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		int pid = atoi(e->d_name), known = pid == srv;
+
+		if (pid <= 0 || proc_ppid(e->d_name) != me)
+			continue;
+		for (unsigned i = 0; i < nworkers; i++)
+			known |= arena_pool_worker_pid(p, i) == pid;
+		if (!known) {
+			print_message("  child %d: neither the fork server nor a worker\n", pid);
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void run_pidfd_dropped(uint32_t flags, int no_pidfd)
+{
+	static struct fd_thief th; /* 16 KiB: not on the stack */
+	struct arena_pool_test_opts t = {
+		.o = { .flags = flags | ARENA_POOL_TEST_OPTS, .workers = 2, .depth = 16 },
+		.no_pidfd = (uint32_t)no_pidfd,
+		.spawn_race = fds_steal,
+		.spawn_race_arg = &th,
+	};
+	struct arena_pool_stats st;
+	struct arena_pool *p = NULL;
+	struct arena_cqe c[16];
+	int base = count_fds(), r, kids;
+	unsigned sub = 0, got = 0, by_unseen = 0;
+	uint32_t seen = 0;
+	uint64_t t0;
+	pid_t pid, srv;
+
+	/* The first worker's start: without pidfds the answer carries no fd
+	 * and the start succeeds; with them it fails and leaves nothing. */
+	memset(&th, 0, sizeof(th));
+	th.armed = 1;
+	th.hold = !no_pidfd;
+	r = arena_pool_create(&p, A, &t.o);
+	fds_give_back(&th);
+	kids = count_children();
+	print_message("pidfd dropped, flags=%u%s: create %d (%s) with %d fd(s) taken, %d child(ren)\n",
+		      flags, no_pidfd ? " no pidfd" : "", r, r ? arena_strerror(r) : "ok",
+		      th.taken, kids);
+	assert_int_equal(th.fired, 1);
+	assert_int_equal(th.err, EMFILE);
+	assert_true(th.taken > 0);
+	if (no_pidfd) {
+		assert_int_equal(r, 0);
+		arena_pool_destroy(p);
+	} else {
+		assert_int_equal(kids, 0);
+		assert_int_equal(r, -EMFILE);
+		assert_null(p);
+	}
+	assert_int_equal(count_children(), 0);
+	assert_int_equal(count_fds(), base);
+
+	/* A replacement's start: it fails the same way, the fork server lives
+	 * on and the slot's restart is retried.  Tasks queued before the
+	 * death is seen, some on worker 0's queue: the worker started for it
+	 * runs them while the knob waits, before it is ended.  What it
+	 * completed is delivered, once; the rest runs on the survivor. */
+	memset(&th, 0, sizeof(th));
+	th.hold = !no_pidfd;
+	th.delay_us = 50000;
+	assert_int_equal(arena_pool_create(&p, A, &t.o), 0);
+	assert_int_equal(run_tasks(p, 100), 0);
+	srv = find_server(p, 2);
+	assert_true(srv > 0);
+	pid = arena_pool_worker_pid(p, 0);
+	kill(pid, SIGKILL);
+	wait_zombie(pid);
+	for (; sub < 16; sub++) {
+		struct arena_sqe s = { .index = sub, .user_data = sub };
+
+		r = arena_pool_submit(p, &s, 1, 0);
+		if (r == -EAGAIN)
+			break;
+		assert_int_equal(r, 1);
+	}
+	th.armed = 1;
+	t0 = now_ns();
+	while (!th.fired || got < sub) {
+		int n = arena_pool_reap(p, c, 16, 1000000);
+
+		if (n < 0 && n != -ETIMEDOUT && n != -EAGAIN)
+			fail_msg("reap: %d (%s)", n, arena_strerror(n));
+		for (int k = 0; k < n; k++) {
+			char want[64];
+			int wl = snprintf(want, sizeof(want), "item-%llu",
+					  (unsigned long long)c[k].user_data);
+
+			assert_int_equal(c[k].status, 0);
+			assert_true(c[k].user_data < sub);
+			assert_false(seen & (1u << c[k].user_data));
+			seen |= 1u << c[k].user_data;
+			assert_int_equal(c[k].len, wl);
+			assert_memory_equal(c[k].data, want, (size_t)wl);
+			by_unseen += c[k].worker == 0 && !no_pidfd;
+			arena_pool_release(p, &c[k]);
+		}
+		got += n > 0 ? (unsigned)n : 0;
+		assert_true(now_ns() - t0 < 10000000000ull);
+	}
+	fds_give_back(&th);
+	print_message("  restart raced: %u task(s) queued, %u run by the worker ended\n", sub,
+		      by_unseen);
+	assert_int_equal(th.err, EMFILE);
+	assert_int_equal(strangers(p, 2, srv), 0);
+	assert_int_equal(find_server(p, 2), srv);
+	while (arena_pool_worker_pid(p, 0) <= 0 || arena_pool_worker_pid(p, 0) == pid) {
+		arena_pool_reap(p, c, 1, 1000000);
+		assert_true(now_ns() - t0 < 10000000000ull);
+	}
+	assert_int_equal(run_tasks(p, 200), 0);
+	stats(p, &st);
+	assert_int_equal(st.crashes, 1);
+	assert_int_equal(st.workers_restarted, 1);
+	assert_int_equal(strangers(p, 2, srv), 0);
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, WAIT_NS), 0);
+	stats(p, &st);
+	assert_int_equal(st.completed, st.submitted);
+	arena_pool_destroy(p);
+	assert_int_equal(count_children(), 0);
+	assert_int_equal(count_fds(), base);
+}
+
+static void test_pidfd_dropped(void **state)
+{
+	(void)state;
+	if (under_valgrind())
+		skip(); /* valgrind keeps RLIMIT_NOFILE to itself */
+	for (int m = 0; m < NMODES4; m++)
+		run_pidfd_dropped(MODE_FLAGS(m), MODE_NO_PIDFD(m));
+}
+
 /* ---- a pidfd watch that fails: the worker is polled instead ------------- */
 
 static void test_watch_fails(void **state)
@@ -1100,6 +1325,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_worker_argv_copied),
 		cmocka_unit_test(test_fork_fails_retried),
 		cmocka_unit_test(test_server_lost),
+		cmocka_unit_test(test_pidfd_dropped),
 		cmocka_unit_test(test_watch_fails),
 		cmocka_unit_test(test_no_restart_in_stop),
 		cmocka_unit_test(test_deadline_charged_by_seq),
