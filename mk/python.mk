@@ -21,7 +21,8 @@ PY_EXT_OBJ  := $(PY_EXT_SRC:python/_libarena/%.c=$(B)/python/obj/%.o)
 # The parts of the C API that arrive over time (see python/_libarena/_libarena.h).
 PY_DEFS     := $(if $(shell grep -l 'worker_init' include/arena.h),-DHAVE_WORKER_INIT) \
 	       $(if $(shell grep -l 'arena_pool_submit_range' include/arena.h),-DHAVE_SUBMIT_RANGE) \
-	       $(if $(shell grep -l 'keep_fds' include/arena.h),-DHAVE_KEEP_FDS)
+	       $(if $(shell grep -l 'keep_fds' include/arena.h),-DHAVE_KEEP_FDS) \
+	       $(if $(shell grep -l 'arena_pool_result_space' include/arena.h),-DHAVE_RESULT_SPACE)
 
 .PHONY: python python-check python-check-san python-install-check
 # `make` builds the module when the interpreter's headers are there

@@ -23,7 +23,8 @@ with open(os.path.join(top, "include", "arena.h")) as f:
     header = f.read()
 macros = [(name, "1") for name, word in (("HAVE_WORKER_INIT", "worker_init"),
                                          ("HAVE_SUBMIT_RANGE", "arena_pool_submit_range"),
-                                         ("HAVE_KEEP_FDS", "keep_fds"))
+                                         ("HAVE_KEEP_FDS", "keep_fds"),
+                                         ("HAVE_RESULT_SPACE", "arena_pool_result_space"))
           if word in header]
 
 setup(

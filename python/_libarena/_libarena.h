@@ -43,6 +43,8 @@
  *                     once).  Without it, waits run in short slices.
  *   HAVE_SUBMIT_RANGE arena_pool_submit_range() for consecutive items.
  *   HAVE_KEEP_FDS     forked workers close the parent's fds but a list.
+ *   HAVE_RESULT_SPACE arena_pool_result_space(): a wait that views keep
+ *                     from ending is reported (ResultSpaceWarning).
  */
 
 /* ------------------------------------------------------------------------ */
@@ -72,7 +74,7 @@ _Static_assert(sizeof(struct rec) == 16, "record header layout");
 typedef struct {
 	PyTypeObject *Arena, *Pool, *View, *Iter;
 	PyObject *ArenaError, *CorruptArenaError, *WorkerCrashed, *TaskTimeout,
-		*ResultTooLarge, *RemoteTraceback, *TaskError;
+		*ResultTooLarge, *RemoteTraceback, *TaskError, *ResultSpaceWarning;
 	PyObject *dumps, *loads;          /* pickle */
 	PyObject *ndarray;                /* numpy.ndarray once numpy is imported */
 	PyObject *asarray, *array;        /* numpy.asarray / numpy.array */
@@ -157,6 +159,10 @@ struct PoolObject {
 	struct task_ctx cx;
 	Py_ssize_t view_threshold;
 	Py_ssize_t exports;   /* result views alive */
+	/* How long the waits on this pool have ended without progress, back
+	 * to back, and after how long that is reported (wait_sliced). */
+	uint64_t stall_ns, stall_warn_ns;
+	int stall_warned;
 	int closing;
 	pid_t owner_pid;
 	uint64_t next_uid;    /* user data of the next task (every caller's) */

@@ -237,7 +237,10 @@ static int module_exec(PyObject *m)
 		"A task raised an exception that could not be pickled: args are (type name, message).");
 	st->RemoteTraceback = new_exc(m, "libarena.RemoteTraceback", PyExc_Exception,
 		"The traceback of an exception raised in a worker, as text (set as __cause__).");
-	if (!st->TaskTimeout || !st->TaskError || !st->RemoteTraceback)
+	st->ResultSpaceWarning = new_exc(m, "libarena.ResultSpaceWarning", PyExc_RuntimeWarning,
+		"A wait on a pool made no progress for a while because a worker waits for result\n"
+		"space that result views still alive hold (Pool(view_threshold=...)): drop them.");
+	if (!st->TaskTimeout || !st->TaskError || !st->RemoteTraceback || !st->ResultSpaceWarning)
 		return -1;
 	st->dumps = import_attr("pickle", "dumps");
 	st->loads = import_attr("pickle", "loads");
@@ -266,6 +269,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->ResultTooLarge);
 	Py_VISIT(st->RemoteTraceback);
 	Py_VISIT(st->TaskError);
+	Py_VISIT(st->ResultSpaceWarning);
 	Py_VISIT(st->dumps);
 	Py_VISIT(st->loads);
 	Py_VISIT(st->ndarray);
@@ -291,6 +295,7 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->ResultTooLarge);
 	Py_CLEAR(st->RemoteTraceback);
 	Py_CLEAR(st->TaskError);
+	Py_CLEAR(st->ResultSpaceWarning);
 	Py_CLEAR(st->dumps);
 	Py_CLEAR(st->loads);
 	Py_CLEAR(st->ndarray);

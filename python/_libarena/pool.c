@@ -52,6 +52,41 @@ void pool_view_released(PoolObject *p, const struct arena_cqe *c)
 /* Waits in slices, releasing the GIL, so that a signal handler (Ctrl-C) runs
  * between them.  op is called with a slice's timeout; it returns like the
  * library's waits.  Returns op's result or -EINTR with an exception set. */
+#ifdef HAVE_RESULT_SPACE
+/*
+ * The waits on this pool have made no progress for stall_warn_ns: when a
+ * worker waits for result space while result views of ours are alive, the
+ * views are why (nothing else frees that space), and waiting on cannot end
+ * until the caller drops some.  Says so, once a pool, as a
+ * ResultSpaceWarning (an exception where warnings are errors).  -1 with
+ * that exception set, else 0.
+ */
+static int stall_report(PoolObject *self)
+{
+	modstate *st = state_of_type(Py_TYPE(self));
+	struct arena_pool_stats ps;
+	unsigned i;
+
+	if (self->stall_warned || !self->exports || arena_pool_stats(self->p, &ps) < 0)
+		return 0;
+	for (i = 0; i < ps.workers; i++) {
+		uint64_t held, size;
+		int waiting;
+
+		if (arena_pool_result_space(self->p, i, &held, &size, &waiting) < 0 || !waiting)
+			continue;
+		self->stall_warned = 1;
+		return PyErr_WarnFormat(st->ResultSpaceWarning, 1,
+			"libarena: no progress for %.1f s: worker %u waits for result space, and "
+			"%.1f of its %.1f MiB are held by results still alive as views (%zd of them "
+			"in this pool); it goes on once they are released (del them), or create the "
+			"Pool with view_threshold=None (copies)", self->stall_ns / 1e9, i,
+			held / 1048576.0, size / 1048576.0, self->exports) < 0 ? -1 : 0;
+	}
+	return 0;
+}
+#endif
+
 int wait_sliced(PoolObject *self, wait_op op, void *arg, int64_t timeout_ns)
 {
 	int64_t left = timeout_ns;
@@ -84,8 +119,17 @@ int wait_sliced(PoolObject *self, wait_op op, void *arg, int64_t timeout_ns)
 				return -EINTR;
 			continue;
 		}
-		if (r != -ETIMEDOUT || timeout_ns == 0)
+		if (r != -ETIMEDOUT) {
+			self->stall_ns = 0;
 			return r;
+		}
+		if (timeout_ns == 0)
+			return r;
+#ifdef HAVE_RESULT_SPACE
+		self->stall_ns += (uint64_t)slice;
+		if (self->stall_ns >= self->stall_warn_ns && stall_report(self) < 0)
+			return -EINTR;
+#endif
 		if (left >= 0) {
 			left -= slice;
 			if (left <= 0)
@@ -231,11 +275,11 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "arena", "func", "workers", "depth", "max_attempts",
 				  "result_bytes", "task_timeout_ns", "view_threshold",
-				  "spawn_argv", "keep_fds", NULL };
+				  "spawn_argv", "keep_fds", "stall_warn_ns", NULL };
 	modstate *st = state_of_type(Py_TYPE(self));
 	struct arena_pool_opts o = { 0 };
 	unsigned workers = 0, depth = 0, attempts = 0;
-	unsigned long long result_bytes = 0, deadline = 0;
+	unsigned long long result_bytes = 0, deadline = 0, stall_warn_ns = 5000000000ull;
 	Py_ssize_t threshold = 65536;
 	PyObject *arena, *func, *argv = Py_None, *keep = Py_None;
 	int keep_fds[64];
@@ -243,9 +287,9 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 	char **cargv = NULL;
 	int r;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O|IIIKKnOO:_Pool", kwlist, st->Arena, &arena,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O|IIIKKnOOK:_Pool", kwlist, st->Arena, &arena,
 					 &func, &workers, &depth, &attempts, &result_bytes,
-					 &deadline, &threshold, &argv, &keep))
+					 &deadline, &threshold, &argv, &keep, &stall_warn_ns))
 		return -1;
 	if (keep != Py_None) {
 		PyObject *seq = PySequence_Fast(keep, "keep_fds must be a sequence of fds");
@@ -292,7 +336,9 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 	self->cx.st = st;
 	self->cx.func = Py_NewRef(func);
 	self->cx.arena_obj = Py_NewRef(arena);
-	self->view_threshold = threshold < 1 ? 1 : threshold;
+	/* Negative: no views, every result is copied (the default). */
+	self->view_threshold = threshold < 0 ? PY_SSIZE_T_MAX : threshold < 1 ? 1 : threshold;
+	self->stall_warn_ns = stall_warn_ns;
 	self->owner_pid = getpid();
 	o.workers = workers;
 	o.depth = depth;

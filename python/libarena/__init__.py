@@ -24,12 +24,15 @@ ArenaError (base), CorruptArenaError, WorkerCrashed, TaskTimeout (also a
 TimeoutError), ResultTooLarge.  An exception raised by a task is re-raised
 with its type and message, and a RemoteTraceback (the worker's traceback) as
 its __cause__; TaskError stands for one that could not be pickled.
+ResultSpaceWarning: a wait that result views still alive keep from ending
+(Pool(view_threshold=...)).
 """
 from ._libarena import (  # noqa: F401
     Arena,
     ArenaError,
     CorruptArenaError,
     RemoteTraceback,
+    ResultSpaceWarning,
     ResultTooLarge,
     TaskError,
     TaskTimeout,
@@ -41,6 +44,6 @@ from ._pool import Future, Pool  # noqa: F401
 __all__ = [
     "Arena", "Pool", "Future",
     "ArenaError", "CorruptArenaError", "WorkerCrashed", "TaskTimeout",
-    "ResultTooLarge", "TaskError", "RemoteTraceback", "strerror",
+    "ResultTooLarge", "ResultSpaceWarning", "TaskError", "RemoteTraceback", "strerror",
 ]
 __version__ = "1.0.0"

@@ -26,6 +26,9 @@ _REAP_MAX = 256
 # Each worker's result area: room for a few 4 MiB batches in flight.  Only
 # the pages results are written to cost memory.
 _RESULT_BYTES = 16 << 20
+# After this long without progress, a wait that result views keep from ending
+# is reported (ResultSpaceWarning); tests make it shorter.
+_STALL_WARN_S = 5.0
 
 _WORKER_BOOT = (
     "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
@@ -180,13 +183,20 @@ class Pool:
       by fork, e.g. a Keras Sequence or a torch Dataset).
     - workers: processes (default ``os.cpu_count()``); depth: tasks in flight
       (default max(10, 2 * workers), the seed's Queue(10) at least).
-    - Results: bytes-likes and numpy arrays travel raw (no pickling); results
-      of view_threshold bytes or more are not copied either: they come back as
-      read-only views (memoryview, or ndarray) that hold the worker's result
-      space until they are released, so keep few alive.  Other objects are
+    - Results: bytes-likes and numpy arrays travel raw (no pickling) and are
+      copied once, here, into memory of their own; other objects are
       pickled.  result_bytes is each worker's result area (default 16 MiB,
       only the pages written cost memory); a larger result raises
       ResultTooLarge.
+    - view_threshold=N (default None: off) skips that copy for results of N
+      bytes or more: they come back as read-only views (memoryview, or
+      ndarray) of the worker's result area, which hold their space until
+      they are released.  The area is a ring: a view kept for good (in a
+      list of every result, say) stops its worker for good once the worker
+      has written result_bytes after it, and the pool then waits for ever.
+      Use views only when each is dropped before the next few are read; a
+      wait that views keep from ending is reported after 5 s
+      (ResultSpaceWarning, an exception under ``-W error``).
     - Errors: an exception raised by func is raised where that item's result
       is read, with the worker's traceback as its __cause__; a task that kills
       its worker max_attempts times raises WorkerCrashed (task_timeout
@@ -201,7 +211,7 @@ class Pool:
     """
 
     def __init__(self, func, arena=None, *, workers=None, depth=None, max_attempts=3,
-                 task_timeout=None, result_bytes=None, view_threshold=65536,
+                 task_timeout=None, result_bytes=None, view_threshold=None,
                  start_method="fork", size=None, keep_fds=()):
         if arena is None:
             if size is None:
@@ -232,11 +242,16 @@ class Pool:
                 "Pool before starting threads, or use start_method='spawn'"
                 % _python_threads(), RuntimeWarning, stacklevel=2)
         timeout_ns = 0 if task_timeout is None else max(1, int(task_timeout * 1e9))
+        if view_threshold is None:
+            view_threshold = -1                 # never a view
+        elif view_threshold < 1:
+            raise ValueError("view_threshold must be None or at least 1")
         self.arena = arena
         self.depth = depth
         self._p = _libarena._Pool(arena, func, workers, depth, max_attempts,
                                   result_bytes or _RESULT_BYTES, timeout_ns, view_threshold,
-                                  argv, list(keep_fds) or None)
+                                  argv, list(keep_fds) or None,
+                                  int(_STALL_WARN_S * 1e9))
         self._reap_lock = threading.Lock()   # one reaper at a time
         self._cv = threading.Condition(threading.Lock())
         self._sinks = {}                     # uid -> Future
