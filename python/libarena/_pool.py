@@ -155,6 +155,16 @@ def _python_threads():
     return threading.active_count()
 
 
+def _main_path(what):
+    """The parent's script, which spawned workers run to find what it
+    defines; ValueError when there is none (an interactive session)."""
+    main_path = getattr(sys.modules["__main__"], "__file__", None)
+    if not main_path:
+        raise ValueError("start_method='spawn' cannot import %s "
+                         "defined in an interactive __main__" % what)
+    return os.path.abspath(main_path)
+
+
 def _spawn_argv(func):
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
@@ -162,13 +172,7 @@ def _spawn_argv(func):
         raise ValueError(
             "start_method='spawn' runs func in a new interpreter that imports it "
             "by name: use a module-level function, not %r" % (func,))
-    main_path = ""
-    if module == "__main__":
-        main_path = getattr(sys.modules["__main__"], "__file__", None)
-        if not main_path:
-            raise ValueError("start_method='spawn' cannot import a function "
-                             "defined in an interactive __main__")
-        main_path = os.path.abspath(main_path)
+    main_path = _main_path("a function") if module == "__main__" else ""
     path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
     return [os.fsencode(a) for a in (sys.executable, "-c", _WORKER_BOOT,
                                      json.dumps(path), module, qualname, main_path)]

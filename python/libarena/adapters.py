@@ -20,7 +20,10 @@ again, once: the epoch goes on, in order.  Keras' enqueuer waits for ever in
 that case and torch's DataLoader fails the epoch.
 
 The workers are forked when the Enqueuer is made: they see the dataset as it
-is then (copy-on-write), and only indices travel to them.  What obj[i]
+is then (copy-on-write), and only indices travel to them.  With
+start_method='spawn' they are fresh interpreters instead (a parent with
+threads, CUDA or JAX must not fork): the dataset reaches them by pickle,
+once per worker start, and then only indices travel.  What obj[i]
 returns comes back with pickle protocol 5, numpy arrays and tensors out of
 band: copied once on this side into memory of their own (the default), or,
 with zero_copy=True, as read-only arrays over the worker's result space,
@@ -31,14 +34,18 @@ function needs it (DataLoader uses torch's default_collate when torch is
 installed).
 """
 import io
+import itertools
 import mmap
 import os
 import pickle
 import random
 import struct
+import types
 import warnings
 
-from ._pool import Pool
+from . import _worker
+from ._libarena import Arena
+from ._pool import Pool, _main_path
 
 __all__ = ["Enqueuer", "DataLoader", "pack", "unpack"]
 
@@ -133,10 +140,10 @@ def unpack(buf):
 
 def _worker_setup():
     """Once per worker process, before its first item: what torch's own
-    DataLoader does in its workers.  torch's intra-op thread pool, inherited
-    half-alive by fork, would otherwise run every op on threads that
-    compete with the other workers for the CPUs (measured: 6 times the CPU
-    per 4 MiB batch)."""
+    DataLoader does in its workers.  torch's intra-op thread pool (inherited
+    half-alive by fork, or started afresh under spawn) would otherwise run
+    every op on threads that compete with the other workers for the CPUs
+    (measured: 6 times the CPU per 4 MiB batch)."""
     torch = _torch()
     if torch is not None:
         torch.set_num_threads(1)
@@ -159,14 +166,15 @@ def _keep_heap():
 
 
 class _GetItem:
-    """The task: obj[i], packed.  Runs in the forked workers.  Each worker
+    """The task: obj[i], packed.  Runs in the workers.  Each worker
     packs into one buffer of its own, reused: a new 4 MiB buffer per batch
     costs a thousand page faults each time the allocator gives the memory
     back to the kernel (measured: most of a worker's time per batch)."""
 
-    def __init__(self, obj):
+    def __init__(self, obj, in_worker=False):
         self.obj = obj
-        self.ready_pid = os.getpid()     # the parent: no set-up here
+        # Made in the parent (fork): no set-up there, only in the children.
+        self.ready_pid = None if in_worker else os.getpid()
         self.scratch = None
 
     def __call__(self, arena, i):
@@ -182,12 +190,84 @@ class _GetItem:
             return pack(item, self.scratch)
 
 
+# ---- spawn: the dataset travels pickled, in an arena --------------------------
+
+class _MainFinder(pickle.Pickler):
+    """A pickler that notes whether the pickle names a class or function of
+    __main__ (the user's script): a spawned worker must then run the script
+    as __mp_main__ before it unpickles, as multiprocessing's spawn does."""
+
+    uses_main = False
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (type, types.FunctionType)) and \
+                getattr(obj, "__module__", None) == "__main__":
+            self.uses_main = True
+        return NotImplemented
+
+
+def _spawn_payload(obj, what):
+    """obj for spawned workers: [u64 pickle length][pickle][the script's
+    path, when the pickle needs it].  Raises here, before any worker
+    starts, what would otherwise fail in every worker."""
+    f = io.BytesIO()
+    f.write(bytes(_LEN.size))
+    p = _MainFinder(f, protocol=5)
+    try:
+        p.dump(obj)
+    except Exception as e:   # noqa: BLE001 - pickle raises many types
+        raise TypeError(
+            "start_method='spawn' sends %s to the workers by pickle, and it cannot be "
+            "pickled (%s: %s): use module-level classes and functions (no lambdas, "
+            "locks, open files), or start_method='fork'" % (what, type(e).__name__, e)) from e
+    plen = f.tell() - _LEN.size
+    if p.uses_main:
+        f.write(os.fsencode(_main_path(what + " (or a class it uses)")))
+    buf = f.getbuffer()
+    _LEN.pack_into(buf, 0, plen)
+    return buf
+
+
+def _spawn_load(mv):
+    """The object _spawn_payload packed (in a spawned worker)."""
+    (plen,) = _LEN.unpack_from(mv, 0)
+    main = bytes(mv[_LEN.size + plen:])
+    if main:
+        _worker.import_main(os.fsdecode(main))
+    return pickle.loads(mv[_LEN.size:_LEN.size + plen])
+
+
+def _spawn_arena(obj, n, what):
+    """The arena a spawned pool runs over: n items (one at least, for the
+    tasks' indices), the first the payload, the others empty."""
+    payload = _spawn_payload(obj, what)
+    try:
+        return Arena(itertools.chain((payload,), itertools.repeat(b"", max(1, n) - 1)),
+                     kind="bytes")
+    finally:
+        payload.release()
+
+
+_spawned = None     # in a spawned worker: its _GetItem, made at its first item
+
+
+def _spawned_item(arena, i):
+    """The task of spawned workers, which import it by name: the first
+    item unpickles the dataset from the arena's item 0 (one pool a worker,
+    so one dataset a process)."""
+    global _spawned
+    if _spawned is None:
+        with arena.view(0) as mv:
+            _spawned = _GetItem(_spawn_load(mv), in_worker=True)
+    return _spawned(arena, i)
+
+
 # ---- Enqueuer ----------------------------------------------------------------
 
 class Enqueuer:
     """Enqueuer(dataset, *, workers=None, depth=10, shuffle=False, seed=None,
     max_attempts=3, task_timeout=None, result_bytes=32 MiB,
-    on_epoch_end=True, zero_copy=False)
+    on_epoch_end=True, zero_copy=False, start_method='fork')
 
     dataset[i] for every i, computed by `workers` processes (default: the
     CPUs), in order (a shuffled order each epoch when shuffle), at most
@@ -206,8 +286,8 @@ class Enqueuer:
       that epoch (the workers stay: the next epoch can start).
     - on_epoch_end: after each complete epoch, calls dataset.on_epoch_end()
       here when it exists (Keras' contract).  The workers keep the dataset
-      they were forked with: state that on_epoch_end changes is not seen
-      by them; call restart() after changing the dataset to fork new ones.
+      they started with: state that on_epoch_end changes is not seen by
+      them; call restart() after changing the dataset to start new ones.
     - result_bytes: each worker's result area; it must hold a few items.
     - zero_copy: False (the default) copies each large result once, here,
       into memory of its own (writable arrays and tensors), and frees the
@@ -217,16 +297,37 @@ class Enqueuer:
       plot, a list of every batch) stalls its worker for good once the
       worker's area wraps around to it -- the epoch then waits for ever.
       Use it when every item is dropped before the next few are read.
+    - start_method: 'fork' (the default) forks the workers from this
+      process now: they see the dataset as it is, copy-on-write, and
+      nothing of it is pickled; make the Enqueuer before starting threads
+      (a warning says when this process has some).  'spawn' starts fresh
+      interpreters instead, for a parent that cannot fork safely (threads,
+      CUDA, JAX; torch's multiprocessing_context='spawn'): the dataset is
+      pickled here, once, into shared memory, and each worker unpickles a
+      copy of its own (a replacement too).  The dataset must pickle, and
+      its class be importable by name in a new interpreter (a module's, or
+      the main script's, which the workers run as __mp_main__: guard the
+      script with ``if __name__ == "__main__":``).  If not, TypeError (it
+      does not pickle) or ValueError (a class of an interactive session)
+      is raised here, before any worker starts.  restart() pickles it again:
+      the new workers get the dataset as it is at restart() (if it no
+      longer pickles, restart() raises and the old workers stay).
     - close() (or ``with``) stops and reaps the workers.
     """
 
     def __init__(self, dataset, *, workers=None, depth=10, shuffle=False, seed=None,
                  max_attempts=3, task_timeout=None, result_bytes=32 << 20, on_epoch_end=True,
-                 zero_copy=False):
+                 zero_copy=False, start_method="fork", _keep_fds=None):
+        self._pool = self._arena = None
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError("the dataset needs __len__ and __getitem__ (a Keras Sequence/"
                             "PyDataset, a torch map-style Dataset, a list)")
+        if start_method not in ("fork", "spawn"):
+            raise ValueError("start_method must be 'fork' or 'spawn'")
         self.dataset = dataset
+        self.start_method = start_method
+        # Spawn only: a function giving the fds the workers keep (DataLoader's order).
+        self._keep_fds = _keep_fds
         self.shuffle = shuffle
         self.seed = random.randrange(1 << 62) if seed is None else seed
         self.call_on_epoch_end = on_epoch_end
@@ -235,15 +336,30 @@ class Enqueuer:
         self.epochs_started = 0
         self._opts = dict(workers=workers, depth=depth, max_attempts=max_attempts,
                           task_timeout=task_timeout, result_bytes=result_bytes)
-        self._pool = None
         self._n = 0
         self.restart()
 
     def restart(self):
-        """Stops the workers and forks new ones from the dataset as it is now."""
+        """Stops the workers and starts new ones with the dataset as it is
+        now: forked from it, or under spawn sent to them pickled."""
+        if self.start_method == "fork":
+            self._stop()
+            self._n = len(self.dataset)
+            self._pool = Pool(_GetItem(self.dataset), size=max(1, self._n), **self._opts)
+            return
+        # Pickled first: a dataset that does not pickle leaves the workers
+        # as they are.  The fds before it: the dataset may pickle their numbers.
+        n = len(self.dataset)
+        keep = self._keep_fds() if self._keep_fds else ()
+        arena = _spawn_arena(self.dataset, n, "the dataset")
         self._stop()
-        self._n = len(self.dataset)
-        self._pool = Pool(_GetItem(self.dataset), size=max(1, self._n), **self._opts)
+        self._n, self._arena = n, arena
+        try:
+            self._pool = Pool(_spawned_item, self._arena, start_method="spawn",
+                              keep_fds=keep, **self._opts)
+        except BaseException:
+            self._stop()
+            raise
 
     def order(self, epoch):
         """The indices of an epoch, in the order they are yielded."""
@@ -293,6 +409,9 @@ class Enqueuer:
         if self._pool is not None:
             self._pool.close(cancel=True)
             self._pool = None
+        if self._arena is not None:      # spawn: the pickled dataset's
+            self._arena.close()
+            self._arena = None
 
     def close(self):
         self._stop()
@@ -336,14 +455,59 @@ def _stack_collate(batch):
 
 class _Batches:
     """Batch b of the current epoch: collate([dataset[i] for i in its
-    indices]).  The epoch's order lives in a shared anonymous mapping that
-    the parent rewrites between epochs (the workers, forked, see it)."""
+    indices]).  The epoch's order lives in a shared mapping that the parent
+    rewrites between epochs: anonymous under fork (the workers inherit
+    it); under spawn a memfd, whose fd the workers inherit at the same
+    number (keep_fds) and map when they unpickle this."""
 
-    def __init__(self, dataset, batch_size, drop_last, collate):
+    def __init__(self, dataset, batch_size, drop_last, collate, spawn=False):
         n = len(dataset)
         self.dataset, self.n, self.bs, self.collate = dataset, n, batch_size, collate
         self.batches = n // batch_size if drop_last else (n + batch_size - 1) // batch_size
-        self.order = mmap.mmap(-1, max(8, 8 * n))     # MAP_SHARED | MAP_ANONYMOUS
+        self.spawn = spawn
+        self.order, self.order_fd = None, -1
+        self._map_order()
+
+    def _map_order(self):
+        size = max(8, 8 * self.n)
+        if not self.spawn:
+            self.order = mmap.mmap(-1, size)     # MAP_SHARED | MAP_ANONYMOUS
+            return
+        fd = os.memfd_create("libarena-order", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, size)
+            self.order = mmap.mmap(fd, size)    # on a dup of fd, not its own
+        except BaseException:
+            os.close(fd)
+            raise
+        self.order_fd = fd
+
+    def order_fds(self):
+        """Spawn: the fd the workers map the order from (made again after
+        close(), for a restart())."""
+        if self.order_fd < 0:
+            self._map_order()
+        return (self.order_fd,)
+
+    def close(self):
+        if self.order_fd >= 0:
+            self.order.close()
+            os.close(self.order_fd)
+            self.order_fd = -1
+
+    def __getstate__(self):
+        if not self.spawn:
+            raise TypeError("a fork-mode DataLoader's batches are not pickled")
+        assert self.order_fd >= 0, "the workers' fd is made before the pickle"
+        state = dict(self.__dict__)
+        state["order"] = None
+        return state
+
+    def __setstate__(self, state):
+        # In a spawned worker: order_fd is the parent's, inherited.
+        state["order"] = mmap.mmap(state["order_fd"], max(8, 8 * state["n"]),
+                                   prot=mmap.PROT_READ)
+        self.__dict__.update(state)
 
     def set_order(self, idx):
         self.order[:8 * len(idx)] = struct.pack("<%dq" % len(idx), *idx)
@@ -358,11 +522,28 @@ class _Batches:
         return self.collate([self.dataset[i] for i in idx])
 
 
+def _loader_start_method(start_method, context):
+    """start_method, or the one torch's multiprocessing_context names (a
+    name or a multiprocessing context); 'fork' when neither is given."""
+    if context is None:
+        return start_method or "fork"
+    name = context if isinstance(context, str) else context.get_start_method()
+    # forkserver: a process that is not this one, the dataset pickled -- spawn.
+    method = {"fork": "fork", "spawn": "spawn", "forkserver": "spawn"}.get(name)
+    if method is None:
+        raise ValueError("multiprocessing_context must be 'fork', 'spawn' or 'forkserver', "
+                         "not %r" % (name,))
+    if start_method is not None and start_method != method:
+        raise ValueError("start_method=%r and multiprocessing_context=%r disagree"
+                         % (start_method, name))
+    return method
+
+
 class DataLoader:
     """DataLoader(dataset, batch_size=1, shuffle=False, *, num_workers=None,
     collate_fn=None, drop_last=False, prefetch_factor=2, seed=None,
     max_attempts=3, timeout=None, result_bytes=32 MiB, zero_copy=False,
-    **ignored)
+    start_method='fork', **ignored)
 
     The torch.utils.data.DataLoader arguments a map-style dataset uses, on
     libarena's workers: each task builds one batch (collate_fn over
@@ -372,31 +553,51 @@ class DataLoader:
     prefetch_factor in flight, a new shuffle each epoch (iterate the loader
     again), the
     same workers for every epoch.  A killed worker's batch is built again
-    and the epoch goes on.  persistent_workers, pin_memory, worker_init_fn
-    and multiprocessing_context are accepted and ignored (the workers are
-    always persistent and forked).
+    and the epoch goes on.
+
+    start_method 'fork' (the default) or 'spawn', as for Enqueuer; torch's
+    multiprocessing_context ('fork', 'spawn', or a multiprocessing context)
+    chooses it too ('forkserver' means 'spawn').  Under spawn the dataset
+    and collate_fn reach the workers by pickle: each must pickle and be
+    importable by name (TypeError or ValueError here otherwise), and
+    restart() sends the dataset as it is then.  persistent_workers,
+    pin_memory and worker_init_fn are accepted and ignored (the workers
+    are always persistent).
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, *, num_workers=None,
                  collate_fn=None, drop_last=False, prefetch_factor=2, seed=None,
                  max_attempts=3, timeout=None, result_bytes=32 << 20, zero_copy=False,
-                 **ignored):
+                 start_method=None, **ignored):
         if batch_size is None or batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         unknown = set(ignored) - {"persistent_workers", "pin_memory", "worker_init_fn",
                                   "multiprocessing_context", "generator", "sampler_seed"}
         if unknown:
             raise TypeError("unsupported DataLoader arguments: %s" % ", ".join(sorted(unknown)))
+        if start_method not in (None, "fork", "spawn"):
+            raise ValueError("start_method must be 'fork' or 'spawn'")
+        start_method = _loader_start_method(start_method, ignored.get("multiprocessing_context"))
+        spawn = start_method == "spawn"
+        if spawn and collate_fn is not None:
+            _spawn_payload(collate_fn, "collate_fn")     # an error that names it
         workers = num_workers or os.cpu_count() or 1
         self.dataset = dataset
         self.batch_size = batch_size
-        self._batches = _Batches(dataset, batch_size, drop_last, collate_fn or _default_collate())
+        self.start_method = start_method
+        self._batches = _Batches(dataset, batch_size, drop_last, collate_fn or _default_collate(),
+                                 spawn)
         self._shuffle = shuffle
-        self._enq = Enqueuer(self._batches, workers=workers,
-                             depth=max(1, workers * (prefetch_factor or 2)), shuffle=False,
-                             seed=seed, max_attempts=max_attempts, task_timeout=timeout,
-                             result_bytes=result_bytes, on_epoch_end=False,
-                             zero_copy=zero_copy)
+        try:
+            self._enq = Enqueuer(self._batches, workers=workers,
+                                 depth=max(1, workers * (prefetch_factor or 2)), shuffle=False,
+                                 seed=seed, max_attempts=max_attempts, task_timeout=timeout,
+                                 result_bytes=result_bytes, on_epoch_end=False,
+                                 zero_copy=zero_copy, start_method=start_method,
+                                 _keep_fds=self._batches.order_fds if spawn else None)
+        except BaseException:
+            self._batches.close()
+            raise
         self._rng = random.Random(self._enq.seed)
 
     def __len__(self):
@@ -413,11 +614,13 @@ class DataLoader:
         return self._enq.worker_pids()
 
     def restart(self):
-        """Forks new workers from the dataset as it is now."""
+        """New workers with the dataset as it is now: forked from it, or
+        under spawn sent to them pickled."""
         self._enq.restart()
 
     def close(self):
         self._enq.close()
+        self._batches.close()
 
     def __enter__(self):
         return self

@@ -9,79 +9,22 @@ A worker killed in the middle of an epoch:
   - torch.utils.data.DataLoader: the whole epoch fails with RuntimeError;
   - libarena.adapters.Enqueuer: the item is computed again, exactly once,
     and the epoch goes on, in order.
+
+The adapters' start_method='spawn' (fresh interpreters, the dataset sent
+by pickle) at the end: the same items as under fork, the same recovery.
 """
-import mmap
 import multiprocessing as mp
-import os
 import queue
-import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+import warnings
 
 import pytest
 
-# Generous bounds: these tests must pass on a loaded 2-CPU machine.  None is
-# a speed assertion; each one bounds a wait that would otherwise be a hang.
-WAIT_S = 60
-
-
-class SharedInts:
-    """n C ints in an anonymous shared mapping, inherited by forked workers
-    (no /dev/shm file, unlike multiprocessing.Array)."""
-
-    def __init__(self, n):
-        self._map = mmap.mmap(-1, 4 * max(1, n))
-        self._ints = memoryview(self._map).cast("i")
-
-    def __getitem__(self, i):
-        return self._ints[i]
-
-    def __setitem__(self, i, v):
-        self._ints[i] = v
-
-    def __len__(self):
-        return len(self._ints)
-
-    def __iter__(self):
-        return iter(self._ints.tolist())
-
-
-class Probe:
-    """A map-style dataset (the shape of a Keras Sequence or a torch
-    Dataset): item i is (i, i * i).  Counts every computation of every
-    index in shared memory; the victim index, while armed, reports its pid
-    and sleeps until it is killed."""
-
-    def __init__(self, n, victim=-1):
-        self.n = n
-        self.victim = victim
-        self.calls = SharedInts(n)          # inherited by fork
-        self.flags = SharedInts(2)          # armed, the victim's pid
-        self.flags[0] = 1 if victim >= 0 else 0
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        self.calls[i] += 1
-        if i == self.victim and self.flags[0]:
-            self.flags[1] = os.getpid()
-            time.sleep(3600)            # the test kills this worker
-        return (i, i * i)
-
-    def kill_victim(self):
-        """Waits for the victim's worker to be inside item victim, disarms
-        the item (its recomputation returns normally) and SIGKILLs it."""
-        deadline = time.monotonic() + WAIT_S
-        while self.flags[1] == 0:
-            assert time.monotonic() < deadline, "the victim item never started"
-            time.sleep(0.005)
-        pid = self.flags[1]
-        self.flags[0] = 0
-        os.kill(pid, signal.SIGKILL)
-        return pid
+from adapter_data import WAIT_S, Probe, SharedInts, Squares, as_list, firsts
 
 
 def bounded(fn):
@@ -366,3 +309,179 @@ def test_dataloader_matches_torch_and_survives_a_killed_worker():
         # The task is the batch (items 16..23): what the killed attempt had
         # computed (16..21) is computed once more, the rest once.
         assert list(probe.calls) == [2 if 16 <= i <= 21 else 1 for i in range(64)]
+
+
+# ---- start_method='spawn' -----------------------------------------------------
+# Each spawned interpreter costs 50-100 ms: 2 workers, few pools.
+
+def _exec_d(pids):
+    """True when every pid runs a spawned interpreter (not a fork of us)."""
+    for pid in pids:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if b"libarena._worker" not in f.read():
+                return False
+    return True
+
+
+def test_spawn_enqueuer_gives_what_fork_gives(no_leaks):
+    """In order and shuffled, two epochs each: the same items as forked
+    workers give.  The parent has a thread: spawning does not warn."""
+    ad = _adapters()
+    ds = Squares(30)
+    want = {}
+    for shuffle in (False, True):
+        with ad.Enqueuer(ds, workers=2, shuffle=shuffle, seed=5) as enq:
+            want[shuffle] = [list(enq), list(enq)]
+    ev = threading.Event()
+    th = threading.Thread(target=ev.wait)
+    th.start()
+    try:
+        for shuffle in (False, True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                enq = ad.Enqueuer(ds, workers=2, shuffle=shuffle, seed=5,
+                                  start_method="spawn")
+            with enq:
+                assert [list(enq), list(enq)] == want[shuffle]
+                assert _exec_d(enq.worker_pids())
+    finally:
+        ev.set()
+        th.join()
+    assert want[True][0] != want[True][1] and sorted(want[True][0]) == want[False][0]
+
+
+def test_spawn_dataloader_gives_what_fork_gives(no_leaks):
+    """The shuffled order reaches spawned workers (a memfd they inherit,
+    not fork's shared mapping): the same batches, epoch after epoch.
+    torch's multiprocessing_context='spawn' chooses spawn too."""
+    ad = _adapters()
+    ds = Squares(30)
+    for shuffle in (False, True):
+        with ad.DataLoader(ds, batch_size=4, shuffle=shuffle, num_workers=2, seed=9,
+                           collate_fn=as_list) as dl:
+            want = [list(dl), list(dl)]
+        kw = {"multiprocessing_context": "spawn"} if shuffle else {"start_method": "spawn"}
+        with ad.DataLoader(ds, batch_size=4, shuffle=shuffle, num_workers=2, seed=9,
+                           collate_fn=as_list, **kw) as dl:
+            assert dl.start_method == "spawn"
+            assert [list(dl), list(dl)] == want
+            assert _exec_d(dl.worker_pids())
+        assert sorted(x for b in want[0] for x in b) == [ds[i] for i in range(30)]
+    assert want[0] != want[1], "a new shuffle each epoch"
+
+
+def test_spawn_enqueuer_recomputes_the_item_of_a_killed_worker_once(tmp_path):
+    """As under fork: the replacement, spawned, unpickles the dataset
+    again and computes the item; every other item once."""
+    ad = _adapters()
+    n, victim = 40, 7
+    ds = Probe(n, victim, shared=tmp_path)
+    try:
+        with ad.Enqueuer(ds, workers=2, depth=10, start_method="spawn") as enq:
+            killer = threading.Thread(target=ds.kill_victim, daemon=True)
+            killer.start()
+            got = bounded(lambda: list(enq))
+            killer.join(WAIT_S)
+            assert not killer.is_alive()
+            assert got == [(i, i * i) for i in range(n)]
+            assert ds.calls[victim] == 2
+            assert [ds.calls[i] for i in range(n) if i != victim] == [1] * (n - 1)
+            st = enq.stats()
+            assert st["crashes"] == 1 and st["tasks_rerun"] == 1
+            assert _exec_d(enq.worker_pids())
+    finally:
+        ds.close()
+
+
+def test_spawn_dataloader_survives_a_killed_worker(tmp_path):
+    ad = _adapters()
+    probe = Probe(64, victim=21, shared=tmp_path)
+    try:
+        with ad.DataLoader(probe, batch_size=8, num_workers=2, start_method="spawn",
+                           collate_fn=firsts) as dl:
+            killer = threading.Thread(target=probe.kill_victim, daemon=True)
+            killer.start()
+            got = bounded(lambda: list(dl))
+            killer.join(WAIT_S)
+            assert [i for b in got for i in b] == list(range(64))
+            assert list(probe.calls) == [2 if 16 <= i <= 21 else 1 for i in range(64)]
+    finally:
+        probe.close()
+
+
+def test_spawn_refuses_what_does_not_pickle(no_leaks):
+    """Found at construction, before any worker starts, with the reason."""
+    ad = _adapters()
+    ds = Probe(10)                       # its counters: an anonymous mapping
+    try:
+        with pytest.raises(TypeError, match="(?s)the dataset .* by pickle.*mmap"):
+            ad.Enqueuer(ds, workers=2, start_method="spawn")
+        with pytest.raises(TypeError, match="the dataset .* by pickle"):
+            ad.DataLoader(ds, num_workers=2, start_method="spawn", collate_fn=as_list)
+        with pytest.raises(TypeError, match="collate_fn .* by pickle"):
+            ad.DataLoader(Squares(10), num_workers=2, start_method="spawn",
+                          collate_fn=lambda b: b)
+        with pytest.raises(ValueError, match="disagree"):
+            ad.DataLoader(Squares(10), start_method="fork", multiprocessing_context="spawn")
+        with pytest.raises(ValueError, match="start_method"):
+            ad.Enqueuer(Squares(10), start_method="forkserver")
+        assert ds.calls[0] == 0
+    finally:
+        ds.close()
+
+
+def test_spawn_restart_sends_the_dataset_as_it_is(no_leaks):
+    """Spawned workers hold the copy they unpickled; restart() pickles the
+    dataset again (one that no longer pickles leaves the old workers).  A
+    closed DataLoader restarts too (its order's memfd is made again)."""
+    ad = _adapters()
+    ds = Squares(12)
+    with ad.Enqueuer(ds, workers=2, start_method="spawn") as enq:
+        assert list(enq) == [(i, i * i) for i in range(12)]
+        ds.k = 2
+        assert list(enq) == [(i, i * i) for i in range(12)], "the workers' copy"
+        enq.restart()
+        assert list(enq) == [(i, 2 * i * i) for i in range(12)]
+        ds.k = threading.Lock()
+        with pytest.raises(TypeError, match="pickle"):
+            enq.restart()
+        assert list(enq) == [(i, 2 * i * i) for i in range(12)], "the old workers stay"
+    ds = Squares(12)
+    dl = ad.DataLoader(ds, batch_size=5, shuffle=True, num_workers=2, start_method="spawn",
+                       collate_fn=as_list)
+    first = [x for b in dl for x in b]
+    dl.close()
+    ds.k = 3
+    dl.restart()
+    with dl:
+        again = [x for b in dl for x in b]
+    assert sorted(first) == [(i, i * i) for i in range(12)]
+    assert sorted(again) == [(i, 3 * i * i) for i in range(12)]
+
+
+def test_spawn_dataset_of_the_main_script(tmp_path):
+    """A dataset class defined in the user's script: the workers run the
+    script as __mp_main__ to unpickle it (its guarded block does not run).
+    In an interactive session they could not: ValueError at construction."""
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent("""
+        import libarena.adapters
+
+        class Cubes:
+            def __len__(self):
+                return 20
+            def __getitem__(self, i):
+                return i ** 3
+
+        if __name__ == "__main__":
+            with libarena.adapters.Enqueuer(Cubes(), workers=2, start_method="spawn") as enq:
+                print(sum(enq))
+    """))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=WAIT_S)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(sum(i ** 3 for i in range(20)))
+    code = script.read_text().replace('if __name__ == "__main__":', "if True:")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=WAIT_S)
+    assert r.returncode != 0 and "ValueError" in r.stderr and "interactive" in r.stderr
