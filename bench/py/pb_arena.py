@@ -233,8 +233,9 @@ def run_batches(cfg, items):
     rss = RssSampler(n, rss_every(n))
     # Room for a few batches a worker: a worker whose area is full waits for
     # the consumer to drop a view, like a full queue.
+    # view_threshold: zero-copy is opt-in (each batch is dropped at once).
     pool = lib.Pool(build_batch, arena, workers=cfg.workers, depth=cfg.depth,
-                    result_bytes=4 * (batch_bytes + 65536))
+                    result_bytes=4 * (batch_bytes + 65536), view_threshold=65536)
     try:
         _warm(pool, cfg.workers)
         res.setup_ns = now() - t0

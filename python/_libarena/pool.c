@@ -72,16 +72,19 @@ static int stall_report(PoolObject *self)
 	for (i = 0; i < ps.workers; i++) {
 		uint64_t held, size;
 		int waiting;
+		char msg[400];
 
 		if (arena_pool_result_space(self->p, i, &held, &size, &waiting) < 0 || !waiting)
 			continue;
 		self->stall_warned = 1;
-		return PyErr_WarnFormat(st->ResultSpaceWarning, 1,
-			"libarena: no progress for %.1f s: worker %u waits for result space, and "
-			"%.1f of its %.1f MiB are held by results still alive as views (%zd of them "
-			"in this pool); it goes on once they are released (del them), or create the "
-			"Pool with view_threshold=None (copies)", self->stall_ns / 1e9, i,
-			held / 1048576.0, size / 1048576.0, self->exports) < 0 ? -1 : 0;
+		/* PyErr_WarnFormat has no %f. */
+		snprintf(msg, sizeof(msg),
+			 "libarena: no progress for %.1f s: worker %u waits for result space, and "
+			 "%.2f of its %.2f MiB are held by results still alive as views (%zd of "
+			 "them in this pool); it goes on once they are released (del them), or "
+			 "create the Pool with view_threshold=None (copies)", self->stall_ns / 1e9,
+			 i, held / 1048576.0, size / 1048576.0, self->exports);
+		return PyErr_WarnEx(st->ResultSpaceWarning, msg, 1) < 0 ? -1 : 0;
 	}
 	return 0;
 }

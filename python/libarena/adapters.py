@@ -334,8 +334,12 @@ class Enqueuer:
         self.zero_copy = zero_copy
         self.epochs_done = 0        # epochs read to the end
         self.epochs_started = 0
+        # Large results as views (64 KiB and up): zero_copy hands them out,
+        # and otherwise epoch() copies each once into a bytearray, so that
+        # the arrays and tensors unpacked from it are writable.
         self._opts = dict(workers=workers, depth=depth, max_attempts=max_attempts,
-                          task_timeout=task_timeout, result_bytes=result_bytes)
+                          task_timeout=task_timeout, result_bytes=result_bytes,
+                          view_threshold=65536)
         self._n = 0
         self.restart()
 

@@ -5,6 +5,7 @@ import gc
 import os
 import queue
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -64,12 +65,65 @@ def test_large_results_are_views_holding_space(no_leaks):
     def task(a, i):
         return np.full(1 << 15, i, dtype=np.int64)        # 256 KiB
 
-    with libarena.Pool(task, arena, workers=1, result_bytes=1 << 20) as p:
+    with libarena.Pool(task, arena, workers=1, result_bytes=1 << 20,
+                       view_threshold=65536) as p:
         total = 0
         for i, x in enumerate(p.imap()):
             assert not x.flags.writeable and x[0] == i and x[-1] == i
             total += int(x[0])
         assert total == sum(range(100))
+
+
+def test_results_are_copies_by_default(no_leaks):
+    """The default keeps nothing of the workers' result areas: a list of every
+    result (here 20 MiB of them through 1 MiB areas) fills, and each result is
+    memory of its own (bytes, writable arrays)."""
+    arena = libarena.Arena([b""] * 200)
+
+    def task(a, i):
+        return bytes([i % 256]) * 100000 if i % 2 else np.full(12500, i, dtype=np.int64)
+
+    with libarena.Pool(task, arena, workers=2, result_bytes=1 << 20) as p:
+        out = list(p.imap())
+        assert len(out) == 200
+        for i, r in enumerate(out):
+            if i % 2:
+                assert type(r) is bytes and r == bytes([i % 256]) * 100000
+            else:
+                assert r.flags.writeable and r.shape == (12500,) and r[0] == r[-1] == i
+        assert p.stats()["completed"] == 200
+    with pytest.raises(ValueError):
+        libarena.Pool(task, arena, view_threshold=0)
+
+
+def test_views_kept_for_good_are_reported(no_leaks, monkeypatch):
+    """Views kept for good stop their worker once its area wraps around to
+    them; the wait says why (ResultSpaceWarning, here an exception), and goes
+    on once they are dropped."""
+    monkeypatch.setattr(libarena._pool, "_STALL_WARN_S", 0.3)
+    arena = libarena.Arena([b""] * 12)
+
+    def task(a, i):
+        return np.full(1 << 15, i, dtype=np.int64)        # 256 KiB
+
+    with libarena.Pool(task, arena, workers=1, result_bytes=1 << 20,
+                       view_threshold=65536) as p:
+        it = p.imap()
+        kept = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", libarena.ResultSpaceWarning)
+            with pytest.raises(libarena.ResultSpaceWarning) as e:
+                for x in it:
+                    kept.append(x)
+        msg = str(e.value)
+        assert "worker 0 waits for result space" in msg and "view_threshold=None" in msg
+        assert 1 <= len(kept) <= 4                          # a 1 MiB area
+        assert [int(x[0]) for x in kept] == list(range(len(kept)))
+        n = len(kept)
+        del kept, x
+        gc.collect()
+        rest = [int(x[0]) for x in it]                      # the same iterator goes on
+        assert rest == list(range(n, 12))
 
 
 def test_result_views_outlive_close(no_leaks):
@@ -327,12 +381,17 @@ def _mapping_of(addr):
 
 
 def test_large_results_not_copied(no_leaks):
-    """A large array result is read where the worker wrote it: the consumer's
-    ndarray points into the channel's shared mapping, not into its heap."""
+    """With view_threshold, a large array result is read where the worker
+    wrote it: the consumer's ndarray points into the channel's shared
+    mapping, not into its heap; by default it is a copy in the heap."""
     def task(a, i):
         return np.full((1024, 1024), i, dtype=np.float32)   # 4 MiB
 
-    with libarena.Pool(task, size=3, workers=1) as p:
+    with libarena.Pool(task, size=1, workers=1) as p:
+        x = p.submit(0).result()
+        assert not _mapping_of(x.ctypes.data).startswith("/memfd:arena-channel")
+        assert x.flags.owndata and x.flags.writeable and x[-1, -1] == 0
+    with libarena.Pool(task, size=3, workers=1, view_threshold=65536) as p:
         for i, x in enumerate(p.imap()):
             assert _mapping_of(x.ctypes.data).startswith("/memfd:arena-channel")
             assert not x.flags.owndata and not x.flags.writeable
