@@ -29,16 +29,25 @@ band: copied once on this side into memory of their own (the default), or,
 with zero_copy=True, as read-only arrays over the worker's result space,
 which they hold until they are dropped (see Enqueuer).
 
+Forked workers keep the files this process has open when they start
+(regular files and directories: what an open() file, an h5py or sqlite
+file, a memmap's file hold), as torch's forked workers do; keep_fds
+chooses otherwise (see Enqueuer).
+
 Neither Keras nor torch is imported here unless the dataset or the collate
 function needs it (DataLoader uses torch's default_collate when torch is
 installed).
 """
+import errno
+import fcntl
 import io
 import itertools
 import mmap
 import os
 import pickle
 import random
+import socket
+import stat
 import struct
 import types
 import warnings
@@ -262,12 +271,118 @@ def _spawned_item(arena, i):
     return _spawned(arena, i)
 
 
+# ---- the fds the workers keep --------------------------------------------------
+
+# The library's limit (lib/pool.c arena_pool_create: at most 64 keep_fds).
+_MAX_KEEP = 64
+# Memfds of libarena's own machinery, by name: pools' channels (their result
+# areas), DataLoader's order (a spawned loader adds its own through _own_fds).
+_OWN_MEMFDS = ("/memfd:arena-channel", "/memfd:libarena-order")
+_OWN_ANON = ("anon_inode:[pidfd]", "anon_inode:[io_uring]")
+
+
+def _libarenas(fd, link):
+    """True for libarena's own fds, which a scan leaves out.  Arenas
+    (sealed memfds) and other pools' channels: kept, they would hold that
+    memory for as long as the workers live (a forked worker has the
+    mappings it needs already; a pool keeps its own arena's fd itself).
+    Other pools' fork-server sockets (the only unix SOCK_SEQPACKET sockets
+    libarena makes): kept, the server would not see EOF when its pool
+    closes, and that close would wait a second for it.  pidfds, io_urings."""
+    if link.startswith(_OWN_ANON) or link.startswith(_OWN_MEMFDS):
+        return True
+    if link.startswith("socket:"):
+        try:
+            s = socket.socket(fileno=fd)      # reads family and type
+        except OSError:
+            return False
+        own = s.family == socket.AF_UNIX and s.type == socket.SOCK_SEQPACKET
+        s.detach()                            # the fd stays open
+        return own
+    if not link.startswith("/memfd:"):
+        return False
+    try:
+        return bool(fcntl.fcntl(fd, fcntl.F_GET_SEALS) & fcntl.F_SEAL_WRITE)
+    except OSError:
+        return False
+
+
+def _open_fds(mode):
+    """The fds of this process that keep_fds=mode ('files' or 'all') keeps:
+    every one but 0, 1, 2 (kept anyway) and libarena's own; 'files' only
+    regular files and directories."""
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd < 3:
+            continue
+        try:
+            mode_bits = os.fstat(fd).st_mode
+            if mode == "files" and not (stat.S_ISREG(mode_bits) or stat.S_ISDIR(mode_bits)):
+                continue
+            link = os.readlink("/proc/self/fd/" + name)
+        except OSError:          # the listing's own fd, closed by now
+            continue
+        if not _libarenas(fd, link):
+            out.append(fd)
+    return sorted(out)
+
+
+def _fd_of(x):
+    """An fd, or an object's fileno() (as Pool's keep_fds takes them)."""
+    fd = x if isinstance(x, int) else x.fileno()
+    if not isinstance(fd, int) or fd < 0:
+        raise ValueError("keep_fds: %r is not an fd" % (x,))
+    return fd
+
+
+def _keep_spec(keep_fds, start_method):
+    """keep_fds checked, as restart() reads it: 'files', 'all' or a list."""
+    if keep_fds is None:
+        return "files" if start_method == "fork" else []
+    if isinstance(keep_fds, str):
+        if keep_fds not in ("files", "all"):
+            raise ValueError("keep_fds must be 'files', 'all', or fds (or objects with "
+                             "fileno()), not %r" % (keep_fds,))
+        return keep_fds
+    return list(keep_fds)
+
+
+def _merge_fds(fds, spec):
+    """fds without duplicates and the standard streams; ValueError when
+    more than the workers can keep."""
+    out = sorted({fd for fd in fds if fd >= 3})
+    if len(out) > _MAX_KEEP:
+        what = ("this process has %d %s open" % (len(out), "files" if spec == "files" else "fds")
+                if isinstance(spec, str) else "%d fds" % len(out))
+        raise ValueError(
+            "keep_fds=%s: %s, and the workers can keep %d at most: list the ones the "
+            "dataset reads in keep_fds=[...], or open them in the workers (on first use)"
+            % (repr(spec) if isinstance(spec, str) else "[...]", what, _MAX_KEEP))
+    return out
+
+
+def _note_closed_fd(e, spec):
+    """An EBADF from a worker: says which fds the workers have."""
+    if spec == "files":
+        kept = "the files (not pipes, sockets, devices) this process had open when they started"
+    elif spec == "all":
+        kept = "the fds this process had open when they started"
+    elif spec:
+        kept = "the fds listed in keep_fds only"
+    else:
+        kept = "no fd of this process but 0, 1 and 2 (keep_fds=[])"
+    e.add_note("libarena.adapters: an fd closed in the workers? They keep %s: list it in "
+               "keep_fds, pass keep_fds='all' (pipes and sockets too), or restart() after "
+               "opening it" % kept)
+
+
 # ---- Enqueuer ----------------------------------------------------------------
 
 class Enqueuer:
     """Enqueuer(dataset, *, workers=None, depth=10, shuffle=False, seed=None,
     max_attempts=3, task_timeout=None, result_bytes=32 MiB,
-    on_epoch_end=True, zero_copy=False, start_method='fork')
+    on_epoch_end=True, zero_copy=False, start_method='fork', keep_fds=None)
 
     dataset[i] for every i, computed by `workers` processes (default: the
     CPUs), in order (a shuffled order each epoch when shuffle), at most
@@ -312,12 +427,30 @@ class Enqueuer:
       is raised here, before any worker starts.  restart() pickles it again:
       the new workers get the dataset as it is at restart() (if it no
       longer pickles, restart() raises and the old workers stay).
+    - keep_fds: the fds the workers keep open besides 0, 1 and 2; the
+      others are closed in them (reading one raises OSError EBADF, with a
+      note saying what was kept).  None (the default) is 'files' under
+      fork and nothing under spawn (a pickle carries no open file, and
+      torch's spawned workers have none either).  'files': every regular
+      file and directory this process has open when the workers start (an
+      open() file, an h5py or sqlite file, a memmap's), as torch's forked
+      workers have them.  'all': every fd, pipes and sockets too (torch's
+      fork exactly).  Or a list of fds or objects with fileno(): those
+      only.  libarena's own fds (arenas, other pools') are never kept.
+      Why 'files' and not 'all' by default: a pipe this process closes
+      must still reach EOF (a worker holding its write end would hang its
+      reader), a connection must not be shared by every worker, and a
+      notebook's dozens of sockets must not reach the limit below.
+      restart() reads keep_fds again (the files open then, each object's
+      fileno() then).  The workers keep 64 fds at most: more raises
+      ValueError, naming the count (from restart() once the old workers
+      have stopped: the Enqueuer is then closed until a restart() works).
     - close() (or ``with``) stops and reaps the workers.
     """
 
     def __init__(self, dataset, *, workers=None, depth=10, shuffle=False, seed=None,
                  max_attempts=3, task_timeout=None, result_bytes=32 << 20, on_epoch_end=True,
-                 zero_copy=False, start_method="fork", _keep_fds=None):
+                 zero_copy=False, start_method="fork", keep_fds=None, _own_fds=None):
         self._pool = self._arena = None
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError("the dataset needs __len__ and __getitem__ (a Keras Sequence/"
@@ -326,8 +459,10 @@ class Enqueuer:
             raise ValueError("start_method must be 'fork' or 'spawn'")
         self.dataset = dataset
         self.start_method = start_method
-        # Spawn only: a function giving the fds the workers keep (DataLoader's order).
-        self._keep_fds = _keep_fds
+        self.keep_fds = _keep_spec(keep_fds, start_method)
+        # A function giving the adapter's own fds the workers keep
+        # (DataLoader's order, under spawn), with keep_fds.
+        self._own_fds = _own_fds
         self.shuffle = shuffle
         self.seed = random.randrange(1 << 62) if seed is None else seed
         self.call_on_epoch_end = on_epoch_end
@@ -345,25 +480,37 @@ class Enqueuer:
 
     def restart(self):
         """Stops the workers and starts new ones with the dataset as it is
-        now: forked from it, or under spawn sent to them pickled."""
+        now: forked from it, or under spawn sent to them pickled; they keep
+        the fds keep_fds names now."""
+        # The listed fds first: a closed file leaves the workers as they are.
+        listed = [] if isinstance(self.keep_fds, str) else [_fd_of(x) for x in self.keep_fds]
         if self.start_method == "fork":
             self._stop()
             self._n = len(self.dataset)
-            self._pool = Pool(_GetItem(self.dataset), size=max(1, self._n), **self._opts)
+            self._pool = Pool(_GetItem(self.dataset), size=max(1, self._n),
+                              keep_fds=self._fds(listed), **self._opts)
             return
         # Pickled first: a dataset that does not pickle leaves the workers
-        # as they are.  The fds before it: the dataset may pickle their numbers.
+        # as they are.  Our fds before it: the dataset may pickle their numbers.
         n = len(self.dataset)
-        keep = self._keep_fds() if self._keep_fds else ()
+        if self._own_fds:
+            listed += self._own_fds()
         arena = _spawn_arena(self.dataset, n, "the dataset")
         self._stop()
         self._n, self._arena = n, arena
         try:
             self._pool = Pool(_spawned_item, self._arena, start_method="spawn",
-                              keep_fds=keep, **self._opts)
+                              keep_fds=self._fds(listed), **self._opts)
         except BaseException:
             self._stop()
             raise
+
+    def _fds(self, listed):
+        """listed, and what keep_fds='files'/'all' finds open: read after
+        the old pool stopped (its fds closed, their numbers free for the
+        new pool's own) and just before the new one forks."""
+        scan = _open_fds(self.keep_fds) if isinstance(self.keep_fds, str) else []
+        return _merge_fds(listed + scan, self.keep_fds)
 
     def order(self, epoch):
         """The indices of an epoch, in the order they are yielded."""
@@ -378,7 +525,16 @@ class Enqueuer:
             raise ValueError("the Enqueuer is closed")
         order = self.order(self.epochs_started)
         self.epochs_started += 1
-        for buf in self._pool.imap(order):
+        results = self._pool.imap(order)
+        while True:
+            try:
+                buf = next(results)
+            except StopIteration:
+                break
+            except OSError as e:
+                if e.errno == errno.EBADF:
+                    _note_closed_fd(e, self.keep_fds)
+                raise
             if not self.zero_copy and isinstance(buf, memoryview):
                 # One copy, and the worker's result space is free at once.
                 data = bytearray(buf)
@@ -547,7 +703,7 @@ class DataLoader:
     """DataLoader(dataset, batch_size=1, shuffle=False, *, num_workers=None,
     collate_fn=None, drop_last=False, prefetch_factor=2, seed=None,
     max_attempts=3, timeout=None, result_bytes=32 MiB, zero_copy=False,
-    start_method='fork', **ignored)
+    start_method='fork', keep_fds=None, **ignored)
 
     The torch.utils.data.DataLoader arguments a map-style dataset uses, on
     libarena's workers: each task builds one batch (collate_fn over
@@ -564,7 +720,10 @@ class DataLoader:
     chooses it too ('forkserver' means 'spawn').  Under spawn the dataset
     and collate_fn reach the workers by pickle: each must pickle and be
     importable by name (TypeError or ValueError here otherwise), and
-    restart() sends the dataset as it is then.  persistent_workers,
+    restart() sends the dataset as it is then.  keep_fds as for Enqueuer:
+    by default forked workers keep the files this process has open (the
+    dataset's h5py file, say), as torch's do, and spawned ones none; the
+    order of a spawned loader's batches is kept besides.  persistent_workers,
     pin_memory and worker_init_fn are accepted and ignored (the workers
     are always persistent).
     """
@@ -572,7 +731,7 @@ class DataLoader:
     def __init__(self, dataset, batch_size=1, shuffle=False, *, num_workers=None,
                  collate_fn=None, drop_last=False, prefetch_factor=2, seed=None,
                  max_attempts=3, timeout=None, result_bytes=32 << 20, zero_copy=False,
-                 start_method=None, **ignored):
+                 start_method=None, keep_fds=None, **ignored):
         if batch_size is None or batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         unknown = set(ignored) - {"persistent_workers", "pin_memory", "worker_init_fn",
@@ -598,7 +757,8 @@ class DataLoader:
                                  seed=seed, max_attempts=max_attempts, task_timeout=timeout,
                                  result_bytes=result_bytes, on_epoch_end=False,
                                  zero_copy=zero_copy, start_method=start_method,
-                                 _keep_fds=self._batches.order_fds if spawn else None)
+                                 keep_fds=keep_fds,
+                                 _own_fds=self._batches.order_fds if spawn else None)
         except BaseException:
             self._batches.close()
             raise
@@ -617,9 +777,14 @@ class DataLoader:
     def worker_pids(self):
         return self._enq.worker_pids()
 
+    @property
+    def keep_fds(self):
+        return self._enq.keep_fds
+
     def restart(self):
         """New workers with the dataset as it is now: forked from it, or
-        under spawn sent to them pickled."""
+        under spawn sent to them pickled; they keep the fds keep_fds names
+        now."""
         self._enq.restart()
 
     def close(self):

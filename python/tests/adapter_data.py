@@ -5,6 +5,7 @@ light to import (test_adapters.py imports pytest)."""
 import mmap
 import os
 import signal
+import struct
 import time
 
 # Generous bounds: these tests must pass on a loaded 2-CPU machine.  None is
@@ -87,17 +88,75 @@ class Probe:
     def kill_victim(self):
         """Waits for the victim's worker to be inside item victim, disarms
         the item (its recomputation returns normally) and SIGKILLs it."""
-        deadline = time.monotonic() + WAIT_S
-        while self.flags[1] == 0:
-            assert time.monotonic() < deadline, "the victim item never started"
-            time.sleep(0.005)
-        pid = self.flags[1]
-        self.flags[0] = 0
-        os.kill(pid, signal.SIGKILL)
-        return pid
+        return kill_victim(self.flags)
 
     def close(self):
         self.calls.close()
+        self.flags.close()
+
+
+def kill_victim(flags):
+    """flags: [armed, the victim's pid] (see Probe.kill_victim)."""
+    deadline = time.monotonic() + WAIT_S
+    while flags[1] == 0:
+        assert time.monotonic() < deadline, "the victim item never started"
+        time.sleep(0.005)
+    pid = flags[1]
+    flags[0] = 0
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def file_value(i):
+    return 7 * i + 1
+
+
+class FdItems:
+    """Item i is (i, the i-th int32 of the file open at fd), read with
+    os.pread on the fd: a dataset holding an open file, as an h5py.File or
+    a sqlite connection does.  It pickles as the fd's number."""
+
+    def __init__(self, fd, n):
+        self.fd, self.n = fd, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return (i, struct.unpack("<i", os.pread(self.fd, 4, 4 * i))[0])
+
+
+class FileItems(FdItems):
+    """FdItems over a file of n ints (file_value(i)) written at path and
+    opened in __init__ (self.file).  The victim index, while armed, sleeps
+    in the worker until kill_victim() kills it (fork only)."""
+
+    def __init__(self, path, n, victim=-1):
+        self.path = str(path)
+        with open(self.path, "wb") as f:
+            f.write(struct.pack("<%di" % n, *map(file_value, range(n))))
+        self.file = open(self.path, "rb")
+        super().__init__(self.file.fileno(), n)
+        self.victim = victim
+        self.flags = SharedInts(2)          # armed, the victim's pid
+        self.flags[0] = 1 if victim >= 0 else 0
+
+    def __getitem__(self, i):
+        if i == self.victim and self.flags[0]:
+            self.flags[1] = os.getpid()
+            time.sleep(3600)            # the test kills this worker
+        return super().__getitem__(i)
+
+    def kill_victim(self):
+        return kill_victim(self.flags)
+
+    def __reduce__(self):
+        return FdItems, (self.fd, self.n)
+
+    def close(self):
+        self.file.close()
         self.flags.close()
 
 

@@ -10,11 +10,18 @@ A worker killed in the middle of an epoch:
   - libarena.adapters.Enqueuer: the item is computed again, exactly once,
     and the epoch goes on, in order.
 
+The files a dataset holds open (keep_fds): torch's forked workers have
+every fd of the parent, libarena's the files by default, or what keep_fds
+lists.
+
 The adapters' start_method='spawn' (fresh interpreters, the dataset sent
 by pickle) at the end: the same items as under fork, the same recovery.
 """
+import errno
 import multiprocessing as mp
+import os
 import queue
+import select
 import subprocess
 import sys
 import textwrap
@@ -24,7 +31,9 @@ import warnings
 
 import pytest
 
-from adapter_data import WAIT_S, Probe, SharedInts, Squares, as_list, firsts
+from adapter_data import (WAIT_S, FileItems, Probe, SharedInts, Squares, as_list, file_value,
+                          firsts)
+from conftest import children
 
 
 def bounded(fn):
@@ -311,6 +320,167 @@ def test_dataloader_matches_torch_and_survives_a_killed_worker():
         assert list(probe.calls) == [2 if 16 <= i <= 21 else 1 for i in range(64)]
 
 
+# ---- the files a dataset holds open: keep_fds ---------------------------------
+# A dataset that reads item i from a file it opened (os.pread on its fd), as
+# an h5py.File or a sqlite connection does.
+
+def _file_want(n):
+    return [(i, file_value(i)) for i in range(n)]
+
+
+def _fd_link(pid, fd):
+    try:
+        return os.readlink("/proc/%d/fd/%d" % (pid, fd))
+    except OSError:
+        return None
+
+
+def test_workers_read_the_file_the_dataset_holds(tmp_path, no_leaks):
+    """Closed in the workers (keep_fds=()), the file raises EBADF where the
+    item is read, raised where it would have been yielded, with a note
+    naming keep_fds.  Kept by default (this process's files), listed (the
+    file, or its fd), or with 'all': every item right, for both adapters,
+    and again after restart()."""
+    ad = _adapters()
+    n = 12
+    ds = FileItems(tmp_path / "ints", n)
+    adapters = (
+        (lambda **kw: ad.Enqueuer(ds, workers=2, **kw), lambda it: list(it)),
+        (lambda **kw: ad.DataLoader(ds, batch_size=5, num_workers=2, collate_fn=as_list, **kw),
+         lambda it: [x for b in it for x in b]),
+    )
+    try:
+        for make, items in adapters:
+            with make(keep_fds=()) as it:
+                with pytest.raises(OSError) as e:
+                    items(it)
+                assert e.value.errno == errno.EBADF
+                assert "os.pread" in str(e.value.__cause__)     # the worker's traceback
+                assert any("keep_fds" in note for note in e.value.__notes__)
+            for keep in (None, [ds.file], [ds.fd], "all"):
+                with make(keep_fds=keep) as it:
+                    assert items(it) == _file_want(n)
+                    it.restart()
+                    assert items(it) == _file_want(n), "kept across restart()"
+    finally:
+        ds.close()
+
+
+def test_restart_keeps_the_files_open_then(tmp_path, no_leaks):
+    """The default reads this process's files at restart() again: a file
+    the dataset opened after the workers started is theirs after it."""
+    ad = _adapters()
+    ds = FileItems(tmp_path / "ints", 6)
+    first = ds.fd
+    try:
+        with ad.Enqueuer(ds, workers=2) as enq:
+            ds.fd = os.dup(first)               # opened now: not in the workers
+            enq.restart()
+            assert list(enq) == _file_want(6)
+            assert all(_fd_link(pid, ds.fd) == ds.path for pid in enq.worker_pids())
+    finally:
+        if ds.fd != first:
+            os.close(ds.fd)
+        ds.close()
+
+
+def test_default_keeps_files_not_pipes(no_leaks):
+    """A pipe this process closes reaches EOF while the default's workers
+    live (a kept write end would hang its reader); keep_fds='all' keeps
+    pipes too, as torch's fork does, and EOF waits for the workers."""
+    ad = _adapters()
+    for keep, eof_while_alive in ((None, True), ("all", False)):
+        r, w = os.pipe()
+        try:
+            with ad.Enqueuer(Squares(4), workers=2, keep_fds=keep) as enq:
+                assert list(enq) == [(i, i * i) for i in range(4)]
+                os.close(w)
+                w = -1
+                ready = select.select([r], [], [], WAIT_S if eof_while_alive else 0.3)[0]
+                assert bool(ready) == eof_while_alive
+            assert select.select([r], [], [], WAIT_S)[0] and os.read(r, 1) == b""
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+
+
+def test_all_leaves_out_libarenas_own_fds(no_leaks):
+    """keep_fds='all' keeps every fd but libarena's own: another pool's
+    arena and channel, its pidfds and io_uring, and its fork server's
+    socket (held, the server would not see its pool close)."""
+    ad = _adapters()
+    import libarena
+    import tasks
+    other = libarena.Arena([b"x"] * 4, name="other-arena")
+    try:
+        with libarena.Pool(tasks.double, other, workers=2) as p:
+            assert p.map() == [0, 2, 4, 6]
+            ours = {_fd_link(os.getpid(), int(fd)) for fd in os.listdir("/proc/self/fd")}
+            own = {t for t in ours if t and t.startswith(("/memfd:", "anon_inode:", "socket:"))}
+            assert "/memfd:other-arena (deleted)" in own
+            assert any(t.startswith("socket:") for t in own), "the pool's fork server"
+            r, w = os.pipe()
+            try:
+                with ad.Enqueuer(Squares(4), workers=2, keep_fds="all") as enq:
+                    assert list(enq) == [(i, i * i) for i in range(4)]
+                    for pid in enq.worker_pids():
+                        held = {_fd_link(pid, int(fd)) for fd in os.listdir("/proc/%d/fd" % pid)}
+                        assert _fd_link(os.getpid(), w) in held, "the application's pipe"
+                        assert not held & own, "the other pool's fds"
+            finally:
+                os.close(r)
+                os.close(w)
+    finally:
+        other.close()
+
+
+def test_replacement_of_a_killed_worker_reads_the_kept_file(tmp_path):
+    """A worker SIGKILLed inside an item: its replacement starts from the
+    fork server, which kept the file too, and reads it -- one worker, so
+    the replacement computes the item again and every one after it."""
+    ad = _adapters()
+    n, victim = 16, 5
+    ds = FileItems(tmp_path / "ints", n, victim)
+    try:
+        with ad.Enqueuer(ds, workers=1, depth=4, keep_fds=[ds.file]) as enq:
+            (first,) = enq.worker_pids()
+            kids = children()
+            assert len(kids) == 2 and first in kids, "the worker and the fork server"
+            assert all(_fd_link(pid, ds.fd) == ds.path for pid in kids)
+            killer = threading.Thread(target=ds.kill_victim, daemon=True)
+            killer.start()
+            got = bounded(lambda: list(enq))
+            killer.join(WAIT_S)
+            assert not killer.is_alive()
+            assert got == _file_want(n)
+            (pid,) = enq.worker_pids()
+            assert pid != first and enq.stats()["crashes"] == 1
+            assert _fd_link(pid, ds.fd) == ds.path
+    finally:
+        ds.close()
+
+
+def test_more_fds_than_the_workers_keep(tmp_path, no_leaks):
+    """The workers keep 64 fds at most: more is a ValueError that says how
+    many, before any worker starts.  An unknown mode is one too."""
+    ad = _adapters()
+    files = [open(tmp_path / ("f%d" % k), "wb") for k in range(70)]
+    try:
+        with pytest.raises(ValueError, match="keep_fds=.*: 65 fds, .* 64 at most"):
+            ad.Enqueuer(Squares(4), workers=2, keep_fds=files[:65])
+        for keep, what in ((None, "files"), ("all", "fds")):
+            with pytest.raises(ValueError, match="this process has ([0-9]+) %s open" % what) as e:
+                ad.DataLoader(Squares(4), num_workers=2, collate_fn=as_list, keep_fds=keep)
+            assert int(e.value.args[0].split("has ")[1].split()[0]) >= 70
+        with pytest.raises(ValueError, match="keep_fds must be"):
+            ad.Enqueuer(Squares(4), workers=2, keep_fds="some")
+        assert children() == []
+    finally:
+        for f in files:
+            f.close()
+
+
 # ---- start_method='spawn' -----------------------------------------------------
 # Each spawned interpreter costs 50-100 ms: 2 workers, few pools.
 
@@ -485,3 +655,27 @@ def test_spawn_dataset_of_the_main_script(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=WAIT_S)
     assert r.returncode != 0 and "ValueError" in r.stderr and "interactive" in r.stderr
+
+
+def test_spawn_workers_keep_the_listed_fds(tmp_path, no_leaks):
+    """Under spawn the dataset arrives pickled (here as its fd's number):
+    the workers keep no fd of ours by default (torch's spawn neither), and
+    keep_fds=[the file] keeps it next to DataLoader's own memfd (the
+    shuffled order)."""
+    ad = _adapters()
+    n = 12
+    ds = FileItems(tmp_path / "ints", n)
+    kw = dict(batch_size=5, shuffle=True, num_workers=2, seed=4, start_method="spawn",
+              collate_fn=as_list)
+    try:
+        with ad.DataLoader(ds, **kw) as dl:
+            with pytest.raises(OSError) as e:
+                list(dl)
+            assert e.value.errno == errno.EBADF
+        with ad.DataLoader(ds, keep_fds=[ds.file], **kw) as dl:
+            epochs = [[x for b in dl for x in b] for _ in range(2)]
+            assert _exec_d(dl.worker_pids())
+        assert all(sorted(e) == _file_want(n) for e in epochs)
+        assert epochs[0] != epochs[1], "the order's memfd still reaches them"
+    finally:
+        ds.close()
