@@ -95,10 +95,11 @@
 
 #define CACHELINE 64
 #define CHAN_MAGIC 0x4e414843414e4552ull   /* "RENACHAN" little-endian */
-#define CHAN_VERSION 5u   /* 3: page-aligned worker blocks, guard pages;
+#define CHAN_VERSION 6u   /* 3: page-aligned worker blocks, guard pages;
 			     4: exec'd workers wake the reapers through the
 			     wake pipe (ARENA_WORKER's third field), not the futex;
-			     5: 32-byte CQEs (no user_data, no index) */
+			     5: 32-byte CQEs (no user_data, no index);
+			     6: an SQE is a run of tasks (count) */
 #define CHAN_MAX_WORKERS 64u
 #define CHAN_STOP_DRAIN 1u
 #define CHAN_STOP_CANCEL 2u
@@ -112,12 +113,22 @@ typedef _Atomic uint32_t a32;
 typedef _Atomic uint64_t a64;
 _Static_assert(sizeof(a32) == 4 && sizeof(a64) == 8, "atomics are plain words");
 
+/*
+ * A run of `count` tasks (at least 1): task k is item index + k with
+ * user_data + k and seq + k, all with op.  The worker runs them in order,
+ * each taken in hand and completed (a CQE) as a task of its own; the parent
+ * keeps its record of the run's first task not yet completed (reap.c
+ * advances it), so after a death the task in hand is that record's first,
+ * as for a single task.
+ */
 struct chan_sqe {
 	uint64_t index;
 	uint64_t user_data;
 	uint64_t seq;        /* pool-wide submission sequence */
 	uint32_t op;
-	uint32_t attempts;   /* workers this task already killed */
+	uint16_t attempts;   /* workers the first task already killed (the
+			        others have run nowhere yet) */
+	uint16_t count;      /* tasks in the run, >= 1 */
 };
 _Static_assert(sizeof(struct chan_sqe) == 32, "sqe layout");
 

@@ -257,7 +257,8 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->o = o;
 	p->nworkers = o.workers ? o.workers : 1;
 	p->depth = o.depth ? o.depth : 10;
-	p->max_attempts = o.max_attempts ? o.max_attempts : 3;
+	/* The record counts attempts in 16 bits (channel.h chan_sqe). */
+	p->max_attempts = !o.max_attempts ? 3 : o.max_attempts > UINT16_MAX ? UINT16_MAX : o.max_attempts;
 	/* Deep queues refill in batches: one producer wake per depth/4. */
 	p->space_need = p->depth >= 8 ? p->depth / 4 : 1;
 	p->ordered = !!(o.flags & ARENA_POOL_ORDERED);
@@ -267,6 +268,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 		p->index_base = t->ring_index_base;
 		p->test_fail_starts = t->fail_starts;
 		p->test_fail_watches = t->fail_watches;
+		p->test_runs = t->runs;
 		p->test_spawn_race = t->spawn_race;
 		p->test_spawn_race_arg = t->spawn_race_arg;
 		p->no_pidfd = t->no_pidfd != 0;

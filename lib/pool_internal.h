@@ -192,7 +192,7 @@ struct arena_pool {
 	_Atomic uint32_t restarts_pending; /* workers with restart_due */
 	/* The fork server (cons_lock, and prod_lock when restarting). */
 	struct fsrv fs;
-	uint32_t test_fail_starts, test_fail_watches;
+	uint32_t test_fail_starts, test_fail_watches, test_runs;
 	void (*test_spawn_race)(void *arg, int received); /* pool_test.h spawn_race */
 	void *test_spawn_race_arg;
 	int started_once;
@@ -246,8 +246,12 @@ ARENA_HIDDEN void pool_wake_reapers(struct arena_pool *p);
 ARENA_HIDDEN void pool_wake_producers(struct arena_pool *p);
 /* reap.c */
 ARENA_HIDDEN int pool_harvest(struct arena_pool *p, unsigned i);
+/* The first task of rec only; _run: every task of the run rec. */
 ARENA_HIDDEN void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *rec,
 					  int status);
+ARENA_HIDDEN void pool_complete_synthetic_run(struct arena_pool *p, const struct chan_sqe *rec,
+					      int status);
+ARENA_HIDDEN void pool_record_done(struct arena_pool *p, unsigned i, struct chan_sqe *rec);
 ARENA_HIDDEN int pool_records_init(struct arena_pool *p, uint32_t index_base);
 ARENA_HIDDEN void pool_records_free(struct arena_pool *p);
 ARENA_HIDDEN int pool_fifo_init(struct res_fifo *f);

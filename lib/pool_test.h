@@ -29,6 +29,9 @@ struct arena_pool_test_opts {
 	 * thread of the application there, one that opens fds. */
 	void (*spawn_race)(void *arg, int received);
 	void *spawn_race_arg;
+	uint32_t runs;            /* batches go in runs (channel.h chan_sqe)
+	                           * whatever the tasks' time: supervision
+	                           * tests kill workers inside runs */
 };
 
 #endif

@@ -173,6 +173,36 @@ void pool_complete_synthetic(struct arena_pool *p, const struct chan_sqe *rec, i
 	wake_reapers_locked(p);
 }
 
+/* The same for every task of the run rec. */
+void pool_complete_synthetic_run(struct arena_pool *p, const struct chan_sqe *rec, int status)
+{
+	struct chan_sqe t = *rec;
+	uint32_t k;
+
+	for (k = 0; k < rec->count; k++, t.index++, t.user_data++, t.seq++)
+		pool_complete_synthetic(p, &t, status);
+}
+
+/*
+ * The first task of worker i's oldest record `rec` is done: the record now
+ * starts at the run's next task (which has run nowhere: no attempts), or,
+ * at the end of its run, is done with.  So the oldest record always starts
+ * with the task the worker runs or runs next (supervise.c's task in hand).
+ * cons_lock held.
+ */
+void pool_record_done(struct arena_pool *p, unsigned i, struct chan_sqe *rec)
+{
+	if (rec->count > 1) {
+		rec->index++;
+		rec->user_data++;
+		rec->seq++;
+		rec->count--;
+		rec->attempts = 0;
+	} else {
+		p->w[i].rec_head++;
+	}
+}
+
 /* A worker-written word, loaded once (the worker may change it meanwhile). */
 #define LOAD_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
@@ -266,13 +296,14 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 	while (pw->cq_head != tail) {
 		const struct chan_cqe *e = &chan_cq(&p->c, i)[pw->cq_head & p->c.cq_mask];
 		struct arena_cqe out, *dst = direct ? &p->sink[p->sink_n] : &out;
+		struct chan_sqe *rec = &wp->recs[pw->rec_head & p->c.sq_mask];
 		int r = -EBADMSG;
 
 		/* A completion is accepted only for the oldest task in flight
 		 * on this worker: never more completions than tasks, never one
 		 * task twice, never a task of another worker. */
 		if (pw->rec_head != pub)
-			r = convert(p, i, e, &wp->recs[pw->rec_head & p->c.sq_mask], dst);
+			r = convert(p, i, e, rec, dst);
 		if (r == 0 && direct) {
 			p->sink_n++;
 			count_completed(p);
@@ -284,7 +315,7 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 			pool_fail(p, r);
 			return r;
 		}
-		pw->rec_head++;
+		pool_record_done(p, i, rec);
 		pw->gen_done++;
 		pw->cq_head++;
 	}

@@ -22,6 +22,10 @@
 #include "evc.h"
 #include "pool_internal.h"
 
+#define RUN_TASK_NS 1000u   /* tasks this short (recently) go in runs */
+#define RUN_SPAN_NS 10000u  /* about the most work one run holds */
+#define RUN_MAX 64u         /* and the most tasks (<= UINT16_MAX) */
+
 struct disp {
 	uint32_t queued;        /* taken by the worker not yet */
 	uint32_t inhand;        /* 1 while it runs a task (a hint) */
@@ -118,7 +122,7 @@ static int pick(struct arena_pool *p, const struct disp *d)
  * cache.  perf put 85% of dispatch's samples on that copy.  prod_lock held.
  */
 static void push_to(struct arena_pool *p, unsigned i, uint64_t index, uint64_t user_data,
-		    uint64_t seq, uint32_t op, uint32_t attempts)
+		    uint64_t seq, uint32_t op, uint16_t attempts, uint16_t count)
 {
 	struct pool_wprod *pw = &p->wp[i];
 	struct chan_sqe *r = &pw->recs[pw->sq_tail & p->c.sq_mask];
@@ -129,24 +133,30 @@ static void push_to(struct arena_pool *p, unsigned i, uint64_t index, uint64_t u
 	r->seq = seq;
 	r->op = op;
 	r->attempts = attempts;
+	r->count = count;
 	s->index = index;
 	s->user_data = user_data;
 	s->seq = seq;
 	s->op = op;
 	s->attempts = attempts;
+	s->count = count;
 	pw->sq_tail++;
 }
 
-/* Dispatches one task using (and updating) a snapshot of the workers. */
+/* Dispatches a run of `count` tasks (one SQ entry) using (and updating) a
+ * snapshot of the workers. */
 static int dispatch(struct arena_pool *p, struct disp *d, uint64_t index, uint64_t user_data,
-		    uint64_t seq, uint32_t op, uint32_t attempts, uint64_t *touched)
+		    uint64_t seq, uint32_t op, uint16_t attempts, uint16_t count,
+		    uint64_t *touched)
 {
 	int i = pick(p, d);
 
 	if (i < 0)
 		return -ECHILD;
-	push_to(p, (unsigned)i, index, user_data, seq, op, attempts);
-	d[i].queued++;
+	push_to(p, (unsigned)i, index, user_data, seq, op, attempts, count);
+	/* Tasks, not slots: pick weighs the work queued.  Slots <= tasks
+	 * <= depth - 1 before this entry, so a full SQ is never missed. */
+	d[i].queued += count;
 	d[i].awake = 1; /* woken at publish if it sleeps */
 	*touched |= 1ull << i;
 	return 0;
@@ -158,7 +168,7 @@ int pool_push_locked(struct arena_pool *p, const struct chan_sqe *rec, uint64_t 
 
 	snapshot(p, d, sys_now_ns());
 	return dispatch(p, d, rec->index, rec->user_data, rec->seq, rec->op, rec->attempts,
-			touched);
+			rec->count, touched);
 }
 
 /* Publishes the SQ tails of the touched workers and wakes those asleep. */
@@ -370,6 +380,69 @@ static inline int batch_get(const struct batch *b, uint32_t k, uint64_t count,
 	return 0;
 }
 
+/* How many of the n entries of b from entry `from` on can be taken (each
+ * checked as batch_get does, in one tight pass). */
+static uint32_t valid_prefix(const struct batch *b, uint32_t from, uint32_t n, uint64_t count)
+{
+	const struct arena_sqe *s = b->sqes + from;
+	uint32_t k;
+
+	if (!b->sqes) {
+		if (b->first >= count || from >= count - b->first)
+			return 0;
+		return count - b->first - from < n ? (uint32_t)(count - b->first - from) : n;
+	}
+	for (k = 0; k < n; k++)
+		if (s[k].flags || s[k].index >= count)
+			break;
+	return k;
+}
+
+/* How many entries from `from` on (at most max, >= 1) continue the first
+ * one's run: items, user data one up each, the same op.  A range is one. */
+static uint32_t run_length(const struct batch *b, uint32_t from, uint32_t max)
+{
+	const struct arena_sqe *s = b->sqes + from;
+	uint32_t n;
+
+	if (!b->sqes)
+		return max;
+	for (n = 1; n < max; n++)
+		if (s[n].index != s[0].index + n || s[n].user_data != s[0].user_data + n ||
+		    s[n].op != s[0].op)
+			break;
+	return n;
+}
+
+/*
+ * The longest run (one SQ entry for consecutive items) for a batch of
+ * `room`: runs only while the workers' recent tasks are tiny (the longest of
+ * them at most RUN_TASK_NS, measured: a pool's first tasks, of unknown
+ * length, go one by one), a run's work about RUN_SPAN_NS at most, and the
+ * batch spread over every worker.  A run costs the producer one entry
+ * instead of `count` (ring-bench's tiny two-thread rows: the producer's CPU
+ * a task fell from 27 to ... ns); its tasks still complete one by one.
+ * prod_lock held, after snapshot().
+ */
+static uint32_t run_limit(const struct arena_pool *p, uint32_t room)
+{
+	/* relaxed: a hint (snapshot's); garbage from a worker only makes runs
+	 * longer or shorter. */
+	uint64_t tns = atomic_load_explicit(&p->task_ns_hint, memory_order_relaxed);
+	uint64_t n;
+
+	if (p->test_runs)
+		tns = 1;
+	else if (!tns || tns > RUN_TASK_NS)
+		return 1;
+	n = RUN_SPAN_NS / tns;
+	if (n > RUN_MAX)
+		n = RUN_MAX;
+	if (n > room / p->nworkers)
+		n = room / p->nworkers;
+	return n ? (uint32_t)n : 1;
+}
+
 /*
  * Takes up to `room` entries of b, from entry `from`: counts them in flight,
  * dispatches them and publishes them.  *taken gets how many; the return is 0,
@@ -382,8 +455,8 @@ static int take_locked(struct arena_pool *p, const struct batch *b, uint32_t fro
 	struct disp d[CHAN_MAX_WORKERS];
 	struct chan_sqe sqe = { 0 };
 	uint64_t touched = 0, count = arena_count(p->a), seq;
-	uint32_t k, done = 0;
-	int r = 0, bad;
+	uint32_t k, n, done = 0, run_max;
+	int r = 0;
 
 	*taken = 0;
 	snapshot(p, d, sys_now_ns());
@@ -391,26 +464,26 @@ static int take_locked(struct arena_pool *p, const struct batch *b, uint32_t fro
 		return r;
 	/* Only a valid prefix is taken: nothing counted in flight is given back
 	 * but for a dispatch failure (below). */
-	for (k = 0; k < room; k++)
-		if ((bad = batch_get(b, from + k, count, &sqe)) < 0)
-			break;
+	k = valid_prefix(b, from, room, count);
 	if (k < room)
-		r = bad;
+		r = batch_get(b, from + k, count, &sqe);
 	room = k;
 	/* Counted in flight before any is visible (one add for the batch): a
 	 * reaper never sees more completions than tasks counted. */
 	atomic_fetch_add_explicit(&p->inflight, room, memory_order_relaxed);
 	seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
-	for (k = 0; k < room; k++) {
+	run_max = run_limit(p, room);
+	for (k = 0; k < room; k += n) {
 		int e;
 
 		batch_get(b, from + k, count, &sqe);
-		if ((e = dispatch(p, d, sqe.index, sqe.user_data, seq + k, sqe.op, 0,
+		n = run_length(b, from + k, room - k < run_max ? room - k : run_max);
+		if ((e = dispatch(p, d, sqe.index, sqe.user_data, seq + k, sqe.op, 0, (uint16_t)n,
 				  &touched)) < 0) {
 			r = e;
 			break;
 		}
-		done++;
+		done += n;
 	}
 	if (done < room) {
 		atomic_fetch_sub_explicit(&p->inflight, room - done, memory_order_relaxed);

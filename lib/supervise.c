@@ -26,9 +26,9 @@
 static void requeue_one(struct arena_pool *p, const struct chan_sqe *rec, uint64_t *touched)
 {
 	if (p->stopping_cancel)
-		pool_complete_synthetic(p, rec, -ECANCELED);
+		pool_complete_synthetic_run(p, rec, -ECANCELED);
 	else if (pool_push_locked(p, rec, touched) < 0)
-		pool_complete_synthetic(p, rec, -ECHILD);
+		pool_complete_synthetic_run(p, rec, -ECHILD);
 }
 
 /*
@@ -84,12 +84,15 @@ static int charge_in_hand(struct arena_pool *p, unsigned i, int status)
 
 	if (!rec)
 		return 0;
-	rec->attempts = rec->attempts < p->max_attempts ? rec->attempts + 1 : p->max_attempts;
+	rec->attempts = (uint16_t)(rec->attempts < p->max_attempts ? rec->attempts + 1u
+								 : p->max_attempts);
 	if (rec->attempts >= p->max_attempts || p->stopping_cancel) {
 		pool_complete_synthetic(p, rec, p->stopping_cancel ? -ECANCELED : status);
 		if (!p->stopping_cancel)
 			STAT_ADD(p, st_failed, 1);
-		p->w[i].rec_head++;
+		/* The rest of its run, if any, goes on (or is cancelled with
+		 * the other tasks in flight). */
+		pool_record_done(p, i, rec);
 	} else {
 		STAT_ADD(p, st_rerun, 1);
 	}

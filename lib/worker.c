@@ -513,7 +513,7 @@ static void clock_flush(struct worker *wk)
  * task's start is the previous one's end within a run, or the end of the
  * wake-up call that followed it.
  */
-static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos, int retry)
+static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos, int in_slot)
 {
 	struct chan_worker *w = wk->w;
 	struct chan_cqe cqe;
@@ -535,12 +535,14 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 #endif
 	w->hot.inhand_seq = sqe->seq;
 	w->hot.inhand_pos = pos;
-	w->hot.inhand_retry = (uint32_t)retry;
+	w->hot.inhand_retry = 0;
 	/* release: the copy of the task above is complete before it counts as
 	 * in hand; then sq_head (release) gives its slot back. */
 	atomic_store_explicit(&w->hot.inhand_valid, 1, memory_order_release);
 	KILLPOINT(KP_AFTER_INHAND, sqe);
-	if (!retry)
+	/* The first task of a run gives its slot back; the rest run from our
+	 * copy of it. */
+	if (in_slot)
 		atomic_store_explicit(&w->hot.sq_head, ++wk->head, memory_order_release);
 	KILLPOINT(KP_RETRY, sqe);
 	run_task(wk, sqe, &cqe);
@@ -561,6 +563,12 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 			wk->tsc_prev = c;
 	}
 	post(wk, &cqe);
+}
+
+static int cancelled(const struct worker *wk)
+{
+	return atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
+	       CHAN_STOP_CANCEL;
 }
 
 int worker_run(struct worker *wk)
@@ -619,23 +627,34 @@ int worker_run(struct worker *wk)
 				wk->gap_ema = wk->gap_ema ? (wk->gap_ema * 3 + gap) / 4 : gap;
 			wk->idle_since = 0;
 		}
-		while (wk->head != tail) {
+		while (wk->head != tail && !cancelled(wk)) {
 			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
+			uint32_t pos = wk->head, k, n = sqe.count;
 
-			run_one(wk, &sqe, wk->head, 0);
-			if (signal_due(wk, tail - wk->head)) {
-				/* A wake-up's system call is not task time: close the
-				 * stride before it, start a new one after. */
-				clock_flush(wk);
-				if (signal_consumer(wk)) {
-					if (woke_a_neighbour(wk))
-						yield_cpu = 1;
-					clock_start(wk);
+			/* Our parent writes runs of 1 to 64; anything else is
+			 * another process's scribbling. */
+			if (n == 0)
+				corrupt(wk);
+			for (k = 0; k < n; k++) {
+				run_one(wk, &sqe, pos, k == 0);
+				/* Task k + 1 of the run: it has run nowhere yet. */
+				sqe.index++;
+				sqe.user_data++;
+				sqe.seq++;
+				sqe.attempts = 0;
+				if (signal_due(wk, tail - wk->head + (n - 1 - k))) {
+					/* A wake-up's system call is not task time: close
+					 * the stride before it, start a new one after. */
+					clock_flush(wk);
+					if (signal_consumer(wk)) {
+						if (woke_a_neighbour(wk))
+							yield_cpu = 1;
+						clock_start(wk);
+					}
 				}
+				if (cancelled(wk))
+					break;
 			}
-			if (atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
-			    CHAN_STOP_CANCEL)
-				break;
 		}
 		clock_flush(wk);
 	}

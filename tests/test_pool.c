@@ -1823,9 +1823,13 @@ static void test_batches(void **state)
 }
 
 /* Stops a pool with n queued tasks; all must complete exactly once. */
-static void stop_busy(uint32_t how)
+/* runs: batches go in runs (the test knob): a stop lands inside runs. */
+static void stop_busy(uint32_t how, int runs)
 {
-	struct arena_pool_opts o = { .workers = 2, .depth = 1024, .task = sleepy_task };
+	struct arena_pool_test_opts t = {
+		.o = { .flags = runs ? ARENA_POOL_TEST_OPTS : 0, .workers = 2, .depth = 1024,
+		       .task = sleepy_task },
+		.runs = runs != 0 };
 	struct arena_pool_stats st;
 	struct arena_sqe sq[64];
 	struct arena_cqe cq[64];
@@ -1835,13 +1839,15 @@ static void stop_busy(uint32_t how)
 	struct leak l;
 	int r;
 
+	/* Runs are of consecutive items. */
+#define item_of(k) (runs ? (k) % NITEMS : idx_of(k))
 	leak_begin(&l);
-	pool_new(&p, &o);
+	pool_new(&p, &t.o);
 	while (k < n) {
 		unsigned m = n - k < 64 ? n - k : 64;
 
 		for (i = 0; i < m; i++)
-			sq[i] = (struct arena_sqe){ .index = idx_of(k + i), .user_data = k + i,
+			sq[i] = (struct arena_sqe){ .index = item_of(k + i), .user_data = k + i,
 						    .op = ARENA_OP_COPY };
 		r = arena_pool_submit(p, sq, m, 0);
 		assert_int_equal(r, (int)m);
@@ -1874,7 +1880,7 @@ static void stop_busy(uint32_t how)
 				size_t len;
 
 				assert_int_equal(cq[i].status, 0);
-				assert_int_equal(arena_get(g_arena, idx_of(ud), &d, &len), 0);
+				assert_int_equal(arena_get(g_arena, item_of(ud), &d, &len), 0);
 				assert_int_equal(cq[i].len, len);
 				if (len)
 					assert_memory_equal(cq[i].data, d, len);
@@ -1898,6 +1904,7 @@ static void stop_busy(uint32_t how)
 	assert_int_equal(arena_pool_stop(p, how, 1000000000ll), 0);
 	pool_del(p);
 	leak_end(&l);
+#undef item_of
 }
 
 struct blocked_producer {
@@ -1953,13 +1960,15 @@ static void test_stop_wakes_blocked_producer(void **state)
 static void test_stop_cancel(void **state)
 {
 	(void)state;
-	stop_busy(ARENA_STOP_CANCEL);
+	stop_busy(ARENA_STOP_CANCEL, 0);
+	stop_busy(ARENA_STOP_CANCEL, 1);
 }
 
 static void test_stop_drain(void **state)
 {
 	(void)state;
-	stop_busy(ARENA_STOP_DRAIN);
+	stop_busy(ARENA_STOP_DRAIN, 0);
+	stop_busy(ARENA_STOP_DRAIN, 1);
 }
 
 static void test_index_wrap(void **state)

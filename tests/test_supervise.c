@@ -23,16 +23,20 @@
 static struct arena *A;
 static uint64_t NITEMS = 5000;
 static int g_no_pidfd; /* the scenario runs without pidfds */
+static int g_runs;     /* batches go in runs whatever the tasks' time */
 
-/* arena_pool_create, through the no_pidfd knob when g_no_pidfd.  Then the
- * pool holds no pidfd at all (checked: a knob that did nothing fails). */
+/* arena_pool_create, through the no_pidfd knob when g_no_pidfd (then the
+ * pool holds no pidfd at all: checked, a knob that did nothing fails) and
+ * the runs knob when g_runs. */
 static int create_pool(struct arena_pool **p, const struct arena_pool_opts *o)
 {
-	return pool_create_pidfd_or_not(p, A, o, g_no_pidfd);
+	return pool_create_knobs(p, A, o, g_no_pidfd, g_runs);
 }
 
 /* Runs `call` without pidfds. */
 #define NO_PIDFD(call) do { g_no_pidfd = 1; call; g_no_pidfd = 0; } while (0)
+/* Runs `call` with its batches in runs: workers die inside runs. */
+#define RUNS(call) do { g_runs = 1; call; g_runs = 0; } while (0)
 
 static int setup(void **state)
 {
@@ -297,10 +301,23 @@ static void run_poison(uint32_t flags, int hang)
 	uint64_t t0 = now_ns();
 
 	assert_int_equal(create_pool(&p, &o), 0);
-	for (uint64_t i = 0; i < n_tasks; i++) {
-		struct arena_sqe s = { .index = i, .user_data = i, .op = hang ? 7 : 0 };
+	for (uint64_t i = 0; i < n_tasks;) {
+		struct arena_sqe s[16];
+		/* With runs, every call as large as the room: the deadly task
+		 * lands inside a run. */
+		unsigned m = g_runs ? (unsigned)(n_tasks - i < 16 ? n_tasks - i : 16) : 1;
+		int r;
 
-		while (arena_pool_submit(p, &s, 1, 0) == -EAGAIN) {
+		for (unsigned k = 0; k < m; k++)
+			s[k] = (struct arena_sqe){ .index = i + k, .user_data = i + k,
+						   .op = hang ? 7 : 0 };
+		r = arena_pool_submit(p, s, m, 0);
+		if (r > 0) {
+			i += (uint64_t)r;
+			continue;
+		}
+		assert_int_equal(r, -EAGAIN);
+		{
 			int n = arena_pool_reap(p, c, 16, REAP_BOUND_NS);
 
 			if (n <= 0)
@@ -377,11 +394,20 @@ static void run_no_restart(uint32_t flags)
 	assert_int_equal(create_pool(&p, &o), 0);
 	for (uint64_t i = 0; got < n_tasks;) {
 		if (i < n_tasks) {
-			struct arena_sqe s = { .index = i % NITEMS, .user_data = i };
+			/* With runs, calls as large as the depth: runs move to
+			 * the survivors. */
+			struct arena_sqe s[32];
+			unsigned m = g_runs ? (unsigned)(n_tasks - i < 32 ? n_tasks - i : 32) : 1;
+			int r;
 
-			if (arena_pool_submit(p, &s, 1, 0) == 1) {
-				if (++i == n_tasks / 2)
+			for (unsigned k = 0; k < m; k++)
+				s[k] = (struct arena_sqe){ .index = (i + k) % NITEMS,
+							   .user_data = i + k };
+			r = arena_pool_submit(p, s, m, 0);
+			if (r > 0) {
+				if (i < n_tasks / 2 && i + (uint64_t)r >= n_tasks / 2)
 					kill(arena_pool_worker_pid(p, 1), SIGKILL);
+				i += (uint64_t)r;
 				continue;
 			}
 		}
@@ -417,6 +443,33 @@ static void test_no_restart_no_pidfd(void **state) { NO_PIDFD(run_no_restart(0))
 static void test_no_restart_no_pidfd_fallback(void **state)
 {
 	NO_PIDFD(run_no_restart(ARENA_POOL_NO_URING));
+}
+
+/* ---- the same, workers killed inside runs of tasks -------------------------- */
+
+static void test_poison_runs(void **state)
+{
+	RUNS(run_poison(0, 0));
+	RUNS(run_poison(ARENA_POOL_NO_URING, 0));
+	RUNS(NO_PIDFD(run_poison(0, 0)));
+}
+
+static void test_hang_runs(void **state)
+{
+	RUNS(run_poison(0, 1));
+}
+
+static void test_no_restart_runs(void **state)
+{
+	RUNS(run_no_restart(0));
+	RUNS(run_no_restart(ARENA_POOL_NO_URING));
+}
+
+static void test_chaos_runs(void **state)
+{
+	RUNS(run_chaos(0, chaos_tasks() / 4, 1));
+	RUNS(run_chaos(ARENA_POOL_NO_URING | ARENA_POOL_ORDERED, chaos_tasks() / 4, 1));
+	RUNS(NO_PIDFD(run_chaos(0, chaos_tasks() / 8, 1)));
 }
 
 /* ---- the parent dies: its workers follow ---------------------------------- */
@@ -609,6 +662,10 @@ int main(void)
 		cmocka_unit_test(test_chaos_no_pidfd),
 		cmocka_unit_test(test_chaos_no_pidfd_fallback),
 		cmocka_unit_test(test_chaos_ordered_no_pidfd),
+		cmocka_unit_test(test_poison_runs),
+		cmocka_unit_test(test_hang_runs),
+		cmocka_unit_test(test_no_restart_runs),
+		cmocka_unit_test(test_chaos_runs),
 	};
 
 	const char *only = getenv("ARENA_TEST_FILTER");

@@ -158,23 +158,30 @@ static inline int under_valgrind(void)
 #include "pool_test.h"
 
 /*
- * arena_pool_create, through the test knob no_pidfd when asked: such a pool
- * must hold no pidfd at all (a knob that did nothing fails the test with
- * -EBADFD).
+ * arena_pool_create, through the test knobs no_pidfd and runs when asked: a
+ * pool without pidfds must hold none at all (a knob that did nothing fails
+ * the test with -EBADFD).
  */
-static inline int pool_create_pidfd_or_not(struct arena_pool **p, const struct arena *a,
-					   const struct arena_pool_opts *o, int no_pidfd)
+static inline int pool_create_knobs(struct arena_pool **p, const struct arena *a,
+				    const struct arena_pool_opts *o, int no_pidfd, int runs)
 {
-	struct arena_pool_test_opts t = { .o = *o, .no_pidfd = 1 };
+	struct arena_pool_test_opts t = { .o = *o, .no_pidfd = no_pidfd != 0,
+					  .runs = runs != 0 };
 	int before = count_pidfds(), r;
 
-	if (!no_pidfd)
+	if (!no_pidfd && !runs)
 		return arena_pool_create(p, a, o);
 	t.o.flags |= ARENA_POOL_TEST_OPTS;
 	r = arena_pool_create(p, a, &t.o);
-	if (r == 0 && count_pidfds() != before)
+	if (r == 0 && no_pidfd && count_pidfds() != before)
 		return -EBADFD;
 	return r;
+}
+
+static inline int pool_create_pidfd_or_not(struct arena_pool **p, const struct arena *a,
+					   const struct arena_pool_opts *o, int no_pidfd)
+{
+	return pool_create_knobs(p, a, o, no_pidfd, 0);
 }
 #endif
 

@@ -10,6 +10,7 @@
  *
  *   ARENA_KP_WORKER   the kill-point build of arena-worker (exec'd workers)
  */
+#define TESTUTIL_POOL_KNOBS
 #include "testutil.h"
 
 #include <errno.h>
@@ -95,10 +96,13 @@ static unsigned read_kills(const char *dir, unsigned kills[NTASKS])
 	return n;
 }
 
-static void run_point(const char *point, int exec_workers, int ordered)
+/* runs: tasks submitted as many a call as there is room, in runs (the test
+ * knob): deaths land inside runs of up to 4 tasks. */
+static void run_point(const char *point, int exec_workers, int ordered, int runs)
 {
 	const char *worker = getenv("ARENA_KP_WORKER");
 	char dir[] = "/tmp/arena-kp-XXXXXX";
+	struct arena_pool_test_opts t;
 	struct arena_pool_opts o;
 	struct arena_pool *p;
 	struct arena_pool_stats st;
@@ -122,7 +126,11 @@ static void run_point(const char *point, int exec_workers, int ordered)
 	o.result_bytes = 65536;   /* one 40 KB result at a time: a second waits */
 	o.flags = ordered ? ARENA_POOL_ORDERED : 0;
 	o.worker_path = exec_workers ? worker : NULL;
-	assert_int_equal(arena_pool_create(&p, g_arena, &o), 0);
+	memset(&t, 0, sizeof(t));
+	t.o = o;
+	t.o.flags |= ARENA_POOL_TEST_OPTS;
+	t.runs = runs != 0;
+	assert_int_equal(arena_pool_create(&p, g_arena, &t.o), 0);
 	unsetenv("ARENA_KILLPOINT");
 	unsetenv("ARENA_KILLPOINT_DIR");
 	memset(seen, 0, sizeof(seen));
@@ -135,13 +143,17 @@ static void run_point(const char *point, int exec_workers, int ordered)
 		assert_true(read_kills(dir, kills) <= 4 * MAX_ATTEMPTS + 4 * 2);
 		/* keep the queue full (depth 4) */
 		while (k < NTASKS) {
-			struct arena_sqe q = { .index = k % NITEMS, .user_data = k };
+			struct arena_sqe q[4];
+			unsigned m = runs ? (NTASKS - k < 4 ? NTASKS - k : 4) : 1, j;
 
-			r = arena_pool_submit(p, &q, 1, 0);
+			for (j = 0; j < m; j++)
+				q[j] = (struct arena_sqe){ .index = (k + j) % NITEMS,
+							   .user_data = k + j };
+			r = arena_pool_submit(p, q, m, 0);
 			if (r == -EAGAIN)
 				break;
-			assert_int_equal(r, 1);
-			k++;
+			assert_true(r >= 1 && r <= (int)m);
+			k += (unsigned)r;
 		}
 		r = arena_pool_reap(p, e, 1, space ? 50000000 : 5000000000ll);
 		if (r == -ETIMEDOUT) {
@@ -211,19 +223,22 @@ static void run_point(const char *point, int exec_workers, int ordered)
 	}
 	if (!strcmp(point, "space"))
 		assert_true(nkills > 0); /* the point was reached at all */
-	print_message("  %-8s %-5s %-9s: %u deaths, %llu crashes seen, %llu restarts\n", point,
-		      exec_workers ? "exec" : "fork", ordered ? "ordered" : "unordered", nkills,
-		      (unsigned long long)st.crashes, (unsigned long long)st.workers_restarted);
+	print_message("  %-8s %-5s %-9s%s: %u deaths, %llu crashes seen, %llu restarts\n", point,
+		      exec_workers ? "exec" : "fork", ordered ? "ordered" : "unordered",
+		      runs ? " runs" : "", nkills, (unsigned long long)st.crashes,
+		      (unsigned long long)st.workers_restarted);
 }
 
 #define KP_TEST(name, point)                                                  \
 	static void test_##name(void **state)                                 \
 	{                                                                     \
 		(void)state;                                                  \
-		run_point(point, 0, 0);                                       \
-		run_point(point, 0, 1);                                       \
-		run_point(point, 1, 0);                                       \
-		run_point(point, 1, 1);                                       \
+		run_point(point, 0, 0, 0);                                    \
+		run_point(point, 0, 1, 0);                                    \
+		run_point(point, 1, 0, 0);                                    \
+		run_point(point, 1, 1, 0);                                    \
+		run_point(point, 0, 0, 1);                                    \
+		run_point(point, 1, 1, 1);                                    \
 	}
 KP_TEST(taken, "taken")
 KP_TEST(inhand, "inhand")
