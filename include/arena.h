@@ -253,7 +253,8 @@ struct arena_pool_opts {
 	uint32_t depth;          /* tasks in flight (submitted, not reaped);
 	                          * 0 = 10 (the seed's Queue(10)) */
 	uint32_t max_attempts;   /* a task that killed this many workers fails
-	                          * with -EOWNERDEAD; 0 = 3 */
+	                          * with -EOWNERDEAD; 0 = 3, at most 65535
+	                          * (more counts as 65535) */
 	uint64_t result_bytes;   /* result area per worker; 0 = 1 MiB (sparse:
 	                          * only pages written cost memory) */
 	uint64_t task_deadline_ns; /* kill a worker whose task runs longer; 0 = none */
@@ -522,7 +523,8 @@ int arena_info(const struct arena *a, struct arena_info *info);
 struct arena_channel_worker_info {
 	int32_t pid;
 	uint32_t state;           /* ARENA_WORKER_* */
-	uint32_t sq_pending;      /* submitted, not yet taken */
+	uint32_t sq_pending;      /* submitted, not yet taken (the rest of a
+	                           * run in hand is not counted) */
 	uint32_t cq_pending;      /* completed, not yet reaped */
 	uint64_t tasks_done, waits, wakes, task_ns;
 	uint64_t result_used;     /* bytes not yet released */

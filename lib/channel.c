@@ -229,6 +229,21 @@ void chan_unmap(struct chan *c)
 	c->base = NULL;
 }
 
+/* The tasks in worker i's SQ entries [head, tail): a run counts its tasks.
+ * Words anyone may have scribbled: a span longer than the SQ counts as is,
+ * each count is read once, the sum saturates. */
+static uint32_t sq_tasks(const struct chan *c, unsigned i, uint32_t head, uint32_t tail)
+{
+	uint64_t n = 0;
+	uint32_t k;
+
+	if (tail - head > c->sq_mask + 1)
+		return tail - head;
+	for (k = head; k != tail; k++)
+		n += __atomic_load_n(&chan_sq(c, i)[k & c->sq_mask].count, __ATOMIC_RELAXED);
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 int arena_channel_inspect(int fd, struct arena_channel_info *info)
 {
 	struct chan c;
@@ -264,7 +279,7 @@ int arena_channel_inspect(int fd, struct arena_channel_info *info)
 
 		o->pid = (int32_t)atomic_load_explicit(&w->rec.pid, memory_order_relaxed);
 		o->state = atomic_load_explicit(&w->rec.state, memory_order_relaxed);
-		o->sq_pending = sqt - sqh;
+		o->sq_pending = sq_tasks(&c, i, sqh, sqt);
 		o->cq_pending = cqt - cqh;
 		o->tasks_done = atomic_load_explicit(&w->rec.tasks_done, memory_order_relaxed);
 		o->waits = atomic_load_explicit(&w->rec.waits, memory_order_relaxed);

@@ -101,6 +101,7 @@
 			     5: 32-byte CQEs (no user_data, no index);
 			     6: an SQE is a run of tasks (count) */
 #define CHAN_MAX_WORKERS 64u
+#define CHAN_RUN_MAX 64u     /* the most tasks in one SQ entry (chan_sqe.count) */
 #define CHAN_STOP_DRAIN 1u
 #define CHAN_STOP_CANCEL 2u
 

@@ -73,13 +73,22 @@ struct pool_wprod {
 	/*
 	 * The parent's own record of every task given to this worker, by SQ
 	 * position (the worker runs its SQ in order): positions [rec_head,
-	 * sq_tail) are in flight on it.  Written here before the channel's SQ
-	 * slot; the only source of what is delivered (seq, index, user_data)
-	 * and of what is run again after a death: the channel's copy is the
-	 * worker's to scribble on.  Never overwritten while in flight: those
-	 * tasks count in `inflight` (<= depth <= SQ size).
+	 * sq_tail) are in flight on it.  Written here (push_to, at sq_tail
+	 * only) before the channel's SQ slot; the only source of what is
+	 * delivered (seq, index, user_data) and of what is run again after a
+	 * death: the channel's copy is the worker's to scribble on.  A slot
+	 * is not reused while in flight: its tasks count in `inflight` (<=
+	 * depth <= SQ size).  An entry is a run of tasks (channel.h): the
+	 * consumer advances the oldest one, recs[rec_head], task by task as
+	 * they complete (reap.c pool_record_done, cons_lock), so at small
+	 * depths the two threads may write one line of this array.
 	 */
 	struct chan_sqe *recs;
+	/* Tasks pushed so far, and that count when the entry at each SQ
+	 * position was pushed: the tasks queued behind a worker's sq_head,
+	 * for dispatch (submit.c snapshot; runs make slots fewer). */
+	uint64_t pushed;
+	uint64_t *pushed_at;
 	/* sq_tail as last published (release, after the records are written):
 	 * the consumer reads records only below it. */
 	_Atomic uint32_t pub_tail;
@@ -141,6 +150,7 @@ struct arena_pool {
 	struct pool_worker *w;
 	struct pool_wprod *wp;
 	struct chan_sqe *recs_all;  /* every worker's record (pool_wprod.recs) */
+	uint64_t *pushed_all;       /* and pool_wprod.pushed_at */
 
 	/* Producer side. */
 	_Alignas(CACHELINE) pthread_mutex_t prod_lock;

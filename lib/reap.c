@@ -123,10 +123,12 @@ int pool_records_init(struct arena_pool *p, uint32_t index_base)
 	unsigned i;
 
 	p->recs_all = calloc(n * p->nworkers, sizeof(struct chan_sqe));
-	if (!p->recs_all)
+	p->pushed_all = calloc(n * p->nworkers, sizeof(uint64_t));
+	if (!p->recs_all || !p->pushed_all)
 		return -ENOMEM;
 	for (i = 0; i < p->nworkers; i++) {
 		p->wp[i].recs = p->recs_all + i * n;
+		p->wp[i].pushed_at = p->pushed_all + i * n;
 		atomic_init(&p->wp[i].pub_tail, index_base);
 		p->w[i].rec_head = index_base;
 	}
@@ -136,6 +138,7 @@ int pool_records_init(struct arena_pool *p, uint32_t index_base)
 void pool_records_free(struct arena_pool *p)
 {
 	free(p->recs_all);
+	free(p->pushed_all);
 }
 
 /*

@@ -24,10 +24,11 @@
 
 #define RUN_TASK_NS 1000u   /* tasks this short (recently) go in runs */
 #define RUN_SPAN_NS 10000u  /* about the most work one run holds */
-#define RUN_MAX 64u         /* and the most tasks (<= UINT16_MAX) */
+#define RUN_MAX CHAN_RUN_MAX /* and the most tasks (worker.c rejects more) */
 
 struct disp {
-	uint32_t queued;        /* taken by the worker not yet */
+	uint32_t queued;        /* tasks taken by the worker not yet */
+	uint32_t slots;         /* and the SQ slots they fill */
 	uint32_t inhand;        /* 1 while it runs a task (a hint) */
 	uint64_t task_ns;
 	int awake;
@@ -54,12 +55,19 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 			evc_sleepers(atomic_load_explicit(&w->slow.wake_ann, memory_order_relaxed)) +
 			evc_sleepers(atomic_load_explicit(&w->slow.space_ann, memory_order_relaxed));
 
-		d[i].queued = pw->sq_tail - head;
-		if (d[i].queued > p->c.sq_mask + 1) {
+		d[i].slots = pw->sq_tail - head;
+		if (d[i].slots > p->c.sq_mask + 1) {
 			/* Only a misbehaving worker moves its head past our tail. */
 			pool_fail(p, -EBADMSG);
-			d[i].queued = p->c.sq_mask + 1;
+			d[i].slots = p->c.sq_mask + 1;
 		}
+		/* Tasks, from our count at the head's position (a slot not yet
+		 * reused: slots in flight <= SQ size); after a restart the head
+		 * run's done tasks still count (a hint). */
+		d[i].queued = !d[i].slots ? 0
+			      : pw->pushed - pw->pushed_at[head & p->c.sq_mask] <= p->depth
+			      ? (uint32_t)(pw->pushed - pw->pushed_at[head & p->c.sq_mask])
+			      : p->depth;
 		d[i].inhand = atomic_load_explicit(&w->hot.inhand_valid, memory_order_relaxed) != 0;
 		/* A worker that has timed no task yet is taken to be as slow as a
 		 * wake-up: a fresh pool then spreads tasks that block rather than
@@ -81,13 +89,13 @@ static int pick(struct arena_pool *p, const struct disp *d)
 
 	/* One worker: every rule below comes to "it, if it can take one". */
 	if (p->nworkers == 1)
-		return p->wp[0].alive && d[0].queued <= p->c.sq_mask ? 0 : -1;
+		return p->wp[0].alive && d[0].slots <= p->c.sq_mask ? 0 : -1;
 	for (i = 0; i < p->nworkers; i++) {
 		/* The task in hand counts: a worker that runs a long task with
 		 * nothing queued behind it is busy, not free. */
 		uint64_t cost = (uint64_t)(d[i].queued + d[i].inhand) * d[i].task_ns;
 
-		if (!p->wp[i].alive || d[i].queued > p->c.sq_mask)
+		if (!p->wp[i].alive || d[i].slots > p->c.sq_mask)
 			continue;
 		if (cost < any_cost)
 			any_cost = cost, best_any = (int)i;
@@ -134,6 +142,8 @@ static void push_to(struct arena_pool *p, unsigned i, uint64_t index, uint64_t u
 	r->op = op;
 	r->attempts = attempts;
 	r->count = count;
+	pw->pushed_at[pw->sq_tail & p->c.sq_mask] = pw->pushed;
+	pw->pushed += count;
 	s->index = index;
 	s->user_data = user_data;
 	s->seq = seq;
@@ -154,9 +164,8 @@ static int dispatch(struct arena_pool *p, struct disp *d, uint64_t index, uint64
 	if (i < 0)
 		return -ECHILD;
 	push_to(p, (unsigned)i, index, user_data, seq, op, attempts, count);
-	/* Tasks, not slots: pick weighs the work queued.  Slots <= tasks
-	 * <= depth - 1 before this entry, so a full SQ is never missed. */
 	d[i].queued += count;
+	d[i].slots++;
 	d[i].awake = 1; /* woken at publish if it sleeps */
 	*touched |= 1ull << i;
 	return 0;
@@ -384,7 +393,7 @@ static inline int batch_get(const struct batch *b, uint32_t k, uint64_t count,
  * checked as batch_get does, in one tight pass). */
 static uint32_t valid_prefix(const struct batch *b, uint32_t from, uint32_t n, uint64_t count)
 {
-	const struct arena_sqe *s = b->sqes + from;
+	const struct arena_sqe *s;
 	uint32_t k;
 
 	if (!b->sqes) {
@@ -392,6 +401,7 @@ static uint32_t valid_prefix(const struct batch *b, uint32_t from, uint32_t n, u
 			return 0;
 		return count - b->first - from < n ? (uint32_t)(count - b->first - from) : n;
 	}
+	s = b->sqes + from; /* not before: NULL + from is undefined */
 	for (k = 0; k < n; k++)
 		if (s[k].flags || s[k].index >= count)
 			break;
@@ -402,11 +412,12 @@ static uint32_t valid_prefix(const struct batch *b, uint32_t from, uint32_t n, u
  * one's run: items, user data one up each, the same op.  A range is one. */
 static uint32_t run_length(const struct batch *b, uint32_t from, uint32_t max)
 {
-	const struct arena_sqe *s = b->sqes + from;
+	const struct arena_sqe *s;
 	uint32_t n;
 
 	if (!b->sqes)
 		return max;
+	s = b->sqes + from;
 	for (n = 1; n < max; n++)
 		if (s[n].index != s[0].index + n || s[n].user_data != s[0].user_data + n ||
 		    s[n].op != s[0].op)

@@ -633,7 +633,7 @@ int worker_run(struct worker *wk)
 
 			/* Our parent writes runs of 1 to 64; anything else is
 			 * another process's scribbling. */
-			if (n == 0)
+			if (n == 0 || n > CHAN_RUN_MAX)
 				corrupt(wk);
 			for (k = 0; k < n; k++) {
 				run_one(wk, &sqe, pos, k == 0);

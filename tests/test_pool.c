@@ -1669,6 +1669,50 @@ static void test_result_space(void **state)
 	leak_end(&l);
 }
 
+/*
+ * arena_channel_inspect counts tasks, not SQ entries: a run of 7 queued
+ * behind a 25 ms task on the only worker is 7 tasks not taken (one entry).
+ */
+static void test_inspect_counts_runs(void **state)
+{
+	struct arena_pool_test_opts t = {
+		.o = { .flags = ARENA_POOL_TEST_OPTS, .workers = 1, .depth = 16,
+		       .task = mixed_task },
+		.runs = 1 };
+	struct arena_channel_info ci = { 0 };
+	struct arena_sqe s[7];
+	struct arena_cqe c[8];
+	struct arena_pool *p;
+	struct leak l;
+	int k, got = 0;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &t.o);
+	submit_op(p, 0, 100, 0);           /* 25 ms */
+	for (k = 0; k < 7; k++)
+		s[k] = (struct arena_sqe){ .index = (uint64_t)k + 1, .user_data = (uint64_t)k };
+	/* Once the worker holds the 25 ms task, the run waits behind it. */
+	for (k = 0; k < 200; k++) {
+		assert_int_equal(arena_channel_inspect(arena_pool_channel_fd(p), &ci), 0);
+		if (!ci.w[0].sq_pending)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(arena_pool_submit(p, s, 7, 0), 7);
+	assert_int_equal(arena_channel_inspect(arena_pool_channel_fd(p), &ci), 0);
+	assert_int_equal(ci.w[0].sq_pending, 7);
+	while (got < 8) {
+		int r = arena_pool_reap(p, c, 8, 5000000000ll);
+
+		assert_true(r > 0);
+		assert_int_equal(arena_pool_release_many(p, c, (unsigned)r), 0);
+		got += r;
+	}
+	pool_del(p);
+	leak_end(&l);
+}
+
 static void test_task_error(void **state)
 {
 	struct arena_pool_opts o = { .workers = 2, .depth = 32, .task = err_task };
@@ -3192,6 +3236,86 @@ static void test_hostile_worker(void **state)
 	munmap((void *)g_once, 4096);
 }
 
+
+/*
+ * A run's count is worker-readable garbage like any SQ field: task 3 writes
+ * `count` into every slot still queued on its own worker (arg: the value).
+ * 0 must make the worker exit as corrupt, so that the pool fails with
+ * -EBADMSG (not spin for ever on a slot it never moves past); a count past
+ * what the parent ever writes (RUN_MAX) must not make it run tasks never
+ * submitted, nor deliver any task twice or a wrong user_data.
+ */
+static int count_scribble_task(struct arena_task *t)
+{
+	uint16_t v = (uint16_t)(uintptr_t)t->arg;
+
+	if (t->user_data == 3 && !atomic_exchange(g_once, 1)) {
+		uint64_t size;
+		uint8_t *base = worker_map_channel(&size);
+		const struct chan_hdr *h = (const struct chan_hdr *)base;
+		struct chan_worker *w = worker_block(base, t->worker);
+		struct chan_sqe *sq = (struct chan_sqe *)((uint8_t *)w + h->sq_off);
+		uint32_t k, head = atomic_load(&w->hot.sq_head), tail = atomic_load(&w->prod.sq_tail);
+
+		for (k = head; k != tail; k++)
+			sq[k & (h->sq_depth - 1)].count = v;
+	}
+	if (t->index >= 16)
+		atomic_fetch_add(g_once + 1, 1); /* a task never submitted ran */
+	return arena_task_get_item(t);
+}
+
+static void scribbled_count(uint16_t v)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 16, .task = count_scribble_task,
+				     .task_arg = (void *)(uintptr_t)v };
+	struct arena_sqe sq[16];
+	struct arena_cqe cq[16];
+	struct arena_pool *p;
+	uint8_t seen[16] = { 0 };
+	uint64_t end;
+	int r = 0, i;
+
+	atomic_store(g_once, 0);
+	atomic_store(g_once + 1, 0);
+	pool_new(&p, &o);
+	for (i = 0; i < 16; i++)
+		sq[i] = (struct arena_sqe){ .index = (uint64_t)i, .user_data = (uint64_t)i,
+					    .op = ARENA_OP_REF };
+	/* a fresh pool: no runs (16 slots), the scribble hits slots 4..15 */
+	assert_int_equal(arena_pool_submit(p, sq, 16, 0), 16);
+	end = now_ns() + 5000000000ull;
+	for (;;) {
+		r = arena_pool_reap(p, cq, 16, 100000000ll);
+		if (r == -EBADMSG)
+			break;
+		assert_true(now_ns() < end); /* neither failed nor done: a hang */
+		if (r == -ETIMEDOUT)
+			continue;
+		assert_true(r > 0);
+		for (i = 0; i < r; i++) {
+			assert_true(cq[i].user_data < 16);
+			assert_int_equal(seen[cq[i].user_data]++, 0);
+			assert_int_equal(cq[i].index, cq[i].user_data);
+			arena_pool_release(p, &cq[i]);
+		}
+	}
+	print_message("  count %u: pool failed (-EBADMSG), %d task(s) never submitted ran\n",
+		      v, atomic_load(g_once + 1));
+	assert_int_equal(atomic_load(g_once + 1), 0);
+	pool_del(p);
+}
+
+static void test_scribbled_count(void **state)
+{
+	(void)state;
+	g_once = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(g_once != MAP_FAILED);
+	scribbled_count(0);
+	scribbled_count(65535);
+	munmap((void *)g_once, 4096);
+}
+
 static void test_default_task(void **state)
 {
 	struct arena_pool_opts o = { .workers = 2, .depth = 64 };
@@ -3368,6 +3492,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_blocking_tasks_spread, test_teardown),
 		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),
 		cmocka_unit_test_teardown(test_result_space, test_teardown),
+		cmocka_unit_test_teardown(test_inspect_counts_runs, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize, test_teardown),
 		cmocka_unit_test_teardown(test_release_many, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
@@ -3386,6 +3511,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_worker_corrupts_sq_head, test_teardown),
 		cmocka_unit_test_teardown(test_worker_stale_announcement, test_teardown),
 		cmocka_unit_test_teardown(test_hostile_worker, test_teardown),
+		cmocka_unit_test_teardown(test_scribbled_count, test_teardown),
 		cmocka_unit_test_teardown(test_result_guard_page, test_teardown),
 		cmocka_unit_test_teardown(test_eintr, test_teardown),
 		cmocka_unit_test_teardown(test_submit_range, test_teardown),

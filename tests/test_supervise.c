@@ -472,6 +472,61 @@ static void test_chaos_runs(void **state)
 	RUNS(NO_PIDFD(run_chaos(0, chaos_tasks() / 8, 1)));
 }
 
+
+/*
+ * No survivor: the worker dies inside a run (poison_task, index 13 of the run
+ * 0..15) and is not replaced, so what is left of its run completes from our
+ * record with -ECHILD: every task of it, once (requeue_one's
+ * pool_complete_synthetic_run), not only the one in hand.
+ */
+static void run_no_survivor_runs(uint32_t flags)
+{
+	struct arena_pool_opts o = { .flags = flags | ARENA_POOL_NO_RESTART, .workers = 1,
+				     .depth = 16, .task = poison_task, .max_attempts = 3 };
+	struct arena_sqe s[16];
+	struct arena_cqe c[16];
+	struct arena_pool *p;
+	uint8_t seen[16] = { 0 };
+	unsigned got = 0, echild = 0;
+	int r;
+
+	g_runs = 1;
+	assert_int_equal(create_pool(&p, &o), 0);
+	g_runs = 0;
+	for (unsigned k = 0; k < 16; k++)
+		s[k] = (struct arena_sqe){ .index = k, .user_data = 100 + k };
+	assert_int_equal(arena_pool_submit(p, s, 16, 0), 16);   /* one run of 16 */
+	while (got < 16) {
+		r = arena_pool_reap(p, c, 16, 2ll * 1000 * 1000 * 1000);
+		if (r <= 0)
+			print_message("reap: %d %s after %u\n", r, arena_strerror(r), got);
+		assert_true(r > 0);
+		for (int k = 0; k < r; k++) {
+			assert_true(c[k].user_data >= 100 && c[k].user_data < 116);
+			assert_int_equal(seen[c[k].user_data - 100]++, 0);
+			assert_int_equal(c[k].index, c[k].user_data - 100);
+			if (c[k].index < 13) {
+				assert_int_equal(c[k].status, 0);
+			} else {
+				assert_int_equal(c[k].status, -ECHILD);
+				echild++;
+			}
+			arena_pool_release(p, &c[k]);
+		}
+		got += (unsigned)r;
+	}
+	assert_int_equal(echild, 3);
+	arena_pool_destroy(p);
+	assert_int_equal(count_children(), 0);
+}
+
+static void test_no_survivor_runs(void **state)
+{
+	(void)state;
+	run_no_survivor_runs(0);
+	run_no_survivor_runs(ARENA_POOL_ORDERED | ARENA_POOL_NO_URING);
+}
+
 /* ---- the parent dies: its workers follow ---------------------------------- */
 
 static int gone(pid_t pid)
@@ -666,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_hang_runs),
 		cmocka_unit_test(test_no_restart_runs),
 		cmocka_unit_test(test_chaos_runs),
+		cmocka_unit_test(test_no_survivor_runs),
 	};
 
 	const char *only = getenv("ARENA_TEST_FILTER");

@@ -20,7 +20,8 @@
  * completion names the index and user_data that were submitted with its
  * seq, and after a drain every task was delivered.
  * Byte 0: bit 0 two workers, bit 1 ordered, bit 2 no io_uring, bit 3
- * submit two more tasks before freezing.
+ * submit two more tasks before freezing, bit 4 batches in runs (the test
+ * knob: SQ entries of several tasks, whose count a patch can scribble).
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -28,6 +29,7 @@
 
 #include "fuzz_util.h"
 #include "pool_internal.h"
+#include "pool_test.h"
 
 #define NT 64          /* tasks at most per input */
 #define MAX_S 1000000000ll
@@ -153,6 +155,7 @@ static void patch(struct state *s, unsigned where, unsigned off, const uint8_t *
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct arena_pool_test_opts t;
 	struct arena_pool_opts o;
 	struct state s;
 	uint8_t mode;
@@ -170,8 +173,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.depth = 4;
 	o.result_bytes = 4096;
 	o.max_attempts = 2;
-	o.flags = ((mode & 2) ? ARENA_POOL_ORDERED : 0) | ((mode & 4) ? ARENA_POOL_NO_URING : 0);
-	if (arena_pool_create(&s.p, A, &o) < 0)
+	o.flags = ((mode & 2) ? ARENA_POOL_ORDERED : 0) | ((mode & 4) ? ARENA_POOL_NO_URING : 0) |
+		  ARENA_POOL_TEST_OPTS;
+	memset(&t, 0, sizeof(t));
+	t.o = o;
+	t.runs = (mode & 16) != 0;
+	if (arena_pool_create(&s.p, A, &t.o) < 0)
 		abort();
 	if (chan_map(&s.c, arena_pool_channel_fd(s.p), 1) < 0)
 		abort();

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "fuzz_util.h"
+#include "channel.h"
 
 static const char *dir;
 
@@ -39,6 +40,7 @@ int main(int argc, char **argv)
 	struct arena *a = fuzz_arena();
 	struct arena_pool *p;
 	struct arena_pool_opts o = { .workers = 1, .depth = 4, .result_bytes = 4096 };
+	uint64_t hdr_sq = 0, hdr_sqd = 4;   /* the SQ's place (fuzz_channel's pool) */
 	size_t n, m;
 	int sv[2], cfd;
 	unsigned mode;
@@ -102,6 +104,8 @@ int main(int argc, char **argv)
 	put("inspect", "seed-channel", 0, tmp, m);
 	put("inspect", "seed-channel-json", 1, tmp, m);
 	put("inspect", "seed-channel-sealed", 2, tmp, m);
+	hdr_sq = ((const struct chan_hdr *)tmp)->sq_off;
+	hdr_sqd = ((const struct chan_hdr *)tmp)->sq_depth;
 	put("inspect", "seed-arena", 0, img, n);
 	arena_pool_destroy(p);
 	/* channel: no patch, and one of each kind */
@@ -121,6 +125,21 @@ int main(int argc, char **argv)
 		put("channel", "seed-result", 8, res, sizeof(res));
 		put("channel", "seed-globals", 4, glob, sizeof(glob));
 		put("channel", "seed-inhand", 9, inhand, sizeof(inhand));
+	}
+	/* channel, runs (mode bits 3 and 4): the two extra tasks in one run,
+	 * as is and with its count (SQ slot 1: the first four went as one
+	 * run; chan_sqe offset 30) scribbled
+	 * to 65535 and to 0 */
+	{
+		static const uint8_t none[1] = { 0 };
+		unsigned off = (unsigned)(hdr_sq + (1 % hdr_sqd) * sizeof(struct chan_sqe) + 30);
+		uint8_t big[] = { 0x05, (uint8_t)off, (uint8_t)(off >> 8), 2, 0xff, 0xff,
+				  0x07, 0, 0, 0 };
+		uint8_t zero[] = { 0x05, (uint8_t)off, (uint8_t)(off >> 8), 2, 0, 0, 0x07, 0, 0, 0 };
+
+		put("channel", "seed-runs", 8 | 16, none, 0);
+		put("channel", "seed-runs-count-65535", 8 | 16, big, sizeof(big));
+		put("channel", "seed-runs-count-0", 8 | 16, zero, sizeof(zero));
 	}
 	arena_close(a);
 	return 0;

@@ -146,6 +146,11 @@ static void run_point(const char *point, int exec_workers, int ordered, int runs
 			struct arena_sqe q[4];
 			unsigned m = runs ? (NTASKS - k < 4 ? NTASKS - k : 4) : 1, j;
 
+			/* runs: a whole run of m or nothing (room 1 would make
+			 * every later entry a run of 1) */
+			if (runs && 4 - (k - got) < m)
+				break;
+
 			for (j = 0; j < m; j++)
 				q[j] = (struct arena_sqe){ .index = (k + j) % NITEMS,
 							   .user_data = k + j };
