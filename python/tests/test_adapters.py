@@ -120,24 +120,30 @@ def _adapters():
     return pytest.importorskip("libarena.adapters")
 
 
+def _epoch_with_a_kill(enq, ds, n, victim):
+    """One epoch of enq while ds's victim item kills its worker: the epoch
+    goes on, in order; the victim is computed twice (the killed attempt and
+    one more), every other item once.  Returns the items."""
+    killer = threading.Thread(target=ds.kill_victim, daemon=True)
+    killer.start()
+    got = bounded(lambda: list(enq))
+    killer.join(WAIT_S)
+    assert not killer.is_alive()
+    assert got == [(i, i * i) for i in range(n)]
+    assert ds.calls[victim] == 2
+    assert [ds.calls[i] for i in range(n) if i != victim] == [1] * (n - 1)
+    st = enq.stats()
+    assert st["crashes"] == 1 and st["tasks_rerun"] == 1
+    return got
+
+
 def test_enqueuer_recomputes_the_item_of_a_killed_worker_once():
-    """The same kill as above: the epoch goes on, in order; the victim item
-    is computed twice (the killed attempt and one more), every other item
-    once."""
+    """The same kill as above, through an Enqueuer."""
     ad = _adapters()
     n, victim = 40, 7
     ds = Probe(n, victim)
     with ad.Enqueuer(ds, workers=3, depth=10) as enq:
-        killer = threading.Thread(target=ds.kill_victim, daemon=True)
-        killer.start()
-        got = bounded(lambda: list(enq))
-        killer.join(WAIT_S)
-        assert not killer.is_alive()
-        assert got == [(i, i * i) for i in range(n)]
-        assert ds.calls[victim] == 2
-        assert [ds.calls[i] for i in range(n) if i != victim] == [1] * (n - 1)
-        st = enq.stats()
-        assert st["crashes"] == 1 and st["tasks_rerun"] == 1
+        got = _epoch_with_a_kill(enq, ds, n, victim)
         # The next epoch runs on the pool as it is now (the replacement in).
         assert list(enq) == got
 
@@ -548,16 +554,7 @@ def test_spawn_enqueuer_recomputes_the_item_of_a_killed_worker_once(tmp_path):
     ds = Probe(n, victim, shared=tmp_path)
     try:
         with ad.Enqueuer(ds, workers=2, depth=10, start_method="spawn") as enq:
-            killer = threading.Thread(target=ds.kill_victim, daemon=True)
-            killer.start()
-            got = bounded(lambda: list(enq))
-            killer.join(WAIT_S)
-            assert not killer.is_alive()
-            assert got == [(i, i * i) for i in range(n)]
-            assert ds.calls[victim] == 2
-            assert [ds.calls[i] for i in range(n) if i != victim] == [1] * (n - 1)
-            st = enq.stats()
-            assert st["crashes"] == 1 and st["tasks_rerun"] == 1
+            _epoch_with_a_kill(enq, ds, n, victim)
             assert _exec_d(enq.worker_pids())
     finally:
         ds.close()
