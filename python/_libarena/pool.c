@@ -49,9 +49,6 @@ void pool_view_released(PoolObject *p, const struct arena_cqe *c)
 		pool_finish_close(p);
 }
 
-/* Waits in slices, releasing the GIL, so that a signal handler (Ctrl-C) runs
- * between them.  op is called with a slice's timeout; it returns like the
- * library's waits.  Returns op's result or -EINTR with an exception set. */
 #ifdef HAVE_RESULT_SPACE
 /*
  * The waits on this pool have made no progress for stall_warn_ns: when a
@@ -90,6 +87,9 @@ static int stall_report(PoolObject *self)
 }
 #endif
 
+/* Waits in slices, releasing the GIL, so that a signal handler (Ctrl-C) runs
+ * between them.  op is called with a slice's timeout; it returns like the
+ * library's waits.  Returns op's result or -EINTR with an exception set. */
 int wait_sliced(PoolObject *self, wait_op op, void *arg, int64_t timeout_ns)
 {
 	int64_t left = timeout_ns;
