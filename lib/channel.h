@@ -133,6 +133,17 @@ struct chan_sqe {
 };
 _Static_assert(sizeof(struct chan_sqe) == 32, "sqe layout");
 
+/* Makes *s its run's next task: index, user_data and seq one up, no
+ * attempts (that task has run nowhere yet).  count is the caller's: the
+ * worker walks its copy of an entry, the parent shortens its record. */
+static inline void chan_sqe_next(struct chan_sqe *s)
+{
+	s->index++;
+	s->user_data++;
+	s->seq++;
+	s->attempts = 0;
+}
+
 #define CQE_F_ARENA 1u    /* res_off is an offset into the arena's data */
 
 struct chan_cqe {

@@ -182,7 +182,7 @@ void pool_complete_synthetic_run(struct arena_pool *p, const struct chan_sqe *re
 	struct chan_sqe t = *rec;
 	uint32_t k;
 
-	for (k = 0; k < rec->count; k++, t.index++, t.user_data++, t.seq++)
+	for (k = 0; k < rec->count; k++, chan_sqe_next(&t))
 		pool_complete_synthetic(p, &t, status);
 }
 
@@ -196,11 +196,8 @@ void pool_complete_synthetic_run(struct arena_pool *p, const struct chan_sqe *re
 void pool_record_done(struct arena_pool *p, unsigned i, struct chan_sqe *rec)
 {
 	if (rec->count > 1) {
-		rec->index++;
-		rec->user_data++;
-		rec->seq++;
+		chan_sqe_next(rec);
 		rec->count--;
-		rec->attempts = 0;
 	} else {
 		p->w[i].rec_head++;
 	}

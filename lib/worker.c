@@ -637,11 +637,7 @@ int worker_run(struct worker *wk)
 				corrupt(wk);
 			for (k = 0; k < n; k++) {
 				run_one(wk, &sqe, pos, k == 0);
-				/* Task k + 1 of the run: it has run nowhere yet. */
-				sqe.index++;
-				sqe.user_data++;
-				sqe.seq++;
-				sqe.attempts = 0;
+				chan_sqe_next(&sqe);
 				if (signal_due(wk, tail - wk->head + (n - 1 - k))) {
 					/* A wake-up's system call is not task time: close
 					 * the stride before it, start a new one after. */

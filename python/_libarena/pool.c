@@ -61,17 +61,17 @@ void pool_view_released(PoolObject *p, const struct arena_cqe *c)
 static int stall_report(PoolObject *self)
 {
 	modstate *st = state_of_type(Py_TYPE(self));
-	struct arena_pool_stats ps;
+	uint64_t held, size;
+	int waiting;
 	unsigned i;
 
-	if (self->stall_warned || !self->exports || arena_pool_stats(self->p, &ps) < 0)
+	if (self->stall_warned || !self->exports)
 		return 0;
-	for (i = 0; i < ps.workers; i++) {
-		uint64_t held, size;
-		int waiting;
+	/* Every worker: -ERANGE past the last one. */
+	for (i = 0; arena_pool_result_space(self->p, i, &held, &size, &waiting) == 0; i++) {
 		char msg[400];
 
-		if (arena_pool_result_space(self->p, i, &held, &size, &waiting) < 0 || !waiting)
+		if (!waiting)
 			continue;
 		self->stall_warned = 1;
 		/* PyErr_WarnFormat has no %f. */
