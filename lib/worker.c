@@ -19,7 +19,9 @@
 #include "worker.h"
 
 #define IDLE_CHECK_NS (250 * 1000 * 1000) /* parent-death check when idle */
-#define SIGNAL_BATCH 16       /* tiny tasks: wake the consumer once per 16 */
+#define SIGNAL_BATCH 16       /* wake the consumer once per 16 tasks at most, */
+#define SIGNAL_WORK_NS 20000  /* and, with more queued, once they took this
+				 long: a wake-up costs 5-15 us of CPU here */
 #define SIGNAL_DELAY_NS 100000 /* or once completions waited this long */
 #define LONG_QUEUE_NS 1000000 /* queued beyond this: the reaper's own look
 				 (sys_look_ns: once every 1.25 kernel ticks while
@@ -420,7 +422,13 @@ static int signal_consumer(struct worker *wk)
  *  - never while more than LONG_QUEUE_NS of work is queued here: nothing
  *    here runs dry soon, and the reaper looks by itself once a tick and a
  *    quarter while tasks are in flight (sys_look_ns, supervise.c);
- *  - after SIGNAL_BATCH;
+ *  - after SIGNAL_BATCH tasks, once they took SIGNAL_WORK_NS: 16 tiny
+ *    tasks are half a microsecond of work, and a consumer woken for each
+ *    16 went back to sleep as often (bench/parent-cost 1 1024 2000000 0 2,
+ *    a slow phase of the host: 9,000-13,000 worker wake-ups against
+ *    3,600-7,500; ring-bench's bulk row, 0.0076-0.0212 futex calls a task
+ *    in 6 runs against 0.0079-0.0080 in 5: what is left is the producer's
+ *    sleeps for room);
  *  - once they have waited about SIGNAL_DELAY_NS and are at least as many
  *    as the tasks still queued: a refill is then due, and a queue half
  *    drained still covers the refill's latency.
@@ -442,7 +450,7 @@ static int signal_due(const struct worker *wk, uint32_t left)
 		return 1;
 	if ((uint64_t)left * t > LONG_QUEUE_NS)
 		return 0;
-	if (wk->unsignaled >= SIGNAL_BATCH)
+	if (wk->unsignaled >= SIGNAL_BATCH && wk->unsignaled * t >= SIGNAL_WORK_NS)
 		return 1;
 	return wk->unsignaled * t >= SIGNAL_DELAY_NS && wk->unsignaled >= left;
 }
@@ -565,6 +573,26 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 	post(wk, &cqe);
 }
 
+/*
+ * The tasks queued in our SQ from our head to `tail`, a run counting its
+ * tasks: what signal_due() weighs (counting entries, a queue of runs looked
+ * up to 64 times shorter than it is).  A hint: a count out of range counts
+ * as 1 here, and the loop refuses it when it gets there.  Once per refill,
+ * on slots we read anyway; the acquire load of tail made them visible.
+ */
+static uint32_t queued_tasks(const struct worker *wk, uint32_t tail)
+{
+	const struct chan_sqe *sq = chan_sq(wk->c, wk->id);
+	uint32_t mask = wk->c->sq_mask, sum = 0;
+
+	for (uint32_t h = wk->head; h != tail; h++) {
+		uint32_t n = sq[h & mask].count;
+
+		sum += n && n <= CHAN_RUN_MAX ? n : 1;
+	}
+	return sum;
+}
+
 static int cancelled(const struct worker *wk)
 {
 	return atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
@@ -575,6 +603,7 @@ int worker_run(struct worker *wk)
 {
 	struct chan_worker *w = wk->w;
 	uint32_t mask = wk->c->sq_mask;
+	uint32_t later;       /* tasks queued behind the entry being run */
 	int yield_cpu = 0;    /* a reaper we woke may need this CPU */
 
 	wk->cq_gen = EVC_NONE;
@@ -627,6 +656,7 @@ int worker_run(struct worker *wk)
 				wk->gap_ema = wk->gap_ema ? (wk->gap_ema * 3 + gap) / 4 : gap;
 			wk->idle_since = 0;
 		}
+		later = queued_tasks(wk, tail);
 		while (wk->head != tail && !cancelled(wk)) {
 			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
 			uint32_t pos = wk->head, k, n = sqe.count;
@@ -635,10 +665,11 @@ int worker_run(struct worker *wk)
 			 * another process's scribbling. */
 			if (n == 0 || n > CHAN_RUN_MAX)
 				corrupt(wk);
+			later = later > n ? later - n : 0;
 			for (k = 0; k < n; k++) {
 				run_one(wk, &sqe, pos, k == 0);
 				chan_sqe_next(&sqe);
-				if (signal_due(wk, tail - wk->head + (n - 1 - k))) {
+				if (signal_due(wk, later + (n - 1 - k))) {
 					/* A wake-up's system call is not task time: close
 					 * the stride before it, start a new one after. */
 					clock_flush(wk);
