@@ -274,9 +274,14 @@ int sys_poll_in(int fd, int fd2, int64_t timeout_ns)
 void sys_drain(int fd)
 {
 	char buf[64];
+	ssize_t n;
 
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
+	/* A short read emptied the pipe: reading on to EAGAIN would cost
+	 * every wake-up a second system call.  A byte written after it stays
+	 * for the next poll, as one written after an EAGAIN would. */
+	do
+		n = read(fd, buf, sizeof(buf));
+	while (n == (ssize_t)sizeof(buf) || (n < 0 && errno == EINTR));
 }
 
 int sys_write_all(int fd, const void *buf, size_t len)
