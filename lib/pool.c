@@ -259,13 +259,13 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->depth = o.depth ? o.depth : 10;
 	/* The record counts attempts in 16 bits (channel.h chan_sqe). */
 	p->max_attempts = !o.max_attempts ? 3 : o.max_attempts > UINT16_MAX ? UINT16_MAX : o.max_attempts;
-	/* Deep queues refill in batches: a producer sleeping for room wakes
-	 * once half the depth is free (at 64 and up; half of that still
-	 * covers its wake-up), else a quarter.  Half, against a quarter, at
-	 * depth 1024: half the producer's sleeps and futex calls a task in
-	 * ring-bench's bulk row 0.0044-0.0046 against 0.0063-0.0079 (2 of 3
-	 * runs); its wall time did not move beyond the host's noise. */
-	p->space_need = p->depth >= 64 ? p->depth / 2 : p->depth >= 8 ? p->depth / 4 : 1;
+	/* Deep queues refill in batches: one producer wake per depth/4.  Half
+	 * the depth halved the producer's sleeps (16.5 against 12 ns of its
+	 * CPU a task) but, with that thread asleep longer, the consumer of
+	 * the two-thread shape reaped 6-7 completions at a time against 55-60
+	 * and read each line as the worker wrote it: 41-44 ns a task against
+	 * 38 (bench/parent-cost 1 1024 2000000 0 2, alternated). */
+	p->space_need = p->depth >= 8 ? p->depth / 4 : 1;
 	p->ordered = !!(o.flags & ARENA_POOL_ORDERED);
 	p->self = getpid();
 	p->creator_tid = (pid_t)syscall(SYS_gettid);
