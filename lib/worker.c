@@ -424,11 +424,15 @@ static int signal_consumer(struct worker *wk)
  *    quarter while tasks are in flight (sys_look_ns, supervise.c);
  *  - after SIGNAL_BATCH tasks, once they took SIGNAL_WORK_NS: 16 tiny
  *    tasks are half a microsecond of work, and a consumer woken for each
- *    16 went back to sleep as often (bench/parent-cost 1 1024 2000000 0 2,
- *    a slow phase of the host: 9,000-13,000 worker wake-ups against
- *    3,600-7,500; ring-bench's bulk row, 0.0076-0.0212 futex calls a task
- *    in 6 runs against 0.0079-0.0080 in 5: what is left is the producer's
- *    sleeps for room);
+ *    16 goes back to sleep as often.  ring-bench's tiny depth-1024 rows
+ *    fell into that mode (10,000-21,000 consumer sleeps a row, 0.11-0.20
+ *    us a task, 0.02-0.03 futex calls) in 4 of 6 runs with 2 workers;
+ *    with this rule in none of 16 (130-2,720 sleeps, 0.047-0.073 us).
+ *    With 1 worker the row was in a middle mode of about 2,000 sleeps
+ *    (66 ns a task) in 13 of 16 runs and in one of about 70 (46 ns) in 3,
+ *    against 3, 2 and 1 (the 10,000+ mode) of 6 before; other sets had
+ *    that row at 46 ns more often before (README, "What changed in
+ *    session 9");
  *  - once they have waited about SIGNAL_DELAY_NS and are at least as many
  *    as the tasks still queued: a refill is then due, and a queue half
  *    drained still covers the refill's latency.
