@@ -229,10 +229,7 @@ void chan_unmap(struct chan *c)
 	c->base = NULL;
 }
 
-/* The tasks in worker i's SQ entries [head, tail): a run counts its tasks.
- * Words anyone may have scribbled: a span longer than the SQ counts as is,
- * each count is read once, the sum saturates. */
-static uint32_t sq_tasks(const struct chan *c, unsigned i, uint32_t head, uint32_t tail)
+uint32_t chan_sq_tasks(const struct chan *c, unsigned i, uint32_t head, uint32_t tail)
 {
 	uint64_t n = 0;
 	uint32_t k;
@@ -279,7 +276,7 @@ int arena_channel_inspect(int fd, struct arena_channel_info *info)
 
 		o->pid = (int32_t)atomic_load_explicit(&w->rec.pid, memory_order_relaxed);
 		o->state = atomic_load_explicit(&w->rec.state, memory_order_relaxed);
-		o->sq_pending = sq_tasks(&c, i, sqh, sqt);
+		o->sq_pending = chan_sq_tasks(&c, i, sqh, sqt);
 		o->cq_pending = cqt - cqh;
 		o->tasks_done = atomic_load_explicit(&w->rec.tasks_done, memory_order_relaxed);
 		o->waits = atomic_load_explicit(&w->rec.waits, memory_order_relaxed);

@@ -324,5 +324,10 @@ ARENA_HIDDEN int chan_create(struct chan *c, int *fd, const struct chan_params *
 /* Maps and validates a channel fd (read-write or read-only). */
 ARENA_HIDDEN int chan_map(struct chan *c, int fd, int writable);
 ARENA_HIDDEN void chan_unmap(struct chan *c);
+/* The tasks in worker i's SQ entries [head, tail): a run counts its tasks.
+ * Words anyone may have scribbled: a span longer than the SQ counts as is,
+ * each count is read once, the sum saturates. */
+ARENA_HIDDEN uint32_t chan_sq_tasks(const struct chan *c, unsigned i, uint32_t head,
+				    uint32_t tail);
 
 #endif

@@ -577,26 +577,6 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 	post(wk, &cqe);
 }
 
-/*
- * The tasks queued in our SQ from our head to `tail`, a run counting its
- * tasks: what signal_due() weighs (counting entries, a queue of runs looked
- * up to 64 times shorter than it is).  A hint: a count out of range counts
- * as 1 here, and the loop refuses it when it gets there.  Once per refill,
- * on slots we read anyway; the acquire load of tail made them visible.
- */
-static uint32_t queued_tasks(const struct worker *wk, uint32_t tail)
-{
-	const struct chan_sqe *sq = chan_sq(wk->c, wk->id);
-	uint32_t mask = wk->c->sq_mask, sum = 0;
-
-	for (uint32_t h = wk->head; h != tail; h++) {
-		uint32_t n = sq[h & mask].count;
-
-		sum += n && n <= CHAN_RUN_MAX ? n : 1;
-	}
-	return sum;
-}
-
 static int cancelled(const struct worker *wk)
 {
 	return atomic_load_explicit(&wk->c->g->ctl.stop, memory_order_relaxed) ==
@@ -660,7 +640,10 @@ int worker_run(struct worker *wk)
 				wk->gap_ema = wk->gap_ema ? (wk->gap_ema * 3 + gap) / 4 : gap;
 			wk->idle_since = 0;
 		}
-		later = queued_tasks(wk, tail);
+		/* Tasks, not entries: a queue of runs would look up to 64
+		 * times shorter than it is.  A hint (a scribbled count is
+		 * refused below when its entry comes up). */
+		later = chan_sq_tasks(wk->c, wk->id, wk->head, tail);
 		while (wk->head != tail && !cancelled(wk)) {
 			struct chan_sqe sqe = chan_sq(wk->c, wk->id)[wk->head & mask];
 			uint32_t pos = wk->head, k, n = sqe.count;
