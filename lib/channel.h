@@ -44,7 +44,7 @@
  *                     task_start_ns (when the task in hand started, 0 when
  *                     none or while it waits for result space; read for
  *                     hang deadlines).  Written in the order: inhand_seq
- *                     (and _pos, _retry), inhand_valid = 1, sq_head; result
+ *                     (and _pos), inhand_valid = 1, sq_head; result
  *                     bytes, CQE, cq_tail,
  *                     inhand_valid = 0.  So after a death the parent decides
  *                     without guessing: a task in hand whose CQE is not among
@@ -236,7 +236,8 @@ struct chan_hot {            /* the worker, per task */
 	uint32_t pad0;
 	a32 inhand_valid;
 	uint32_t inhand_pos;     /* SQ position of the task in hand */
-	uint32_t inhand_retry;   /* 1: it came from the retry slot */
+	uint32_t inhand_retry;   /* unused, 0 (the retry slot is no longer used;
+				  * nobody reads it) */
 	a64 task_start_ns;       /* 0 when idle */
 	uint64_t inhand_seq;     /* seq of the task in hand: all the parent
 				  * reads of it (its record has the rest) */

@@ -48,6 +48,7 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 		 * the slots before it out first); the slots we refill on its
 		 * word are free (liburing reads khead the same way). */
 		uint32_t head = atomic_load_explicit(&w->hot.sq_head, memory_order_acquire);
+		uint64_t queued;
 		uint64_t tns = atomic_load_explicit(&w->rec.task_ns, memory_order_relaxed);
 		/* Asleep for tasks, or blocked on result space: either way it
 		 * does not run what we queue now. */
@@ -64,10 +65,8 @@ static void snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 		/* Tasks, from our count at the head's position (a slot not yet
 		 * reused: slots in flight <= SQ size); after a restart the head
 		 * run's done tasks still count (a hint). */
-		d[i].queued = !d[i].slots ? 0
-			      : pw->pushed - pw->pushed_at[head & p->c.sq_mask] <= p->depth
-			      ? (uint32_t)(pw->pushed - pw->pushed_at[head & p->c.sq_mask])
-			      : p->depth;
+		queued = d[i].slots ? pw->pushed - pw->pushed_at[head & p->c.sq_mask] : 0;
+		d[i].queued = queued <= p->depth ? (uint32_t)queued : p->depth;
 		d[i].inhand = atomic_load_explicit(&w->hot.inhand_valid, memory_order_relaxed) != 0;
 		/* A worker that has timed no task yet is taken to be as slow as a
 		 * wake-up: a fresh pool then spreads tasks that block rather than

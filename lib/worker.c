@@ -547,7 +547,6 @@ static void run_one(struct worker *wk, const struct chan_sqe *sqe, uint32_t pos,
 #endif
 	w->hot.inhand_seq = sqe->seq;
 	w->hot.inhand_pos = pos;
-	w->hot.inhand_retry = 0;
 	/* release: the copy of the task above is complete before it counts as
 	 * in hand; then sq_head (release) gives its slot back. */
 	atomic_store_explicit(&w->hot.inhand_valid, 1, memory_order_release);
