@@ -213,7 +213,7 @@ void pool_record_done(struct arena_pool *p, unsigned i, struct chan_sqe *rec)
  * only has to name it (seq) and say how it ended.  rel_lock held.
  */
 static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
-		   const struct chan_sqe *rec, struct arena_cqe *out)
+		   const struct chan_sqe *rec, uint8_t *res, struct arena_cqe *out)
 {
 	uint64_t seq = LOAD_ONCE(e->seq), off, len;
 	int32_t status;
@@ -257,7 +257,7 @@ static int convert(struct arena_pool *p, unsigned i, const struct chan_cqe *e,
 	r = account_result(p, i, off, len, &out->ticket);
 	if (r < 0)
 		return r;
-	out->data = chan_res(&p->c, i) + off;
+	out->data = res + off;
 	return 0;
 }
 
@@ -266,6 +266,9 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 	struct chan_worker *w = chan_w(&p->c, i);
 	struct pool_worker *pw = &p->w[i];
 	struct pool_wprod *wp = &p->wp[i];
+	const struct chan_cqe *cq = chan_cq(&p->c, i);
+	uint8_t *res = chan_res(&p->c, i);
+	uint32_t cq_mask = p->c.cq_mask, sq_mask = p->c.sq_mask;
 	/* acquire: pairs with the worker's release of cq_tail; the CQEs and
 	 * result bytes before it are complete. */
 	uint32_t tail = atomic_load_explicit(&w->hot.cq_tail, memory_order_acquire);
@@ -294,16 +297,16 @@ int pool_harvest(struct arena_pool *p, unsigned i)
 	pub = atomic_load_explicit(&wp->pub_tail, memory_order_acquire);
 	pthread_mutex_lock(&p->rel_lock);
 	while (pw->cq_head != tail) {
-		const struct chan_cqe *e = &chan_cq(&p->c, i)[pw->cq_head & p->c.cq_mask];
+		const struct chan_cqe *e = &cq[pw->cq_head & cq_mask];
 		struct arena_cqe out, *dst = direct ? &p->sink[p->sink_n] : &out;
-		struct chan_sqe *rec = &wp->recs[pw->rec_head & p->c.sq_mask];
+		struct chan_sqe *rec = &wp->recs[pw->rec_head & sq_mask];
 		int r = -EBADMSG;
 
 		/* A completion is accepted only for the oldest task in flight
 		 * on this worker: never more completions than tasks, never one
 		 * task twice, never a task of another worker. */
 		if (pw->rec_head != pub)
-			r = convert(p, i, e, rec, dst);
+			r = convert(p, i, e, rec, res, dst);
 		if (r == 0 && direct) {
 			p->sink_n++;
 			count_completed(p);
@@ -589,15 +592,14 @@ static int mark_released(struct arena_pool *p, uint64_t ticket)
 }
 
 /* Moves worker i's released head past every released allocation at the
- * front, tells the worker, and wakes it if it waits for space.  rel_lock
+ * front, tells the worker, and wakes it if it waits for space.  `moved`:
+ * release_many's in-order path already moved the head, to newh.  rel_lock
  * held (it serializes pw->space_gen too). */
-static void advance_head(struct arena_pool *p, unsigned i)
+static void advance_head(struct arena_pool *p, unsigned i, int moved, uint64_t newh)
 {
 	struct pool_worker *pw = &p->w[i];
 	struct res_fifo *f = &pw->fifo;
 	struct chan_worker *w = chan_w(&p->c, i);
-	uint64_t newh = 0;
-	int moved = 0;
 
 	while (f->head != f->tail && (f->end[f->head & (f->cap - 1)] & REL_BIT)) {
 		newh = f->end[f->head & (f->cap - 1)] & ~REL_BIT;
@@ -624,14 +626,14 @@ int arena_pool_release(struct arena_pool *p, const struct arena_cqe *cqe)
 	pthread_mutex_lock(&p->rel_lock);
 	i = mark_released(p, cqe->ticket);
 	if (i >= 0)
-		advance_head(p, (unsigned)i);
+		advance_head(p, (unsigned)i, 0, 0);
 	pthread_mutex_unlock(&p->rel_lock);
 	return 0;
 }
 
 int arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, unsigned n)
 {
-	uint64_t touched = 0;
+	uint64_t touched = 0, inorder = 0, newh[CHAN_MAX_WORKERS];
 	unsigned k;
 
 	/* A negative count (a failed reap's result, say) cast to unsigned. */
@@ -641,15 +643,31 @@ int arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, 
 		return 0;
 	pthread_mutex_lock(&p->rel_lock);
 	for (k = 0; k < n; k++) {
-		int i = mark_released(p, cqes[k].ticket);
+		uint64_t t = cqes[k].ticket, idx = (t >> 8) - 1;
+		unsigned i = t & 0xff;
+		struct res_fifo *f;
+		int j;
 
-		if (i >= 0)
-			touched |= 1ull << i;
+		/* In order (the usual case: a reap's results released as they
+		 * came): the oldest allocation, so the head moves past it now,
+		 * without a mark and a second walk (callgrind, parent-cost 1
+		 * 1024: 35 instructions a task for the release, not 54). */
+		if (t && i < p->nworkers && idx == (f = &p->w[i].fifo)->head &&
+		    f->head != f->tail && !(f->end[idx & (f->cap - 1)] & REL_BIT)) {
+			newh[i] = f->end[idx & (f->cap - 1)];
+			f->head++;
+			inorder |= 1ull << i;
+			continue;
+		}
+		j = mark_released(p, t);
+		if (j >= 0)
+			touched |= 1ull << j;
 	}
 	/* One head move (one fence, one wake check) per worker. */
 	for (k = 0; k < p->nworkers; k++)
-		if (touched & (1ull << k))
-			advance_head(p, k);
+		if ((touched | inorder) & (1ull << k))
+			advance_head(p, k, !!(inorder & (1ull << k)),
+				     inorder & (1ull << k) ? newh[k] : 0);
 	pthread_mutex_unlock(&p->rel_lock);
 	return 0;
 }
