@@ -988,6 +988,43 @@ static void test_release_many(void **state)
 	leak_end(&l);
 }
 
+/*
+ * arena_pool_release_many's in-order path: results released in order behind
+ * one still held give back nothing (the head stays at the held one), and a
+ * release in order from the held one on gives back everything.  A path that
+ * moved the head for a result that is not the oldest would let the worker
+ * write over the held result: the large task below would complete at once
+ * and the held bytes change.
+ */
+static void test_release_many_in_order(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 8, .result_bytes = 4096,
+				     .task = sized_task };
+	struct arena_cqe got[4], c;
+	struct arena_pool *p;
+	struct leak l;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	hold_results(p, got, 4, 1000);
+	arena_pool_release_many(p, &got[1], 3);              /* in order, behind got[0] */
+	submit_op(p, 9, 9, 3000);
+	assert_int_equal(arena_pool_reap(p, &c, 1, 50000000ll), -ETIMEDOUT);
+	assert_int_equal(check_pattern(&got[0], 1000), 0);
+	arena_pool_release_many(p, &got[0], 1);              /* the oldest: all free */
+	reap1(p, &c, 5000000000ll);
+	assert_int_equal(check_pattern(&c, 3000), 0);
+	arena_pool_release_many(p, &c, 1);
+	/* Every allocation is given back: a result as large as the area fits. */
+	submit_op(p, 10, 10, 4096);
+	reap1(p, &c, 5000000000ll);
+	assert_int_equal(check_pattern(&c, 4096), 0);
+	arena_pool_release_many(p, &c, 1);
+	pool_del(p);
+	leak_end(&l);
+}
+
 static void test_msgsize(void **state)
 {
 	struct arena_pool_opts o = { .workers = 1, .depth = 8, .result_bytes = 4096,
@@ -3495,6 +3532,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_inspect_counts_runs, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize, test_teardown),
 		cmocka_unit_test_teardown(test_release_many, test_teardown),
+		cmocka_unit_test_teardown(test_release_many_in_order, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
 		cmocka_unit_test_teardown(test_result_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_result_holds, test_teardown),
