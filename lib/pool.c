@@ -259,13 +259,6 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->depth = o.depth ? o.depth : 10;
 	/* The record counts attempts in 16 bits (channel.h chan_sqe). */
 	p->max_attempts = !o.max_attempts ? 3 : o.max_attempts > UINT16_MAX ? UINT16_MAX : o.max_attempts;
-	/* Deep queues refill in batches: one producer wake per depth/4.  Half
-	 * the depth halved the producer's sleeps (16.5 against 12 ns of its
-	 * CPU a task) but, with that thread asleep longer, the consumer of
-	 * the two-thread shape reaped 6-7 completions at a time against 55-60
-	 * and read each line as the worker wrote it: 41-44 ns a task against
-	 * 38 (bench/parent-cost 1 1024 2000000 0 2, alternated). */
-	p->space_need = p->depth >= 8 ? p->depth / 4 : 1;
 	p->ordered = !!(o.flags & ARENA_POOL_ORDERED);
 	p->self = getpid();
 	p->creator_tid = (pid_t)syscall(SYS_gettid);
@@ -312,6 +305,17 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	p->ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
 	p->c.g->ctl.ncpu = p->ncpu;
+	/* Deep queues refill in batches: a sleeping producer is woken once a
+	 * quarter of the depth is free; half, from a depth of 128 with fewer
+	 * workers than CPUs, where a reaper gathers while it sleeps (reap.c
+	 * gather) on a CPU no worker needs.  Half the depth halves the
+	 * producer's sleeps (12 ns of its CPU a task against 16.5,
+	 * `parent-cost 1 1024 2000000 0 2`); without the gather the consumer
+	 * of the two-thread shape then reaped 6-7 completions at a time
+	 * against 55-60 and read each line as the worker wrote it (41-44 ns a
+	 * task against 38).  The seed's depth of 10 keeps 2. */
+	p->space_need = p->depth >= 128 && p->nworkers < p->ncpu ? p->depth / 2 :
+			p->depth >= 8 ? p->depth / 4 : 1;
 	p->c.g->ctl.spin_policy = o.spin;
 	p->c.g->ctl.task_clock = o.task_deadline_ns != 0;
 	p->c.g->ctl.spin_ns = o.spin_ns ? o.spin_ns : DEFAULT_SPIN_NS;

@@ -434,12 +434,23 @@ static unsigned cq_ready(struct arena_pool *p)
  * a reap and 50 ns; a quarter of what is in flight, 253 a reap and 40-50
  * ns.  In a slow phase of the host, 110-135 ns against 142-180.
  *
- * Not where another thread submits (the seed's two-thread shape): there
+ * Where another thread submits (the seed's two-thread shape), only while
+ * that thread sleeps for room and with fewer workers than CPUs: otherwise
  * the wait cost more than it saved (ring-bench, tiny tasks, 2 workers,
- * depth 1024: 0.14-0.16 us a task against 0.08-0.10), that thread and
- * the workers needing the CPU it would spin on.  Not under
- * ARENA_SPIN_NEVER, nor where in flight stays under 4 x COALESCE_N (the
- * seed's depth of 10) or tasks are slower than COALESCE_TASK_NS.  The
+ * depth 1024: 0.14-0.16 us a task against 0.08-0.10), that thread and the
+ * workers needing the CPU it would spin on.  While it sleeps, a reaper
+ * that took completions as they came caught up with the worker and read
+ * each line as it was written (6-7 completions a reap, session 9, once
+ * the producer slept for half the depth: pool.c space_need); with the
+ * gather, 63 of a caller's 64 (`parent-cost 1 1024 2000000 0 2`).
+ * ring-bench's tiny two-thread 1-worker depth-1024 row, 8 runs each in
+ * ABBA order: median 0.048 us a task (0.035-0.039 in 4) against 0.065
+ * (0.046-0.049 in 3) without the gather and the half depth.  With 2 and
+ * 5 workers, the gather on then too: medians 0.066 and 0.078 against
+ * 0.061 and 0.071 (8 runs ABBA), hence only below the CPUs.
+ * Not under ARENA_SPIN_NEVER, nor where in flight stays under 4 x
+ * COALESCE_N (the seed's depth of 10) or tasks are slower than
+ * COALESCE_TASK_NS.  The
  * wait is bounded (and never over COALESCE_MAX_NS, whatever the depth and
  * the caller's max): a worker that stopped (asleep for space, dead) costs
  * one bounded wait.  cons_lock held.
@@ -454,9 +465,11 @@ static void gather(struct arena_pool *p, unsigned max)
 
 	if (want > max)
 		want = max;
-	if (p->o.spin == ARENA_SPIN_NEVER ||
-	    atomic_load_explicit(&p->last_submitter, memory_order_relaxed) !=
-	    (uintptr_t)pthread_self() || tns > COALESCE_TASK_NS || want < COALESCE_N ||
+	if (p->o.spin == ARENA_SPIN_NEVER || tns > COALESCE_TASK_NS || want < COALESCE_N ||
+	    (atomic_load_explicit(&p->last_submitter, memory_order_relaxed) !=
+	     (uintptr_t)pthread_self() &&
+	     !(p->nworkers < p->ncpu &&
+	       evc_sleepers(atomic_load_explicit(&p->space_ann, memory_order_relaxed)))) ||
 	    cq_ready(p) >= want)
 		return;
 	wait = (uint64_t)want * (tns > COALESCE_MIN_NS ? tns : COALESCE_MIN_NS);
