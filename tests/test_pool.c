@@ -950,18 +950,28 @@ static void hold_results(struct arena_pool *p, struct arena_cqe *c, unsigned n, 
  * of the real results, once: the worker then fits a result as large as the
  * whole area.
  */
-static void test_release_many(void **state)
+/* One worker, a 4096-byte area held by four results of 1000 bytes, got[0]
+ * to got[3] in allocation order. */
+static struct arena_pool *pool_holding_four(struct arena_cqe got[4], struct leak *l)
 {
 	struct arena_pool_opts o = { .workers = 1, .depth = 8, .result_bytes = 4096,
 				     .task = sized_task };
+	struct arena_pool *p;
+
+	leak_begin(l);
+	pool_new(&p, &o);
+	hold_results(p, got, 4, 1000);
+	return p;
+}
+
+static void test_release_many(void **state)
+{
 	struct arena_cqe got[4], batch[8], c;
 	struct arena_pool *p;
 	struct leak l;
 
 	(void)state;
-	leak_begin(&l);
-	pool_new(&p, &o);
-	hold_results(p, got, 4, 1000);
+	p = pool_holding_four(got, &l);
 	/* The area is nearly full: a whole-area result must wait. */
 	submit_op(p, 9, 9, 4096);
 	assert_int_equal(arena_pool_reap(p, &c, 1, 50000000ll), -ETIMEDOUT);
@@ -998,16 +1008,12 @@ static void test_release_many(void **state)
  */
 static void test_release_many_in_order(void **state)
 {
-	struct arena_pool_opts o = { .workers = 1, .depth = 8, .result_bytes = 4096,
-				     .task = sized_task };
 	struct arena_cqe got[4], c;
 	struct arena_pool *p;
 	struct leak l;
 
 	(void)state;
-	leak_begin(&l);
-	pool_new(&p, &o);
-	hold_results(p, got, 4, 1000);
+	p = pool_holding_four(got, &l);
 	arena_pool_release_many(p, &got[1], 3);              /* in order, behind got[0] */
 	submit_op(p, 9, 9, 3000);
 	assert_int_equal(arena_pool_reap(p, &c, 1, 50000000ll), -ETIMEDOUT);
