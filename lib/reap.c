@@ -450,10 +450,9 @@ static unsigned cq_ready(struct arena_pool *p)
  * 0.061 and 0.071 (8 runs ABBA), hence only below the CPUs.
  * Not under ARENA_SPIN_NEVER, nor where in flight stays under 4 x
  * COALESCE_N (the seed's depth of 10) or tasks are slower than
- * COALESCE_TASK_NS.  The
- * wait is bounded (and never over COALESCE_MAX_NS, whatever the depth and
- * the caller's max): a worker that stopped (asleep for space, dead) costs
- * one bounded wait.  cons_lock held.
+ * COALESCE_TASK_NS.  The wait is bounded (and never over COALESCE_MAX_NS,
+ * whatever the depth and the caller's max): a worker that stopped (asleep
+ * for space, dead) costs one bounded wait.  cons_lock held.
  */
 static void gather(struct arena_pool *p, unsigned max)
 {
