@@ -306,15 +306,15 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
 	p->c.g->ctl.ncpu = p->ncpu;
 	/* Deep queues refill in batches: a sleeping producer is woken once a
-	 * quarter of the depth is free; half, from a depth of 128 with fewer
-	 * workers than CPUs, where a reaper gathers while it sleeps (reap.c
-	 * gather) on a CPU no worker needs.  Half the depth halves the
+	 * quarter of the depth is free; half, from a depth of 4 x COALESCE_N
+	 * (128) with fewer workers than CPUs, where a reaper gathers while it
+	 * sleeps (reap.c gather) on a CPU no worker needs.  Half the depth halves the
 	 * producer's sleeps (12 ns of its CPU a task against 16.5,
 	 * `parent-cost 1 1024 2000000 0 2`); without the gather the consumer
 	 * of the two-thread shape then reaped 6-7 completions at a time
 	 * against 55-60 and read each line as the worker wrote it (41-44 ns a
 	 * task against 38).  The seed's depth of 10 keeps 2. */
-	p->space_need = p->depth >= 128 && p->nworkers < p->ncpu ? p->depth / 2 :
+	p->space_need = p->depth >= 4 * COALESCE_N && p->nworkers < p->ncpu ? p->depth / 2 :
 			p->depth >= 8 ? p->depth / 4 : 1;
 	p->c.g->ctl.spin_policy = o.spin;
 	p->c.g->ctl.task_clock = o.task_deadline_ns != 0;

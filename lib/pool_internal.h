@@ -27,6 +27,8 @@ struct pending;
 #define OVERSUBSCRIBE_NS 1000000u /* queued work that wakes more workers than CPUs */
 #define SYNC_WAKE_TASK_NS 5000u /* tasks at least this long: sleepers use their
 				   wake pipes (pool_tasks_long) */
+#define COALESCE_N 32u          /* reap.c gather(): the least batch worth waiting
+				   for, a quarter of what is in flight */
 #define SUPERVISE_TICK_NS 10000000ull /* fallback: pidfd (or waitid) poll period */
 #define IDLE_LOOKS 8            /* a reaper with nothing in flight looks 8x less often */
 #define DEFAULT_SPIN_NS 50000u  /* the most a worker spins (worker.c spin_budget) */

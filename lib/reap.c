@@ -15,7 +15,6 @@
 #include "pool_internal.h"
 
 #define REL_BIT (1ull << 63)
-#define COALESCE_N 32u          /* gather(): the least batch worth waiting for */
 #define COALESCE_TASK_NS 200u   /* for tasks at most this long */
 #define COALESCE_MIN_NS 100u    /* the least time a task is taken to need */
 #define COALESCE_MAX_NS 50000u  /* and the longest wait (depths up to 2^20) */
@@ -585,22 +584,33 @@ int arena_pool_reap(struct arena_pool *p, struct arena_cqe *cqes, unsigned max,
 	return r;
 }
 
-/* Marks one ticket released.  Returns the worker whose head may move, or -1
- * (no result space, or a ticket outside the window or released twice:
- * ignored).  rel_lock held. */
-static int mark_released(struct arena_pool *p, uint64_t ticket)
+/* The worker a ticket's result space belongs to, with its allocation
+ * number in *idx; -1 for no result space, or a ticket outside the window or
+ * released already (ignored).  rel_lock held. */
+static inline int ticket_find(struct arena_pool *p, uint64_t ticket, uint64_t *idx)
 {
 	unsigned i = ticket & 0xff;
-	uint64_t idx = (ticket >> 8) - 1;
 	struct res_fifo *f;
 
+	*idx = (ticket >> 8) - 1;
 	if (!ticket || i >= p->nworkers)
 		return -1;
 	f = &p->w[i].fifo;
-	if (idx < f->head || idx >= f->tail || (f->end[idx & (f->cap - 1)] & REL_BIT))
+	if (*idx < f->head || *idx >= f->tail || (f->end[*idx & (f->cap - 1)] & REL_BIT))
 		return -1;
-	f->end[idx & (f->cap - 1)] |= REL_BIT;
 	return (int)i;
+}
+
+/* Marks one ticket released.  Returns the worker whose head may move, or -1
+ * (ticket_find).  rel_lock held. */
+static int mark_released(struct arena_pool *p, uint64_t ticket)
+{
+	uint64_t idx;
+	int i = ticket_find(p, ticket, &idx);
+
+	if (i >= 0)
+		p->w[i].fifo.end[idx & (p->w[i].fifo.cap - 1)] |= REL_BIT;
+	return i;
 }
 
 /* Moves worker i's released head past every released allocation at the
@@ -655,25 +665,25 @@ int arena_pool_release_many(struct arena_pool *p, const struct arena_cqe *cqes, 
 		return 0;
 	pthread_mutex_lock(&p->rel_lock);
 	for (k = 0; k < n; k++) {
-		uint64_t t = cqes[k].ticket, idx = (t >> 8) - 1;
-		unsigned i = t & 0xff;
+		uint64_t idx;
+		int i = ticket_find(p, cqes[k].ticket, &idx);
 		struct res_fifo *f;
-		int j;
 
+		if (i < 0)
+			continue;
+		f = &p->w[i].fifo;
 		/* In order (the usual case: a reap's results released as they
 		 * came): the oldest allocation, so the head moves past it now,
 		 * without a mark and a second walk (callgrind, parent-cost 1
-		 * 1024: 35 instructions a task for the release, not 54). */
-		if (t && i < p->nworkers && idx == (f = &p->w[i].fifo)->head &&
-		    f->head != f->tail && !(f->end[idx & (f->cap - 1)] & REL_BIT)) {
+		 * 1024: 40 instructions a task for the release, not 54). */
+		if (idx == f->head) {
 			newh[i] = f->end[idx & (f->cap - 1)];
 			f->head++;
 			inorder |= 1ull << i;
-			continue;
+		} else {
+			f->end[idx & (f->cap - 1)] |= REL_BIT;
+			touched |= 1ull << i;
 		}
-		j = mark_released(p, t);
-		if (j >= 0)
-			touched |= 1ull << j;
 	}
 	/* One head move (one fence, one wake check) per worker. */
 	for (k = 0; k < p->nworkers; k++)
