@@ -1437,6 +1437,78 @@ static void test_long_queue_few_wakeups(void **state)
 	leak_end(&l);
 }
 
+/* Every task sleeps 2 ms: a queue of 8 is 16 ms of work. */
+static int sleep2ms_task(struct arena_task *t)
+{
+	struct timespec ts = { 0, 2000000 };
+
+	nanosleep(&ts, NULL);
+	return arena_task_get_item(t);
+}
+
+/*
+ * The same with a queue refilled behind the worker: it takes 8 tasks, then
+ * 56 more are queued while it runs them.  The worker counts what is left
+ * from the SQ tail it took (worker.c); at the end of those 8 it must see the
+ * 56 (queued_since) and not wake the consumer, which has its own look.
+ * Before, it woke it at the end of every batch it took, each time the
+ * queue looked empty (20 us tasks at depth 1024: 776 wake-ups in 60,000
+ * tasks against 11-16).  Checked once 40 are reaped: at least 20 are still
+ * queued, 40 ms of work, and no rule of signal_due asks for a wake-up then.
+ */
+static void test_refilled_queue_no_wakeup(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 64, .task = sleep2ms_task };
+	struct arena_channel_info info;
+	struct arena_sqe s[64];
+	struct arena_cqe e[64];
+	struct arena_pool_stats st;
+	struct arena_pool *p;
+	struct leak l;
+	uint64_t t0, wakes0;
+	unsigned k, got = 0;
+	int r;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	for (k = 0; k < 64; k++)
+		s[k] = (struct arena_sqe){ .index = k, .user_data = k };
+	assert_int_equal(arena_pool_submit(p, s, 8, 2000000000ll), 8);
+	/* Until the worker holds the first task: it took its tail by then. */
+	t0 = now_ns();
+	do {
+		assert_int_equal(arena_channel_inspect(arena_pool_channel_fd(p), &info), 0);
+		assert_true(now_ns() - t0 < 10000000000ull);
+		if (info.w[0].sq_pending == 8)
+			usleep(100);
+	} while (info.w[0].sq_pending == 8);
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	wakes0 = st.worker_wakes;
+	assert_int_equal(arena_pool_submit(p, s + 8, 56, 2000000000ll), 56);
+	while (got < 40) {
+		r = arena_pool_reap(p, e, 64, 10000000000ll);
+		assert_true(r > 0);
+		for (k = 0; k < (unsigned)r; k++)
+			assert_int_equal(e[k].status, (int)0);
+		arena_pool_release_many(p, e, (unsigned)r);
+		got += (unsigned)r;
+	}
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	print_message("  %u of 64 reaped: the worker woke the consumer %" PRIu64
+		      " times since the refill, %" PRIu64 " in all\n",
+		      got, st.worker_wakes - wakes0, st.worker_wakes);
+	assert_int_equal(st.worker_wakes - wakes0, 0);
+	while (got < 64) {
+		r = arena_pool_reap(p, e, 64, 10000000000ll);
+		assert_true(r > 0);
+		arena_pool_release_many(p, e, (unsigned)r);
+		got += (unsigned)r;
+	}
+	pool_del(p);
+	leak_end(&l);
+}
+
 /*
  * Tasks that block: a worker running one with nothing queued behind it is
  * busy, not free.  Each task below waits (up to 20 s) until `want` tasks run
@@ -3532,6 +3604,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_completions_before_long_task, test_teardown),
 		cmocka_unit_test_teardown(test_completions_reaper_asleep_first, test_teardown),
 		cmocka_unit_test_teardown(test_long_queue_few_wakeups, test_teardown),
+		cmocka_unit_test_teardown(test_refilled_queue_no_wakeup, test_teardown),
 		cmocka_unit_test_teardown(test_blocking_tasks_spread, test_teardown),
 		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),
 		cmocka_unit_test_teardown(test_result_space, test_teardown),
