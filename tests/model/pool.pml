@@ -588,10 +588,14 @@ proctype Worker()
 				do
 				:: head != tail ->
 					RUN_ONE;
-					/* signal_due: always when the queue ran dry,
-					 * maybe earlier (batch, delay) */
+					/* signal_due: when the queue ran dry, maybe
+					 * earlier (batch, delay); at the batch's end
+					 * not if more was queued since the tail was
+					 * taken (queued_since re-reads sq_tail), the
+					 * loop then runs it */
 					if
 					:: tail == head -> SIGNAL_CONSUMER
+					:: tail == head && sq_tail != tail -> skip
 					:: tail != head -> SIGNAL_CONSUMER
 					:: tail != head -> skip
 					fi
