@@ -1391,6 +1391,24 @@ static int work100_task(struct arena_task *t)
 	return arena_task_get_item(t);
 }
 
+/* Reaps until `want` tasks in all (from `got`), each allowed 10 s, every
+ * status 0, releasing each batch; returns the count reached. */
+static unsigned reap_ok_until(struct arena_pool *p, unsigned got, unsigned want)
+{
+	struct arena_cqe e[64];
+
+	while (got < want) {
+		int r = arena_pool_reap(p, e, 64, 10000000000ll);
+
+		assert_true(r > 0);
+		for (int k = 0; k < r; k++)
+			assert_int_equal(e[k].status, 0);
+		arena_pool_release_many(p, e, (unsigned)r);
+		got += (unsigned)r;
+	}
+	return got;
+}
+
 /*
  * A worker with a long queue does not wake the consumer for every few
  * completions: 200 tasks of 100 us queued on one worker (20 ms of work) make
@@ -1404,13 +1422,11 @@ static void test_long_queue_few_wakeups(void **state)
 {
 	struct arena_pool_opts o = { .workers = 1, .depth = 256, .task = work100_task };
 	struct arena_sqe s[200];
-	struct arena_cqe e[64];
 	struct arena_pool_stats st;
 	struct arena_pool *p;
 	struct leak l;
 	uint64_t t0, ms;
-	unsigned k, got = 0;
-	int r;
+	unsigned k;
 
 	(void)state;
 	leak_begin(&l);
@@ -1419,14 +1435,7 @@ static void test_long_queue_few_wakeups(void **state)
 		s[k] = (struct arena_sqe){ .index = k, .user_data = k };
 	t0 = now_ns();
 	assert_int_equal(arena_pool_submit(p, s, 200, 2000000000ll), 200);
-	while (got < 200) {
-		r = arena_pool_reap(p, e, 64, 2000000000ll);
-		assert_true(r > 0);
-		for (k = 0; k < (unsigned)r; k++)
-			assert_int_equal(e[k].status, (int)0);
-		arena_pool_release_many(p, e, (unsigned)r);
-		got += (unsigned)r;
-	}
+	reap_ok_until(p, 0, 200);
 	ms = (now_ns() - t0) / 1000000;
 	assert_int_equal(arena_pool_stats(p, &st), 0);
 	print_message("  200 tasks of 100 us on one worker, %" PRIu64 " ms: the consumer "
@@ -1461,13 +1470,11 @@ static void test_refilled_queue_no_wakeup(void **state)
 	struct arena_pool_opts o = { .workers = 1, .depth = 64, .task = sleep2ms_task };
 	struct arena_channel_info info;
 	struct arena_sqe s[64];
-	struct arena_cqe e[64];
 	struct arena_pool_stats st;
 	struct arena_pool *p;
 	struct leak l;
 	uint64_t t0, wakes0;
-	unsigned k, got = 0;
-	int r;
+	unsigned k, got;
 
 	(void)state;
 	leak_begin(&l);
@@ -1486,25 +1493,13 @@ static void test_refilled_queue_no_wakeup(void **state)
 	assert_int_equal(arena_pool_stats(p, &st), 0);
 	wakes0 = st.worker_wakes;
 	assert_int_equal(arena_pool_submit(p, s + 8, 56, 2000000000ll), 56);
-	while (got < 40) {
-		r = arena_pool_reap(p, e, 64, 10000000000ll);
-		assert_true(r > 0);
-		for (k = 0; k < (unsigned)r; k++)
-			assert_int_equal(e[k].status, (int)0);
-		arena_pool_release_many(p, e, (unsigned)r);
-		got += (unsigned)r;
-	}
+	got = reap_ok_until(p, 0, 40);
 	assert_int_equal(arena_pool_stats(p, &st), 0);
 	print_message("  %u of 64 reaped: the worker woke the consumer %" PRIu64
 		      " times since the refill, %" PRIu64 " in all\n",
 		      got, st.worker_wakes - wakes0, st.worker_wakes);
 	assert_int_equal(st.worker_wakes - wakes0, 0);
-	while (got < 64) {
-		r = arena_pool_reap(p, e, 64, 10000000000ll);
-		assert_true(r > 0);
-		arena_pool_release_many(p, e, (unsigned)r);
-		got += (unsigned)r;
-	}
+	reap_ok_until(p, got, 64);
 	pool_del(p);
 	leak_end(&l);
 }
