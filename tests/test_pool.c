@@ -1446,10 +1446,11 @@ static void test_long_queue_few_wakeups(void **state)
 	leak_end(&l);
 }
 
-/* Every task sleeps 2 ms: a queue of 8 is 16 ms of work. */
-static int sleep2ms_task(struct arena_task *t)
+/* Every task sleeps 4 ms: a queue of 8 is 32 ms of work, the time the test
+ * below has to queue more behind it, valgrind and a loaded machine included. */
+static int sleep4ms_task(struct arena_task *t)
 {
-	struct timespec ts = { 0, 2000000 };
+	struct timespec ts = { 0, 4000000 };
 
 	nanosleep(&ts, NULL);
 	return arena_task_get_item(t);
@@ -1463,11 +1464,11 @@ static int sleep2ms_task(struct arena_task *t)
  * Before, it woke it at the end of every batch it took, each time the
  * queue looked empty (20 us tasks at depth 1024: 776 wake-ups in 60,000
  * tasks against 11-16).  Checked once 40 are reaped: at least 20 are still
- * queued, 40 ms of work, and no rule of signal_due asks for a wake-up then.
+ * queued, 80 ms of work, and no rule of signal_due asks for a wake-up then.
  */
 static void test_refilled_queue_no_wakeup(void **state)
 {
-	struct arena_pool_opts o = { .workers = 1, .depth = 64, .task = sleep2ms_task };
+	struct arena_pool_opts o = { .workers = 1, .depth = 64, .task = sleep4ms_task };
 	struct arena_channel_info info;
 	struct arena_sqe s[64];
 	struct arena_pool_stats st;
