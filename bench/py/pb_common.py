@@ -110,6 +110,32 @@ def rollup(pid):
     return out
 
 
+def private_dirty_split(pid):
+    """Private_Dirty of PID in KiB, as (every mapping but shared memory
+    files', theirs): /proc/PID/smaps.  A memfd's pages (an arena's) count as
+    private dirty while this process is the only one mapping them, though
+    they are one shared copy, not this process's own: copy-on-write copies
+    land in the first figure only (python/tests/test_processes.py measures
+    the same way)."""
+    own = shm = 0
+    in_shm = False
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                first = line.split(None, 1)[0]
+                if "-" in first and not first.endswith(":"):
+                    in_shm = "/memfd:" in line
+                elif first == "Private_Dirty:":
+                    kib = int(line.split()[1])
+                    if in_shm:
+                        shm += kib
+                    else:
+                        own += kib
+    except OSError:
+        pass
+    return own, shm
+
+
 def status_kb(pid, field):
     try:
         with open("/proc/%d/status" % pid) as f:

@@ -3,7 +3,9 @@
 
 read-all: a 1,000,000-object dataset ('test_string_i', [1, 3, 4]) and 5
 forked Pool workers, each reading every item once; each worker's
-Private_Dirty (smaps_rollup) before and after.  With a list inherited by
+Private_Dirty (smaps) before and after, the arena's shared mapping apart
+(pb_common.private_dirty_split: its pages count as private dirty while one
+worker alone maps them, but they are not copies).  With a list inherited by
 fork, reading writes reference counts into the parent's copy-on-write pages
 (pytorch#5902), so every worker ends up with its own copy of them.  The
 parent calls gc.freeze() before forking, in both cases, so that a garbage
@@ -19,7 +21,7 @@ import gc
 import multiprocessing as mp
 import os
 
-from pb_common import Skipped, now, rollup, self_rss_kb
+from pb_common import Skipped, now, private_dirty_split, rollup, self_rss_kb
 
 _DATA = None        # the dataset, inherited by fork
 _BARRIER = None     # one task per worker
@@ -32,17 +34,17 @@ def build_objects(n):
 def _read_all(_):
     """In a worker: read every item once, report Private_Dirty around it."""
     _BARRIER.wait(timeout=60)       # every worker takes exactly one task
-    before = rollup(os.getpid())
+    before, shm_before = private_dirty_split(os.getpid())
     n = 0
     data = _DATA
     for i in range(len(data)):
         t = data[i]
         n += len(t[0]) + t[1][2]
-    after = rollup(os.getpid())
+    after, shm_after = private_dirty_split(os.getpid())
     return dict(pid=os.getpid(), checksum=n,
-                private_dirty_before_kib=before.get("Private_Dirty", 0),
-                private_dirty_after_kib=after.get("Private_Dirty", 0),
-                pss_after_kib=after.get("Pss", 0))
+                private_dirty_before_kib=before, private_dirty_after_kib=after,
+                shared_file_private_dirty_growth_kib=shm_after - shm_before,
+                pss_after_kib=rollup(os.getpid()).get("Pss", 0))
 
 
 def expected_checksum(n):
@@ -73,7 +75,10 @@ def read_all(kind, nworkers, reader, data, n):
                 ok=all(r["checksum"] == want for r in rows)
                 and len({r["pid"] for r in rows}) == nworkers,
                 worker_private_dirty_growth_kib=growth,
-                total_private_dirty_growth_kib=sum(growth), per_worker=rows)
+                total_private_dirty_growth_kib=sum(growth),
+                worker_shared_file_private_dirty_kib=[
+                    r["shared_file_private_dirty_growth_kib"] for r in rows],
+                per_worker=rows)
 
 
 def run_read_all_list(cfg):

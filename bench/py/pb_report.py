@@ -126,6 +126,12 @@ def memory_table(f, mem):
         print("%-8s %8d %14s %18s %16s  %s" % (
             r["kind"], r["workers"], fmt_kb(r.get("parent_dataset_rss_kib")), each,
             fmt_kb(r["total_private_dirty_growth_kib"]), "ok" if r["ok"] else "FAILED"), file=f)
+    for r in mem["read_all"]:
+        shm = r.get("worker_shared_file_private_dirty_kib") or []
+        if any(shm):
+            print("(%s: %s..%s a worker more in its shared mapping, pages that worker "
+                  "alone had mapped: shared memory, not copies)"
+                  % (r["kind"], fmt_kb(min(shm)), fmt_kb(max(shm))), file=f)
     if mem.get("arena_skipped"):
         print("arena: skipped (%s)" % mem["arena_skipped"], file=f)
     print("\nPool(5) start, until its first result, with the dataset held by the parent:",

@@ -79,8 +79,9 @@ def full_run(tmp):
     check(len([s for s in mem["start"] if s["kind"] == "pool"]) == 2, "pool start time, two sizes")
     if "arena" in [r["kind"] for r in mem["read_all"]] or has_arena:
         ar = [r for r in mem["read_all"] if r["kind"] == "arena"]
-        check(ar and ar[0]["ok"] and len(ar[0]["worker_private_dirty_growth_kib"]) == 5,
-              "read-all with an arena: five workers measured")
+        check(ar and ar[0]["ok"] and len(ar[0]["worker_private_dirty_growth_kib"]) == 5
+              and len(ar[0]["worker_shared_file_private_dirty_kib"]) == 5,
+              "read-all with an arena: five workers measured, the arena's mapping apart")
         check(len([s for s in mem["start"] if s["kind"] == "arena"]) == 2,
               "arena pool start time, two sizes")
     check(len(doc["goals"]) >= 10 and all(g["met"] in (True, False, None) for g in doc["goals"]),
