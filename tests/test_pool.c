@@ -944,12 +944,6 @@ static void hold_results(struct arena_pool *p, struct arena_cqe *c, unsigned n, 
 	}
 }
 
-/*
- * arena_pool_release_many: a batch with results out of order, a duplicate, a
- * completion without space and garbage tickets gives back exactly the space
- * of the real results, once: the worker then fits a result as large as the
- * whole area.
- */
 /* One worker, a 4096-byte area held by four results of 1000 bytes, got[0]
  * to got[3] in allocation order. */
 static struct arena_pool *pool_holding_four(struct arena_cqe got[4], struct leak *l)
@@ -964,6 +958,12 @@ static struct arena_pool *pool_holding_four(struct arena_cqe got[4], struct leak
 	return p;
 }
 
+/*
+ * arena_pool_release_many: a batch with results out of order, a duplicate, a
+ * completion without space and garbage tickets gives back exactly the space
+ * of the real results, once: the worker then fits a result as large as the
+ * whole area.
+ */
 static void test_release_many(void **state)
 {
 	struct arena_cqe got[4], batch[8], c;
