@@ -22,7 +22,9 @@
  *                     and stores it whole when a reaper announces and when
  *                     it is done, so a worker's garbage lasts only until the
  *                     next store.  cpu: a plain store of the CPU the last
- *                     reaper went to sleep on (a hint for spinning).  It can
+ *                     reaper went to sleep on (a hint: a worker that woke
+ *                     it from that CPU spins politely, or leaves the CPU
+ *                     to it, at most once a millisecond).  It can
  *                     make workers skip waking the consumer meanwhile (the
  *                     consumer then waits for its timeout: no worse than a
  *                     worker that withholds a completion).

@@ -314,8 +314,8 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	 * of the two-thread shape then reaped 6-7 completions at a time
 	 * against 55-60 and read each line as the worker wrote it (41-44 ns a
 	 * task against 38).  The seed's depth of 10 keeps 2. */
-	p->space_need = p->depth >= 4 * COALESCE_N && p->nworkers < p->ncpu ? p->depth / 2 :
-			p->depth >= 8 ? p->depth / 4 : 1;
+	p->space_pipe_always = p->depth >= 4 * COALESCE_N && p->nworkers < p->ncpu;
+	p->space_need = p->space_pipe_always ? p->depth / 2 : p->depth >= 8 ? p->depth / 4 : 1;
 	p->c.g->ctl.spin_policy = o.spin;
 	p->c.g->ctl.task_clock = o.task_deadline_ns != 0;
 	p->c.g->ctl.spin_ns = o.spin_ns ? o.spin_ns : DEFAULT_SPIN_NS;

@@ -141,6 +141,13 @@ struct arena_pool {
 	uint32_t index_base;    /* test knob: first ring index */
 	uint32_t nworkers, depth, max_attempts, ordered;
 	uint32_t space_need;    /* free slots that wake a sleeping producer */
+	/* 1: a producer that waits for room sleeps on the wake pipe (space_r)
+	 * however short the tasks, where space_need is half the depth (fewer
+	 * workers than CPUs): the pipe's sync wake-up puts it on its waker's
+	 * CPU, the consumer's, where the futex's put it back on the CPU it
+	 * last ran on, a worker's, and it preempted that worker on every
+	 * wake-up for as long as the pool ran (submit.c wait_space). */
+	int space_pipe_always;
 	uint32_t ncpu;          /* online CPUs (our copy of ctl.ncpu) */
 	pid_t self;
 	pid_t creator_tid;

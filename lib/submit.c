@@ -325,11 +325,19 @@ static int wait_space(struct arena_pool *p, uint64_t deadline, int64_t timeout_n
 		 * (the Spin model's "lateoffer" verifies). */
 		if (!offered)
 			offered = offer(p, pd);
-		/* While tasks are long (pool_tasks_long), one producer at a
-		 * time sleeps on the pipe (pool_internal.h space_r); acquire:
-		 * the previous owner's drain is before our poll.  Others sleep
-		 * on the futex with weight 2. */
-		pipe = pool_tasks_long(p) &&
+		/* While tasks are long (pool_tasks_long), or always where the
+		 * pool has a CPU for its parent (space_pipe_always), one
+		 * producer at a time sleeps on the pipe (pool_internal.h
+		 * space_r); acquire: the previous owner's drain is before our
+		 * poll.  Others sleep on the futex with weight 2.  Measured with
+		 * the worker's own move (worker.c leave_reaper_cpu): the tiny
+		 * two-thread 1-worker depth-1024 row of ring-bench preempted its
+		 * worker about 1,900 times a run in 6 of 20 runs with the futex
+		 * here, in 1 of 20 with the pipe (`--workers 1 --depths 1024
+		 * --one-thread-depth 0`, alternated).  Session 11 tried this pipe
+		 * without that move: no better, the consumer then landing on the
+		 * worker's CPU instead. */
+		pipe = (pool_tasks_long(p) || p->space_pipe_always) &&
 		       !atomic_exchange_explicit(&p->space_pipe_busy, 1, memory_order_acquire);
 		weight = pipe ? 1 : 2;
 		v = evc_prepare_w(&p->space_ann, &p->space_seq, weight);

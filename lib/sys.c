@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -301,4 +302,24 @@ int sys_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)w;
 	}
 	return 0;
+}
+
+int sys_leave_cpu(void)
+{
+	cpu_set_t all, other;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0)
+		return -errno;
+	if (sched_getaffinity(0, sizeof(all), &all) < 0)
+		return -errno;
+	other = all;
+	CPU_CLR(cpu, &other);
+	if (!CPU_COUNT(&other))
+		return -EAGAIN;
+	/* Leaving `cpu` out of the mask migrates us before the call returns;
+	 * the whole mask back does not move us again. */
+	if (sched_setaffinity(0, sizeof(other), &other) < 0)
+		return -errno;
+	return sched_setaffinity(0, sizeof(all), &all) < 0 ? -errno : 0;
 }

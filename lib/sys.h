@@ -50,6 +50,11 @@ ARENA_HIDDEN int sys_kill_child(pid_t pid, int sig);
 
 /* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call). */
 ARENA_HIDDEN uint64_t sys_now_ns(void);
+/* Moves the calling thread off the CPU it runs on, to another CPU its
+ * affinity mask allows, and gives the mask back as it was: a nudge, not a
+ * pin (the scheduler's next placement may undo it).  Returns 0, -EAGAIN
+ * when the mask has no other CPU, or -errno. */
+ARENA_HIDDEN int sys_leave_cpu(void);
 
 /*
  * How often a sleeping reaper looks by itself: a quarter more than the

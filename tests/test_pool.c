@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -30,11 +31,13 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <signal.h>
 
 #include <arena.h>
 #include "channel.h" /* the channel layout, to corrupt it field by field */
 #include "pool_test.h" /* test-only knobs (ring_index_base) */
+#include "evc.h"       /* evc_sleepers: whether a reaper sleeps */
 
 #define NITEMS 1000
 #define MAXITEM 200
@@ -1502,6 +1505,161 @@ static void test_refilled_queue_no_wakeup(void **state)
 	assert_int_equal(st.worker_wakes - wakes0, 0);
 	reap_ok_until(p, got, 64);
 	pool_del(p);
+	leak_end(&l);
+}
+
+/*
+ * A worker that wakes a reaper asleep on the CPU it runs on moves to another
+ * CPU when the CPUs outnumber the workers, and keeps its affinity mask
+ * (worker.c leave_reaper_cpu, sys.c sys_leave_cpu).  This thread, the
+ * reaper, is pinned to CPU `a`; the task pins the worker to `a` until the
+ * reaper sleeps, then gives the worker its mask back and completes.  The
+ * wake-up that follows must move the worker off `a`.  Without the rule it
+ * stays there (it spins, then sleeps, on a CPU it has to itself while the
+ * reaper sleeps).
+ */
+static int pin_until_reaper_sleeps_task(struct arena_task *t)
+{
+	int a = (int)t->user_data, cpu;
+	cpu_set_t all, one;
+	struct chan_global *g;
+	uint64_t size, t0 = now_ns();
+	uint8_t *base = worker_map_channel(&size);
+
+	if (!base || t->out_cap < sizeof(cpu))
+		return -ENOENT;
+	g = (struct chan_global *)base;
+	CPU_ZERO(&one);
+	CPU_SET(a, &one);
+	if (sched_getaffinity(0, sizeof(all), &all) < 0 ||
+	    sched_setaffinity(0, sizeof(one), &one) < 0)
+		return -errno;
+	/* Pinned while we wait: a wake-up from usleep stays on `a`. */
+	while (!evc_sleepers(atomic_load(&g->cq_waiters.ann)))
+		if (now_ns() - t0 > 20000000000ull)
+			return -ETIMEDOUT;
+		else
+			usleep(100);
+	if (sched_setaffinity(0, sizeof(all), &all) < 0)
+		return -errno;
+	cpu = sched_getcpu();
+	memcpy(t->out, &cpu, sizeof(cpu));
+	return (int)sizeof(cpu);
+}
+
+/* Field 39 of /proc/PID/stat: the CPU the process last ran on, or -1. */
+static int proc_last_cpu(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	int fd, cpu = -1, field;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the name may hold spaces */
+	for (field = 2; p && field < 39; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		sscanf(p + 1, "%d", &cpu);
+	return cpu;
+}
+
+static void test_worker_leaves_reaper_cpu(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 8, .task = pin_until_reaper_sleeps_task };
+	cpu_set_t all, one, wmask;
+	struct arena_sqe s = { 0 };
+	struct arena_cqe c;
+	struct arena_pool *p;
+	struct leak l;
+	uint64_t t0;
+	int a = -1, i, wpid, cpu = -1;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	for (i = 0; i < CPU_SETSIZE && a < 0; i++)
+		if (CPU_ISSET(i, &all))
+			a = i;
+	if (CPU_COUNT(&all) < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		print_message("  one CPU: nothing to leave for (skipped)\n");
+		return;
+	}
+	leak_begin(&l);
+	pool_new(&p, &o);
+	wpid = arena_pool_worker_pid(p, 0);
+	assert_true(wpid > 0);
+	CPU_ZERO(&one);
+	CPU_SET(a, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	s.user_data = (uint64_t)a;
+	assert_int_equal(arena_pool_submit(p, &s, 1, 2000000000ll), 1);
+	assert_int_equal(arena_pool_reap(p, &c, 1, 30000000000ll), 1);
+	assert_int_equal(c.status, 0);
+	assert_int_equal(c.len, sizeof(int));
+	memcpy(&cpu, c.data, sizeof(cpu));
+	assert_int_equal(cpu, a); /* it completed on our CPU */
+	assert_int_equal(arena_pool_release(p, &c), 0);
+	/* It moves right after the wake-up; we may run first (same CPU). */
+	t0 = now_ns();
+	while ((cpu = proc_last_cpu(wpid)) == a && now_ns() - t0 < 20000000000ull)
+		usleep(1000);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	print_message("  the worker completed on CPU %d and now runs on CPU %d\n", a, cpu);
+	assert_true(cpu >= 0 && cpu != a);
+	/* A nudge, not a pin: its mask is whole again. */
+	assert_int_equal(sched_getaffinity(wpid, sizeof(wmask), &wmask), 0);
+	assert_true(CPU_EQUAL(&wmask, &all));
+	pool_del(p);
+	leak_end(&l);
+}
+
+/*
+ * The same wake-up with nowhere to go: a pool created by a thread pinned to
+ * one CPU has its worker pinned there too (inherited), and the rule must
+ * leave that mask exactly as it was (sys_leave_cpu's -EAGAIN), the task
+ * completing as usual.
+ */
+static void test_worker_pinned_stays(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 8, .task = pin_until_reaper_sleeps_task };
+	cpu_set_t all, one, wmask;
+	struct arena_sqe s = { 0 };
+	struct arena_cqe c;
+	struct arena_pool *p;
+	struct leak l;
+	int a = -1, i, wpid;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	for (i = 0; i < CPU_SETSIZE && a < 0; i++)
+		if (CPU_ISSET(i, &all))
+			a = i;
+	CPU_ZERO(&one);
+	CPU_SET(a, &one);
+	leak_begin(&l);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	pool_new(&p, &o);
+	wpid = arena_pool_worker_pid(p, 0);
+	assert_true(wpid > 0);
+	s.user_data = (uint64_t)a;
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(arena_pool_submit(p, &s, 1, 2000000000ll), 1);
+		assert_int_equal(arena_pool_reap(p, &c, 1, 30000000000ll), 1);
+		assert_int_equal(c.status, 0);
+		assert_int_equal(arena_pool_release(p, &c), 0);
+	}
+	assert_int_equal(sched_getaffinity(wpid, sizeof(wmask), &wmask), 0);
+	assert_true(CPU_EQUAL(&wmask, &one));
+	assert_int_equal(proc_last_cpu(wpid), a);
+	pool_del(p);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 	leak_end(&l);
 }
 
@@ -3601,6 +3759,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_completions_reaper_asleep_first, test_teardown),
 		cmocka_unit_test_teardown(test_long_queue_few_wakeups, test_teardown),
 		cmocka_unit_test_teardown(test_refilled_queue_no_wakeup, test_teardown),
+		cmocka_unit_test_teardown(test_worker_leaves_reaper_cpu, test_teardown),
+		cmocka_unit_test_teardown(test_worker_pinned_stays, test_teardown),
 		cmocka_unit_test_teardown(test_blocking_tasks_spread, test_teardown),
 		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),
 		cmocka_unit_test_teardown(test_result_space, test_teardown),
