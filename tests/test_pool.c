@@ -1571,22 +1571,47 @@ static int proc_last_cpu(pid_t pid)
 	return cpu;
 }
 
+/* The first CPU the calling thread may run on; *all gets its mask and *one
+ * that CPU alone. */
+static int first_cpu(cpu_set_t *all, cpu_set_t *one)
+{
+	int i;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(*all), all), 0);
+	for (i = 0; i < CPU_SETSIZE && !CPU_ISSET(i, all); i++)
+		;
+	assert_true(i < CPU_SETSIZE);
+	CPU_ZERO(one);
+	CPU_SET(i, one);
+	return i;
+}
+
+/* Runs pin_until_reaper_sleeps_task for CPU a; returns the CPU it ended on. */
+static int run_pin_task(struct arena_pool *p, int a)
+{
+	struct arena_sqe s = { .user_data = (uint64_t)a };
+	struct arena_cqe c;
+	int cpu;
+
+	assert_int_equal(arena_pool_submit(p, &s, 1, 2000000000ll), 1);
+	assert_int_equal(arena_pool_reap(p, &c, 1, 30000000000ll), 1);
+	assert_int_equal(c.status, 0);
+	assert_int_equal(c.len, sizeof(cpu));
+	memcpy(&cpu, c.data, sizeof(cpu));
+	assert_int_equal(arena_pool_release(p, &c), 0);
+	return cpu;
+}
+
 static void test_worker_leaves_reaper_cpu(void **state)
 {
 	struct arena_pool_opts o = { .workers = 1, .depth = 8, .task = pin_until_reaper_sleeps_task };
 	cpu_set_t all, one, wmask;
-	struct arena_sqe s = { 0 };
-	struct arena_cqe c;
 	struct arena_pool *p;
 	struct leak l;
+	int a = first_cpu(&all, &one), wpid, cpu;
 	uint64_t t0;
-	int a = -1, i, wpid, cpu = -1;
 
 	(void)state;
-	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
-	for (i = 0; i < CPU_SETSIZE && a < 0; i++)
-		if (CPU_ISSET(i, &all))
-			a = i;
 	if (CPU_COUNT(&all) < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2) {
 		print_message("  one CPU: nothing to leave for (skipped)\n");
 		return;
@@ -1595,17 +1620,8 @@ static void test_worker_leaves_reaper_cpu(void **state)
 	pool_new(&p, &o);
 	wpid = arena_pool_worker_pid(p, 0);
 	assert_true(wpid > 0);
-	CPU_ZERO(&one);
-	CPU_SET(a, &one);
 	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
-	s.user_data = (uint64_t)a;
-	assert_int_equal(arena_pool_submit(p, &s, 1, 2000000000ll), 1);
-	assert_int_equal(arena_pool_reap(p, &c, 1, 30000000000ll), 1);
-	assert_int_equal(c.status, 0);
-	assert_int_equal(c.len, sizeof(int));
-	memcpy(&cpu, c.data, sizeof(cpu));
-	assert_int_equal(cpu, a); /* it completed on our CPU */
-	assert_int_equal(arena_pool_release(p, &c), 0);
+	assert_int_equal(run_pin_task(p, a), a); /* it completed on our CPU */
 	/* It moves right after the wake-up; we may run first (same CPU). */
 	t0 = now_ns();
 	while ((cpu = proc_last_cpu(wpid)) == a && now_ns() - t0 < 20000000000ull)
@@ -1629,32 +1645,19 @@ static void test_worker_leaves_reaper_cpu(void **state)
 static void test_worker_pinned_stays(void **state)
 {
 	struct arena_pool_opts o = { .workers = 1, .depth = 8, .task = pin_until_reaper_sleeps_task };
-	cpu_set_t all, one, wmask;
-	struct arena_sqe s = { 0 };
-	struct arena_cqe c;
-	struct arena_pool *p;
 	struct leak l;
-	int a = -1, i, wpid;
+	cpu_set_t all, one, wmask;
+	int a = first_cpu(&all, &one), wpid, k;
+	struct arena_pool *p;
 
 	(void)state;
-	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
-	for (i = 0; i < CPU_SETSIZE && a < 0; i++)
-		if (CPU_ISSET(i, &all))
-			a = i;
-	CPU_ZERO(&one);
-	CPU_SET(a, &one);
 	leak_begin(&l);
 	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
 	pool_new(&p, &o);
 	wpid = arena_pool_worker_pid(p, 0);
 	assert_true(wpid > 0);
-	s.user_data = (uint64_t)a;
-	for (i = 0; i < 3; i++) {
-		assert_int_equal(arena_pool_submit(p, &s, 1, 2000000000ll), 1);
-		assert_int_equal(arena_pool_reap(p, &c, 1, 30000000000ll), 1);
-		assert_int_equal(c.status, 0);
-		assert_int_equal(arena_pool_release(p, &c), 0);
-	}
+	for (k = 0; k < 3; k++)
+		assert_int_equal(run_pin_task(p, a), a);
 	assert_int_equal(sched_getaffinity(wpid, sizeof(wmask), &wmask), 0);
 	assert_true(CPU_EQUAL(&wmask, &one));
 	assert_int_equal(proc_last_cpu(wpid), a);
