@@ -249,7 +249,12 @@ typedef int (*arena_worker_init_fn)(void *arg, unsigned worker);
  */
 struct arena_pool_opts {
 	uint32_t flags;          /* ARENA_POOL_* */
-	uint32_t workers;        /* number of workers; 0 = 1 */
+	uint32_t workers;        /* number of workers; 0 = 1.  They inherit
+	                          * the creating thread's CPU affinity; with
+	                          * fewer workers than CPUs, a worker that wakes
+	                          * a caller's thread asleep on its own CPU moves
+	                          * to another CPU of that mask (never out of
+	                          * it; a one-CPU mask stays where it is) */
 	uint32_t depth;          /* tasks in flight (submitted, not reaped);
 	                          * 0 = 10 (the seed's Queue(10)) */
 	uint32_t max_attempts;   /* a task that killed this many workers fails
