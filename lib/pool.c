@@ -306,16 +306,21 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
 	p->c.g->ctl.ncpu = p->ncpu;
 	/* Deep queues refill in batches: a sleeping producer is woken once a
-	 * quarter of the depth is free; half, from a depth of 4 x COALESCE_N
-	 * (128) with fewer workers than CPUs, where a reaper gathers while it
-	 * sleeps (reap.c gather) on a CPU no worker needs.  Half the depth halves the
-	 * producer's sleeps (12 ns of its CPU a task against 16.5,
-	 * `parent-cost 1 1024 2000000 0 2`); without the gather the consumer
-	 * of the two-thread shape then reaped 6-7 completions at a time
-	 * against 55-60 and read each line as the worker wrote it (41-44 ns a
-	 * task against 38).  The seed's depth of 10 keeps 2. */
+	 * quarter of the depth is free; three quarters, from a depth of 4 x
+	 * COALESCE_N (128) with fewer workers than CPUs, where a reaper
+	 * gathers while it sleeps (reap.c gather) on a CPU no worker needs.
+	 * Half the depth halved the producer's sleeps (12 ns of its CPU a task
+	 * against 16.5, `parent-cost 1 1024 2000000 0 2`); without the gather
+	 * the consumer of the two-thread shape then reaped 6-7 completions at
+	 * a time against 55-60 and read each line as the worker wrote it
+	 * (41-44 ns a task against 38).  There the producer and the consumer
+	 * share a CPU, whose time a task bounds the pool's: three quarters,
+	 * ring-bench's tiny two-thread 1-worker depth-1024 row at 0.034 us a
+	 * task against 0.038 (10 alternated pairs, producer 10 ns of CPU a
+	 * task against 13); seven eighths let the worker run dry (0.035-0.051).
+	 * The seed's depth of 10 keeps 2. */
 	p->space_pipe_always = p->depth >= 4 * COALESCE_N && p->nworkers < p->ncpu;
-	p->space_need = p->space_pipe_always ? p->depth / 2 : p->depth >= 8 ? p->depth / 4 : 1;
+	p->space_need = p->space_pipe_always ? p->depth / 4 * 3 : p->depth >= 8 ? p->depth / 4 : 1;
 	p->c.g->ctl.spin_policy = o.spin;
 	p->c.g->ctl.task_clock = o.task_deadline_ns != 0;
 	p->c.g->ctl.spin_ns = o.spin_ns ? o.spin_ns : DEFAULT_SPIN_NS;

@@ -142,7 +142,7 @@ struct arena_pool {
 	uint32_t nworkers, depth, max_attempts, ordered;
 	uint32_t space_need;    /* free slots that wake a sleeping producer */
 	/* 1: a producer that waits for room sleeps on the wake pipe (space_r)
-	 * however short the tasks, where space_need is half the depth (fewer
+	 * however short the tasks, where space_need is 3/4 of the depth (fewer
 	 * workers than CPUs): the pipe's sync wake-up puts it on its waker's
 	 * CPU, the consumer's, where the futex's put it back on the CPU it
 	 * last ran on, a worker's, and it preempted that worker on every
