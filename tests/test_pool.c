@@ -1550,24 +1550,19 @@ static int pin_until_reaper_sleeps_task(struct arena_task *t)
 /* Field 39 of /proc/PID/stat: the CPU the process last ran on, or -1. */
 static int proc_last_cpu(pid_t pid)
 {
-	char path[64], buf[1024], *p;
-	int fd, cpu = -1, field;
-	ssize_t n;
+	char name[16], buf[1024];
+	const char *st;
+	int cpu = -1, field;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the name may hold spaces */
-	for (field = 2; p && field < 39; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		sscanf(p + 1, "%d", &cpu);
+	snprintf(name, sizeof(name), "%d", (int)pid);
+	st = proc_stat(name, buf, sizeof(buf));
+	for (field = 3; st && field < 39; field++) { /* st: field 3, the state */
+		st = strchr(st, ' ');
+		if (st)
+			st++;
+	}
+	if (st)
+		sscanf(st, "%d", &cpu);
 	return cpu;
 }
 

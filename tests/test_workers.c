@@ -123,19 +123,12 @@ static void wait_zombie(pid_t pid)
 	uint64_t t0 = now_ns();
 
 	for (;;) {
-		char path[64], buf[256], *rp;
-		FILE *f;
+		char name[16], buf[512];
+		const char *st;
 
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		f = fopen(path, "r");
-		if (!f)
-			return;
-		buf[0] = 0;
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = 0;
-		fclose(f);
-		rp = strrchr(buf, ')');
-		if (!rp || rp[2] == 'Z' || rp[2] == 'X')
+		snprintf(name, sizeof(name), "%d", (int)pid);
+		st = proc_stat(name, buf, sizeof(buf));
+		if (!st || *st == 'Z' || *st == 'X')
 			return;
 		assert_true(now_ns() - t0 < 5000000000ull);
 		usleep(1000);

@@ -77,25 +77,37 @@ static inline int count_maps(void)
 
 /* Number of children of this process that exist (zombies included), found
  * by scanning /proc: children forked by any of our threads count. */
-/* The parent of process `name` (a /proc entry), or -1. */
-static inline int proc_ppid(const char *name)
+/* Reads /proc/<name>/stat into buf (n bytes) and returns its fields after
+ * the command, the state first (the command may hold spaces and ')'), or
+ * NULL when the process is gone or the line is cut short. */
+static inline const char *proc_stat(const char *name, char *buf, size_t n)
 {
-	char path[300], buf[512], *rp;
-	int ppid = -1;
+	char path[300], *rp;
 	FILE *f;
 
-	if (name[0] < '0' || name[0] > '9')
-		return -1;
 	snprintf(path, sizeof(path), "/proc/%s/stat", name);
 	f = fopen(path, "r");
 	if (!f)
-		return -1;
+		return NULL;
 	buf[0] = 0;
-	if (!fgets(buf, sizeof(buf), f))
+	if (!fgets(buf, (int)n, f))
 		buf[0] = 0;
 	fclose(f);
-	rp = strrchr(buf, ')'); /* the command may hold spaces and ')' */
-	if (!rp || sscanf(rp + 2, "%*c %d", &ppid) != 1)
+	rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' ? rp + 2 : NULL;
+}
+
+/* The parent of process `name` (a /proc entry), or -1. */
+static inline int proc_ppid(const char *name)
+{
+	char buf[512];
+	const char *st;
+	int ppid = -1;
+
+	if (name[0] < '0' || name[0] > '9')
+		return -1;
+	st = proc_stat(name, buf, sizeof(buf));
+	if (!st || sscanf(st, "%*c %d", &ppid) != 1)
 		return -1;
 	return ppid;
 }
