@@ -1520,7 +1520,7 @@ static void test_refilled_queue_no_wakeup(void **state)
  */
 static int pin_until_reaper_sleeps_task(struct arena_task *t)
 {
-	int a = (int)t->user_data, cpu;
+	int a = (int)t->user_data, cpu, asleep;
 	cpu_set_t all, one;
 	struct chan_global *g;
 	uint64_t size, t0 = now_ns();
@@ -1535,13 +1535,14 @@ static int pin_until_reaper_sleeps_task(struct arena_task *t)
 	    sched_setaffinity(0, sizeof(one), &one) < 0)
 		return -errno;
 	/* Pinned while we wait: a wake-up from usleep stays on `a`. */
-	while (!evc_sleepers(atomic_load(&g->cq_waiters.ann)))
-		if (now_ns() - t0 > 20000000000ull)
-			return -ETIMEDOUT;
-		else
-			usleep(100);
+	while (!(asleep = evc_sleepers(atomic_load(&g->cq_waiters.ann)) != 0) &&
+	       now_ns() - t0 < 20000000000ull)
+		usleep(100);
+	/* The mask back on every path, the timeout's too. */
 	if (sched_setaffinity(0, sizeof(all), &all) < 0)
 		return -errno;
+	if (!asleep)
+		return -ETIMEDOUT;
 	cpu = sched_getcpu();
 	memcpy(t->out, &cpu, sizeof(cpu));
 	return (int)sizeof(cpu);
