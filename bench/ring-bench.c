@@ -728,6 +728,16 @@ static uint64_t futex_total(const struct arena_pool_stats *s)
 	       s->consumer_wakes + s->worker_waits + s->worker_wakes;
 }
 
+/* The idle rounds' pause, before each round trip that follows one. */
+static void idle_pause(void)
+{
+	uint64_t pause = IDLE_PAUSE_MIN_NS + rng() % (IDLE_PAUSE_MAX_NS - IDLE_PAUSE_MIN_NS + 1);
+	struct timespec ts = { 0, (long)pause };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
 static void one_round(struct arena_pool *p, uint64_t r, uint64_t *ns)
 {
 	struct arena_cqe c;
@@ -771,12 +781,7 @@ static struct lat_result arena_latency(unsigned workers)
 	res.hot_futex_per_round = hot ? (double)(futex_total(&b) - futex_total(&a)) / hot : 0;
 	a = b;
 	for (unsigned i = 0; i < idle; i++) {
-		uint64_t pause = IDLE_PAUSE_MIN_NS +
-				 rng() % (IDLE_PAUSE_MAX_NS - IDLE_PAUSE_MIN_NS + 1);
-		struct timespec ts = { 0, (long)pause };
-
-		while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
-			;
+		idle_pause();
 		one_round(p, r++, &s[i]);
 	}
 	arena_pool_stats(p, &b);
@@ -1110,18 +1115,23 @@ struct floor_result {
 	unsigned rounds;
 	long timeout_ns;            /* each FUTEX_WAIT's timeout; 0: 1 s */
 	double cpu_us_per_rt;       /* both processes' CPU time a round trip */
-	bool pinned, valid;
+	bool pinned, idle, valid;
 };
 
 /* same_cpu: both processes on one CPU (a wake-up without an IPI: what a
  * round trip costs when the scheduler keeps the pair together).
  * timeout_ns: a timeout shorter than the kernel's tick makes every wait arm
  * and cancel a timer that reprograms the timer hardware (lib/sys.h
- * sys_look_ns); the CPU time a round trip shows what that costs. */
+ * sys_look_ns); the CPU time a round trip shows what that costs.
+ * idle: the idle one-task rounds' floor.  Each round trip follows the same
+ * pause as theirs (both sides asleep meanwhile), and neither process is
+ * pinned, as the pool's are not: a CPU left idle that long may be in a deep
+ * sleep state or, in a virtual machine, given back to the host, and waking
+ * it costs what no back-to-back round trip shows. */
 static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned rounds,
-				    long timeout_ns)
+				    long timeout_ns, bool idle)
 {
-	struct floor_result res = { .rounds = rounds, .timeout_ns = timeout_ns };
+	struct floor_result res = { .rounds = rounds, .timeout_ns = timeout_ns, .idle = idle };
 	struct rusage cru;
 	struct usage u0;
 	unsigned warm = rounds / 10 < 100 ? rounds / 10 : 100;
@@ -1137,7 +1147,8 @@ static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned roun
 		die("out of memory");
 	atomic_init(seq, 0);
 	/* Two different CPUs when there are two: the cross-CPU cost. */
-	if (sched_getaffinity(0, sizeof(saved), &saved) == 0 && CPU_COUNT(&saved) >= 2) {
+	if (!idle && sched_getaffinity(0, sizeof(saved), &saved) == 0 &&
+	    CPU_COUNT(&saved) >= 2) {
 		for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
 			if (CPU_ISSET(c, &saved))
 				cpu[k++] = c;
@@ -1164,8 +1175,11 @@ static struct floor_result pingpong(bool use_futex, bool same_cpu, unsigned roun
 	pin_to(cpu[0]);
 	u0 = thread_usage();
 	for (uint32_t k = 0; k < warm + rounds && ok; k++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0;
 
+		if (idle)
+			idle_pause();
+		t0 = now_ns();
 		atomic_store_explicit(seq, 2 * k + 1, memory_order_release);
 		if (use_futex)
 			futex(seq, FUTEX_WAKE, 1, NULL);
@@ -1477,7 +1491,7 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 		      const struct lat_result *lat, size_t nlat,
 		      const struct floor_result *ff, const struct floor_result *ft,
 		      const struct floor_result *f1, const struct floor_result *fs,
-		      const struct spsc_result *sf, const struct goal *g, size_t ng,
+		      const struct floor_result *fi, const struct spsc_result *sf, const struct goal *g, size_t ng,
 		      double total_s)
 {
 	FILE *f = fopen(path, "w");
@@ -1524,8 +1538,11 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 		fprintf(f, ", ");
 		json_pct(f, "idle", lat[i].idle);
 		fprintf(f, ", \"hot_futex_per_round\": %.4f, \"idle_futex_per_round\": %.4f, "
-			"\"idle_worker_waits\": %" PRIu64 "}%s\n", lat[i].hot_futex_per_round,
+			"\"idle_worker_waits\": %" PRIu64 ", \"idle_p99_over_futex_p99\": %.3f, "
+			"\"idle_p99_over_idle_floor_p99\": %.3f}%s\n", lat[i].hot_futex_per_round,
 			lat[i].idle_futex_per_round, lat[i].idle_worker_waits,
+			ff->p.p99_us > 0 ? lat[i].idle.p99_us / ff->p.p99_us : 0,
+			fi->p.p99_us > 0 ? lat[i].idle.p99_us / fi->p.p99_us : 0,
 			i + 1 < nlat ? "," : "");
 	}
 	fprintf(f, "  ],\n  \"floors\": {\n    \"futex_pingpong\": {\"rounds\": %u, "
@@ -1540,6 +1557,11 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 		f1->rounds, f1->pinned ? "true" : "false");
 	json_pct(f, "round_trip", f1->p);
 	fprintf(f, ", \"cpu_us_per_round_trip\": %.3f", f1->cpu_us_per_rt);
+	fprintf(f, "},\n    \"futex_pingpong_idle\": {\"rounds\": %u, \"pinned\": %s, "
+		"\"pause_us\": [%u, %u], ", fi->rounds, fi->pinned ? "true" : "false",
+		IDLE_PAUSE_MIN_NS / 1000, IDLE_PAUSE_MAX_NS / 1000);
+	json_pct(f, "round_trip", fi->p);
+	fprintf(f, ", \"cpu_us_per_round_trip\": %.3f", fi->cpu_us_per_rt);
 	fprintf(f, "},\n    \"spin_pingpong\": {\"rounds\": %u, \"pinned\": %s, ",
 		fs->rounds, fs->pinned ? "true" : "false");
 	json_pct(f, "round_trip", fs->p);
@@ -1661,7 +1683,7 @@ int main(int argc, char **argv)
 {
 	struct config cf[2 * MAX_LIST * MAX_LIST + 2 * MAX_LIST];
 	struct lat_result lat[MAX_LIST];
-	struct floor_result ff, ft, f1, fs;
+	struct floor_result ff, ft, f1, fs, fi;
 	struct spsc_result sf[2];
 	double batch_best_ns = 0;
 	size_t ncf = 0;
@@ -1778,10 +1800,11 @@ int main(int argc, char **argv)
 		       lat[wi].idle_futex_per_round, note);
 	}
 
-	ff = pingpong(true, false, opt.floor_rounds, 0);
-	ft = pingpong(true, false, opt.floor_rounds, 1000000);
-	f1 = pingpong(true, true, opt.floor_rounds, 0);
-	fs = pingpong(false, false, opt.floor_rounds, 0);
+	ff = pingpong(true, false, opt.floor_rounds, 0, false);
+	ft = pingpong(true, false, opt.floor_rounds, 1000000, false);
+	f1 = pingpong(true, true, opt.floor_rounds, 0, false);
+	fs = pingpong(false, false, opt.floor_rounds, 0, false);
+	fi = pingpong(true, false, opt.idle_rounds, 0, true);
 	printf("\nfloors, two processes%s, %u round trips (cpu: both processes' CPU time a\n"
 	       "round trip, two sleeps and two wake-ups):\n",
 	       ff.pinned ? " pinned to two CPUs" : "", opt.floor_rounds);
@@ -1794,6 +1817,16 @@ int main(int argc, char **argv)
 		       "  cpu %6.2f us\n", f1.p.p50_us, f1.p.p99_us, f1.cpu_us_per_rt);
 	printf("  spin ping-pong (one shared cache line):           p50 %8.2f us  p99 %8.2f us\n",
 	       fs.p.p50_us, fs.p.p99_us);
+	printf("  futex ping-pong after the idle rounds' %u-%u us pause, not pinned, %u round\n"
+	       "  trips (the idle one-task rounds' floor):          p50 %8.2f us  p99 %8.2f us"
+	       "  cpu %6.2f us\n", IDLE_PAUSE_MIN_NS / 1000, IDLE_PAUSE_MAX_NS / 1000,
+	       fi.rounds, fi.p.p50_us, fi.p.p99_us, fi.cpu_us_per_rt);
+	for (unsigned wi = 0; wi < opt.nworkers; wi++)
+		if (fi.p.p99_us > 0 && ff.p.p99_us > 0)
+			printf("    one task after that pause, %u worker%s: p99 %.2fx this floor's, "
+			       "%.2fx the back-to-back one's\n", lat[wi].workers,
+			       lat[wi].workers > 1 ? "s" : "", lat[wi].idle.p99_us / fi.p.p99_us,
+			       lat[wi].idle.p99_us / ff.p.p99_us);
 	spsc_floors(sf);
 	for (size_t i = 0; i < ncf; i++)
 		if (cf[i].kind == KIND_TINY && cf[i].depth == 1024 &&
@@ -1836,8 +1869,8 @@ int main(int argc, char **argv)
 
 	printf("total %.1f s\n", total_s);
 	if (opt.json) {
-		int r = write_json(opt.json, cf, ncf, lat, opt.nworkers, &ff, &ft, &f1, &fs, sf,
-				   g, ng, total_s);
+		int r = write_json(opt.json, cf, ncf, lat, opt.nworkers, &ff, &ft, &f1, &fs, &fi,
+				   sf, g, ng, total_s);
 
 		if (r < 0)
 			die("writing %s: %s", opt.json, strerror(-r));

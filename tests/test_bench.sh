@@ -86,6 +86,10 @@ if "$RB" --quick --workers 2 --depths 10 --rounds 200 --json "$tmp/rb.json" \
 		done
 	done
 	grep -q "cpu ar/batch" "$tmp/rb.out" || bad "no CPU table"
+	grep -Eq "^  trips \(the idle one-task rounds' floor\): +p50 +[0-9.]+ us +p99 +[0-9.]+ us" \
+		"$tmp/rb.out" || bad "no idle floor line"
+	grep -Eq "^    one task after that pause, 2 workers: p99 [0-9.]+x this floor's" \
+		"$tmp/rb.out" || bad "no idle floor ratio"
 	grep -Eq "^compute floor: .* in 2 processes .* [0-9.]+ us/task" "$tmp/rb.out" ||
 		bad "no compute floor line"
 	# Work rows have an efficiency in (0, 1.5); tiny rows none.
@@ -118,9 +122,17 @@ for r in rows:
     assert (r["arena"]["consumer"]["cpu_ns"] > 0) == (r["threads"] == 2), r
     assert r["cpu_arena_over_pipe_batch"] > 0
 fl = d["floors"]
-for k in ("futex_pingpong", "futex_pingpong_1ms_timeout", "futex_pingpong_one_cpu"):
+for k in ("futex_pingpong", "futex_pingpong_1ms_timeout", "futex_pingpong_one_cpu",
+          "futex_pingpong_idle"):
     assert fl[k]["cpu_us_per_round_trip"] > 0, (k, fl[k])
     assert fl[k]["round_trip"]["p50_us"] > 0, (k, fl[k])
+# The idle rounds' floor: their pause, their count, not pinned.
+assert fl["futex_pingpong_idle"]["pause_us"] == d["latency"][0]["idle_pause_us"], fl
+assert fl["futex_pingpong_idle"]["rounds"] == d["latency"][0]["idle_rounds"], fl
+assert fl["futex_pingpong_idle"]["pinned"] is False, fl
+for l in d["latency"]:
+    for k in ("idle_p99_over_futex_p99", "idle_p99_over_idle_floor_p99"):
+        assert l[k] > 0, (k, l)
 for k, roles in (("spsc_one_thread", ("parent", "worker")),
                  ("spsc_two_threads", ("parent", "consumer", "worker"))):
     assert fl[k]["wall_ns_per_task"] > 0, (k, fl[k])
