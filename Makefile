@@ -131,8 +131,13 @@ $(TEST_SO): tests/testtask.c
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
+# Builds use every CPU unless make already runs with -j (its jobserver);
+# the tests themselves always run one at a time (tests/run).
+NPROC      := $(shell nproc 2>/dev/null || echo 1)
+BUILD_JOBS  = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(NPROC))
+
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory $(BUILD_JOBS) all
 	$(Q)B=$(B) SAN=$(SAN) CC="$(CC)" ./tests/run $(TEST_BIN)
 
 # The optional parts (python/, mpi/, fuzzers, model, valgrind) keep their rules
@@ -148,7 +153,7 @@ check: test
 	$(Q)for t in $(CHECK_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)$(MAKE) --no-print-directory $(BUILD_JOBS) tools
 	$(Q)$(B)/tools/arena-bench $(BENCH_ARGS)
 	$(Q)for t in $(BENCH_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 

@@ -457,6 +457,101 @@ static double compute_floor(unsigned workers)
 	return floor_us[par];
 }
 
+/*
+ * The wake floor: the compute floor's processes, each of which wakes a parent
+ * asleep on a futex after every `every` tasks of its own (a pool with
+ * `every` tasks in flight must wake a parent that does not spin at least
+ * that often, or its workers run dry), and a parent that does nothing but
+ * sleep again.  What the wake-ups alone cost the work, on this machine at
+ * this moment: a pool's parent also reaps and refills at each.  Measured
+ * once per (processes, every), on first use; the parent's CPU time a task in
+ * *parent_us.
+ */
+#define WAKE_FLOORS 8
+static struct { unsigned par, every; double us, parent_us; } wake_floor_memo[WAKE_FLOORS];
+
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts);
+
+static double wake_floor(unsigned workers, unsigned every, double *parent_us)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned par = ncpu > 0 && (unsigned long)ncpu < workers ? (unsigned)ncpu : workers;
+	uint64_t n = opt.tasks / 10 < 1000 ? 1000 : opt.tasks / 10, t0, t1;
+	_Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				   -1, 0);
+	pid_t pid[MAX_WORKERS];
+	int go[2], st, k;
+	struct usage u0;
+	unsigned left;
+	char c = 0;
+
+	for (k = 0; k < WAKE_FLOORS && wake_floor_memo[k].par; k++)
+		if (wake_floor_memo[k].par == par && wake_floor_memo[k].every == every) {
+			*parent_us = wake_floor_memo[k].parent_us;
+			return wake_floor_memo[k].us;
+		}
+	if (w == MAP_FAILED)
+		die("out of memory");
+	/* w[0]: wake-ups posted; w[1]: processes still computing. */
+	atomic_init(&w[0], 0);
+	atomic_init(&w[1], par);
+	if (pipe2(go, O_CLOEXEC) < 0)
+		die("pipe2: %s", strerror(errno));
+	fflush(NULL);
+	for (unsigned i = 0; i < par; i++) {
+		if ((pid[i] = fork()) < 0)
+			die("fork: %s", strerror(errno));
+		if (pid[i] == 0) {
+			unsigned since = 0;
+
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			close(go[1]);
+			if (read(go[0], &c, 1) < 0)   /* EOF: start */
+				_exit(3);
+			for (uint64_t t = i; t < n; t += par) {
+				busy_us(opt.work_us);
+				if (++since == every) {
+					since = 0;
+					atomic_fetch_add_explicit(&w[0], 1, memory_order_release);
+					futex(&w[0], FUTEX_WAKE, 1, NULL);
+				}
+			}
+			atomic_fetch_sub_explicit(&w[1], 1, memory_order_release);
+			atomic_fetch_add_explicit(&w[0], 1, memory_order_release);
+			futex(&w[0], FUTEX_WAKE, 1, NULL);
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	u0 = thread_usage();
+	t0 = now_ns();
+	close(go[1]);
+	/* The parent: asleep until woken, then straight back to sleep. */
+	for (uint32_t seen = 0; atomic_load_explicit(&w[1], memory_order_acquire);) {
+		struct timespec ts = { 1, 0 };
+
+		futex(&w[0], FUTEX_WAIT, seen, &ts);
+		seen = atomic_load_explicit(&w[0], memory_order_acquire);
+	}
+	for (left = 0; left < par; left++) {
+		while (waitpid(pid[left], &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			die("wake floor: a process failed");
+	}
+	t1 = now_ns();
+	u0 = usage_sub(thread_usage(), &u0);
+	munmap((void *)w, 4096);
+	if (k < WAKE_FLOORS) {
+		wake_floor_memo[k].par = par;
+		wake_floor_memo[k].every = every;
+		wake_floor_memo[k].us = (t1 - t0) / 1e3 / n;
+		wake_floor_memo[k].parent_us = u0.cpu_ns / 1e3 / n;
+	}
+	*parent_us = u0.cpu_ns / 1e3 / n;
+	return (t1 - t0) / 1e3 / n;
+}
+
 static void tp_finish(struct tp_result *res, enum kind k, unsigned workers)
 {
 	uint64_t cpu = res->prod.cpu_ns + res->cons.cpu_ns + res->work.cpu_ns;
@@ -1511,11 +1606,16 @@ static int write_json(const char *path, const struct config *cf, size_t ncf,
 		fprintf(f, "    {\"kind\": \"%s\", \"threads\": %u, \"workers\": %u, "
 			"\"depth\": %u, \"ideal_us_per_task\": ", kind_name[cf[i].kind],
 			cf[i].threads, cf[i].workers, cf[i].depth);
-		if (cf[i].kind == KIND_WORK)
-			fprintf(f, "%.4f, \"floor_us_per_task\": %.4f",
-				ideal_us_per_task(cf[i].workers), compute_floor(cf[i].workers));
-		else
-			fprintf(f, "null, \"floor_us_per_task\": null");
+		if (cf[i].kind == KIND_WORK) {
+			double pu, wf = wake_floor(cf[i].workers, cf[i].depth, &pu);
+
+			fprintf(f, "%.4f, \"floor_us_per_task\": %.4f, \"wake_floor_us_per_task\": "
+				"%.4f, \"wake_floor_parent_cpu_us_per_task\": %.4f",
+				ideal_us_per_task(cf[i].workers), compute_floor(cf[i].workers), wf, pu);
+		} else {
+			fprintf(f, "null, \"floor_us_per_task\": null, \"wake_floor_us_per_task\": null, "
+				"\"wake_floor_parent_cpu_us_per_task\": null");
+		}
 		fprintf(f, ", \"arena\": ");
 		json_tp(f, &cf[i].arena, true);
 		fprintf(f, ", \"pipe\": ");
@@ -1645,6 +1745,15 @@ static void print_cpu_table(const struct config *cf, size_t ncf)
 			       "(no pool): %.3f us/task, eff %.3f\n", opt.work_us, par,
 			       par > 1 ? "es" : "", floor_us[par],
 			       (double)opt.work_us / par / floor_us[par]);
+	for (int k = 0; k < WAKE_FLOORS && wake_floor_memo[k].par; k++)
+		printf("wake floor: the same in %u process%s, each waking a parent asleep on a futex "
+		       "after every %u of\n  its tasks (one wake-up per %u tasks: the fewest a pool of "
+		       "that depth can do with a parent\n  that sleeps), the parent doing nothing else: "
+		       "%.3f us/task, eff %.3f, parent CPU %.3f us/task\n",
+		       wake_floor_memo[k].par, wake_floor_memo[k].par > 1 ? "es" : "",
+		       wake_floor_memo[k].every, wake_floor_memo[k].every, wake_floor_memo[k].us,
+		       (double)opt.work_us / wake_floor_memo[k].par / wake_floor_memo[k].us,
+		       wake_floor_memo[k].parent_us);
 }
 
 /* The issue-18 goals over every row: the worst row's value. */
@@ -1730,8 +1839,18 @@ int main(int argc, char **argv)
 		if (k == KIND_WORK) {
 			printf("\n");
 			if (opt.work_us)
-				for (unsigned wi = 0; wi < opt.nworkers; wi++)
+				for (unsigned wi = 0; wi < opt.nworkers; wi++) {
+					double pu;
+
 					compute_floor(opt.workers[wi]);
+					for (unsigned di = 0; di <= opt.ndepths; di++) {
+						unsigned d = di < opt.ndepths ? opt.depths[di]
+									       : opt.one_depth;
+
+						if (d)
+							wake_floor(opt.workers[wi], d, &pu);
+					}
+				}
 		}
 		for (unsigned wi = 0; wi < opt.nworkers; wi++)
 			for (unsigned di = 0; di <= opt.ndepths; di++) {

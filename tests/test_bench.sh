@@ -92,6 +92,8 @@ if "$RB" --quick --workers 2 --depths 10 --rounds 200 --json "$tmp/rb.json" \
 		"$tmp/rb.out" || bad "no idle floor ratio"
 	grep -Eq "^compute floor: .* in 2 processes .* [0-9.]+ us/task" "$tmp/rb.out" ||
 		bad "no compute floor line"
+	grep -Eq "^wake floor: the same in 2 processes, .* after every 10 of" "$tmp/rb.out" ||
+		bad "no wake floor line"
 	# Work rows have an efficiency in (0, 1.5); tiny rows none.
 	grep -Eq "^work +2 +2 +10 \|.* 0\.[0-9]{3} \|.* [01]\.[0-9]{3} \|" "$tmp/rb.out" ||
 		bad "no efficiency in the work rows of the CPU table"
@@ -116,8 +118,13 @@ for r in rows:
             assert x["efficiency_vs_floor"] is None, (pool, x)
     if r["kind"] == "work":
         assert r["floor_us_per_task"] > 0, r
+        # Wake-ups cost the work: never faster than computing alone
+        # (within the runs' noise).
+        assert r["wake_floor_us_per_task"] > 0.8 * r["floor_us_per_task"], r
+        assert r["wake_floor_parent_cpu_us_per_task"] >= 0, r
     else:
         assert r["floor_us_per_task"] is None, r
+        assert r["wake_floor_us_per_task"] is None, r
     # The consumer thread exists only in the two-thread shape.
     assert (r["arena"]["consumer"]["cpu_ns"] > 0) == (r["threads"] == 2), r
     assert r["cpu_arena_over_pipe_batch"] > 0
