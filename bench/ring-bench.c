@@ -398,98 +398,39 @@ static void tp_start(struct tp_result *res)
 	res->m0 = machine_now();
 }
 
+/* min(workers, CPUs): how many tasks can run at once. */
+static unsigned floor_par(unsigned workers)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return ncpu > 0 && (unsigned long)ncpu < workers ? (unsigned)ncpu : workers;
+}
+
 /* Work tasks: the best a pool can do is work_us over min(workers, CPUs). */
 static double ideal_us_per_task(unsigned workers)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned par = ncpu > 0 && (unsigned long)ncpu < workers ? (unsigned)ncpu : workers;
-
-	return (double)opt.work_us / par;
+	return (double)opt.work_us / floor_par(workers);
 }
-
-/*
- * The compute floor: the same work tasks run by `par` forked processes that
- * only compute (n / par each, no pool, no communication), started together.
- * Its time per task is the best any pool can do on this machine at this
- * moment (two busy CPUs may compute slower than one: shared caches, the
- * host).  Measured once per process count, on first use.
- */
-static double floor_us[MAX_WORKERS + 1];
-
-static double compute_floor(unsigned workers)
-{
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned par = ncpu > 0 && (unsigned long)ncpu < workers ? (unsigned)ncpu : workers;
-	uint64_t n = opt.tasks / 10 < 1000 ? 1000 : opt.tasks / 10, t0, t1;
-	pid_t pid[MAX_WORKERS];
-	int go[2], st;
-	char c = 0;
-
-	if (floor_us[par] > 0)
-		return floor_us[par];
-	if (pipe2(go, O_CLOEXEC) < 0)
-		die("pipe2: %s", strerror(errno));
-	fflush(NULL);
-	for (unsigned i = 0; i < par; i++) {
-		if ((pid[i] = fork()) < 0)
-			die("fork: %s", strerror(errno));
-		if (pid[i] == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			close(go[1]);
-			if (read(go[0], &c, 1) < 0)   /* EOF: start */
-				_exit(3);
-			for (uint64_t k = i; k < n; k += par)
-				busy_us(opt.work_us);
-			_exit(0);
-		}
-	}
-	close(go[0]);
-	t0 = now_ns();
-	close(go[1]);
-	for (unsigned i = 0; i < par; i++) {
-		while (waitpid(pid[i], &st, 0) < 0 && errno == EINTR)
-			;
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			die("compute floor: a process failed");
-	}
-	t1 = now_ns();
-	floor_us[par] = (t1 - t0) / 1e3 / n;
-	return floor_us[par];
-}
-
-/*
- * The wake floor: the compute floor's processes, each of which wakes a parent
- * asleep on a futex after every `every` tasks of its own (a pool with
- * `every` tasks in flight must wake a parent that does not spin at least
- * that often, or its workers run dry), and a parent that does nothing but
- * sleep again.  What the wake-ups alone cost the work, on this machine at
- * this moment: a pool's parent also reaps and refills at each.  Measured
- * once per (processes, every), on first use; the parent's CPU time a task in
- * *parent_us.
- */
-#define WAKE_FLOORS 8
-static struct { unsigned par, every; double us, parent_us; } wake_floor_memo[WAKE_FLOORS];
 
 static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts);
 
-static double wake_floor(unsigned workers, unsigned every, double *parent_us)
+/*
+ * `par` forked processes, started together, run the work tasks 0..n-1
+ * between them (task k in process k % par), no pool; each wakes the parent,
+ * asleep on a futex, after every `every` of its own tasks (0: never) and
+ * when it is done, and the parent does nothing but sleep again.  Returns
+ * the wall time a task; the parent's CPU time a task in *parent_us.
+ */
+static double floor_run(unsigned par, uint64_t n, unsigned every, double *parent_us)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned par = ncpu > 0 && (unsigned long)ncpu < workers ? (unsigned)ncpu : workers;
-	uint64_t n = opt.tasks / 10 < 1000 ? 1000 : opt.tasks / 10, t0, t1;
 	_Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 				   -1, 0);
 	pid_t pid[MAX_WORKERS];
-	int go[2], st, k;
+	uint64_t t0, t1;
 	struct usage u0;
-	unsigned left;
+	int go[2], st;
 	char c = 0;
 
-	for (k = 0; k < WAKE_FLOORS && wake_floor_memo[k].par; k++)
-		if (wake_floor_memo[k].par == par && wake_floor_memo[k].every == every) {
-			*parent_us = wake_floor_memo[k].parent_us;
-			return wake_floor_memo[k].us;
-		}
 	if (w == MAP_FAILED)
 		die("out of memory");
 	/* w[0]: wake-ups posted; w[1]: processes still computing. */
@@ -508,9 +449,9 @@ static double wake_floor(unsigned workers, unsigned every, double *parent_us)
 			close(go[1]);
 			if (read(go[0], &c, 1) < 0)   /* EOF: start */
 				_exit(3);
-			for (uint64_t t = i; t < n; t += par) {
+			for (uint64_t k = i; k < n; k += par) {
 				busy_us(opt.work_us);
-				if (++since == every) {
+				if (every && ++since == every) {
 					since = 0;
 					atomic_fetch_add_explicit(&w[0], 1, memory_order_release);
 					futex(&w[0], FUTEX_WAKE, 1, NULL);
@@ -526,30 +467,79 @@ static double wake_floor(unsigned workers, unsigned every, double *parent_us)
 	u0 = thread_usage();
 	t0 = now_ns();
 	close(go[1]);
-	/* The parent: asleep until woken, then straight back to sleep. */
 	for (uint32_t seen = 0; atomic_load_explicit(&w[1], memory_order_acquire);) {
 		struct timespec ts = { 1, 0 };
 
 		futex(&w[0], FUTEX_WAIT, seen, &ts);
 		seen = atomic_load_explicit(&w[0], memory_order_acquire);
 	}
-	for (left = 0; left < par; left++) {
-		while (waitpid(pid[left], &st, 0) < 0 && errno == EINTR)
+	for (unsigned i = 0; i < par; i++) {
+		while (waitpid(pid[i], &st, 0) < 0 && errno == EINTR)
 			;
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			die("wake floor: a process failed");
+			die("%s floor: a process failed", every ? "wake" : "compute");
 	}
 	t1 = now_ns();
 	u0 = usage_sub(thread_usage(), &u0);
 	munmap((void *)w, 4096);
+	*parent_us = u0.cpu_ns / 1e3 / n;
+	return (t1 - t0) / 1e3 / n;
+}
+
+static uint64_t floor_tasks(void)
+{
+	return opt.tasks / 10 < 1000 ? 1000 : opt.tasks / 10;
+}
+
+/*
+ * The compute floor: the same work tasks in min(workers, CPUs) processes
+ * that only compute.  Its time per task is the best any pool can do on this
+ * machine at this moment (two busy CPUs may compute slower than one: shared
+ * caches, the host).  Measured once per process count, on first use.
+ */
+static double floor_us[MAX_WORKERS + 1];
+
+static double compute_floor(unsigned workers)
+{
+	unsigned par = floor_par(workers);
+	double pu;
+
+	if (floor_us[par] <= 0)
+		floor_us[par] = floor_run(par, floor_tasks(), 0, &pu);
+	return floor_us[par];
+}
+
+/*
+ * The wake floor: the compute floor's processes, each of which wakes the
+ * sleeping parent after every `every` tasks of its own: one wake-up per
+ * `every` tasks, the fewest a pool with that many tasks in flight can make
+ * with a parent that sleeps (else its workers run dry).  What the wake-ups
+ * alone cost the work, on this machine at this moment: a pool's parent also
+ * reaps and refills at each.  Measured once per (processes, every), on
+ * first use; the parent's CPU time a task in *parent_us.
+ */
+#define WAKE_FLOORS 8
+static struct { unsigned par, every; double us, parent_us; } wake_floor_memo[WAKE_FLOORS];
+
+static double wake_floor(unsigned workers, unsigned every, double *parent_us)
+{
+	unsigned par = floor_par(workers);
+	double us;
+	int k;
+
+	for (k = 0; k < WAKE_FLOORS && wake_floor_memo[k].par; k++)
+		if (wake_floor_memo[k].par == par && wake_floor_memo[k].every == every) {
+			*parent_us = wake_floor_memo[k].parent_us;
+			return wake_floor_memo[k].us;
+		}
+	us = floor_run(par, floor_tasks(), every, parent_us);
 	if (k < WAKE_FLOORS) {
 		wake_floor_memo[k].par = par;
 		wake_floor_memo[k].every = every;
-		wake_floor_memo[k].us = (t1 - t0) / 1e3 / n;
-		wake_floor_memo[k].parent_us = u0.cpu_ns / 1e3 / n;
+		wake_floor_memo[k].us = us;
+		wake_floor_memo[k].parent_us = *parent_us;
 	}
-	*parent_us = u0.cpu_ns / 1e3 / n;
-	return (t1 - t0) / 1e3 / n;
+	return us;
 }
 
 static void tp_finish(struct tp_result *res, enum kind k, unsigned workers)
