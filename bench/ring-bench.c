@@ -16,8 +16,10 @@
  *    (producer and consumer threads, workers), the share of the CPUs other
  *    processes took meanwhile (a row measured under load shows it), and for
  *    work tasks the efficiency: ideal time per task (work / min(workers,
- *    CPUs)) over the measured one, and the compute floor: the same tasks
- *    in min(workers, CPUs) processes that only compute;
+ *    CPUs)) over the measured one, the compute floor: the same tasks in
+ *    min(workers, CPUs) processes that only compute, and the wake floor: the
+ *    same, each process waking a sleeping parent once per depth of its own
+ *    tasks (what the fewest wake-ups a pool of that depth needs cost alone);
  *  - the round trip of one task at a time: back to back ("hot") and after a
  *    random pause longer than the spin budget, so every side sleeps ("idle");
  *  - the floor of the tiny depth-1024 rows: the same bytes through shared
@@ -25,8 +27,10 @@
  *    parent thread and with a producer and a consumer thread;
  *  - floors: a futex ping-pong between two processes (the wake-up cost: its
  *    latency and the CPU time a round trip costs both sides; again with a
- *    1 ms timeout on every wait, and on one CPU) and a spin ping-pong
- *    through one shared cache line (the hardware cost).
+ *    1 ms timeout on every wait, and on one CPU), the same after the idle
+ *    rounds' pause and not pinned (the idle rounds' floor: waking a CPU
+ *    that went idle), and a spin ping-pong through one shared cache line
+ *    (the hardware cost).
  *
  * Every result is checked against arena_get() and counted exactly once; a
  * wrong result exits 1.  A missed goal is reported, never an exit code: the
