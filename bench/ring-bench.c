@@ -496,21 +496,48 @@ static uint64_t floor_tasks(void)
 }
 
 /*
+ * The floors, each measured once per (processes, every), on first use, and
+ * kept here: every = 0 is the compute floor, every = d a wake floor.  At
+ * most MAX_LIST process counts times the depths, the one-thread depth and 0.
+ */
+#define FLOORS (MAX_LIST * (MAX_LIST + 2))
+static struct floor_memo { unsigned par, every; double us, parent_us; } floors[FLOORS];
+static unsigned nfloors;
+
+static const struct floor_memo *floor_find(unsigned par, unsigned every)
+{
+	for (unsigned k = 0; k < nfloors; k++)
+		if (floors[k].par == par && floors[k].every == every)
+			return &floors[k];
+	return NULL;
+}
+
+static const struct floor_memo *floor_get(unsigned workers, unsigned every)
+{
+	unsigned par = floor_par(workers);
+	const struct floor_memo *m = floor_find(par, every);
+	struct floor_memo *f;
+
+	if (m)
+		return m;
+	if (nfloors == FLOORS)
+		die("more floors than rows");
+	f = &floors[nfloors++];
+	f->par = par;
+	f->every = every;
+	f->us = floor_run(par, floor_tasks(), every, &f->parent_us);
+	return f;
+}
+
+/*
  * The compute floor: the same work tasks in min(workers, CPUs) processes
  * that only compute.  Its time per task is the best any pool can do on this
  * machine at this moment (two busy CPUs may compute slower than one: shared
- * caches, the host).  Measured once per process count, on first use.
+ * caches, the host).
  */
-static double floor_us[MAX_WORKERS + 1];
-
 static double compute_floor(unsigned workers)
 {
-	unsigned par = floor_par(workers);
-	double pu;
-
-	if (floor_us[par] <= 0)
-		floor_us[par] = floor_run(par, floor_tasks(), 0, &pu);
-	return floor_us[par];
+	return floor_get(workers, 0)->us;
 }
 
 /*
@@ -519,31 +546,14 @@ static double compute_floor(unsigned workers)
  * `every` tasks, the fewest a pool with that many tasks in flight can make
  * with a parent that sleeps (else its workers run dry).  What the wake-ups
  * alone cost the work, on this machine at this moment: a pool's parent also
- * reaps and refills at each.  Measured once per (processes, every), on
- * first use; the parent's CPU time a task in *parent_us.
+ * reaps and refills at each.  The parent's CPU time a task in *parent_us.
  */
-#define WAKE_FLOORS 8
-static struct { unsigned par, every; double us, parent_us; } wake_floor_memo[WAKE_FLOORS];
-
 static double wake_floor(unsigned workers, unsigned every, double *parent_us)
 {
-	unsigned par = floor_par(workers);
-	double us;
-	int k;
+	const struct floor_memo *f = floor_get(workers, every);
 
-	for (k = 0; k < WAKE_FLOORS && wake_floor_memo[k].par; k++)
-		if (wake_floor_memo[k].par == par && wake_floor_memo[k].every == every) {
-			*parent_us = wake_floor_memo[k].parent_us;
-			return wake_floor_memo[k].us;
-		}
-	us = floor_run(par, floor_tasks(), every, parent_us);
-	if (k < WAKE_FLOORS) {
-		wake_floor_memo[k].par = par;
-		wake_floor_memo[k].every = every;
-		wake_floor_memo[k].us = us;
-		wake_floor_memo[k].parent_us = *parent_us;
-	}
-	return us;
+	*parent_us = f->parent_us;
+	return f->us;
 }
 
 static void tp_finish(struct tp_result *res, enum kind k, unsigned workers)
@@ -1733,21 +1743,24 @@ static void print_cpu_table(const struct config *cf, size_t ncf)
 		       b->work.cpu_ns / 1e3 / b->tasks, b->cpu_us_per_task, eb,
 		       a->others * 100, b->others * 100, a->cpu_us_per_task / b->cpu_us_per_task);
 	}
-	for (unsigned par = 1; par <= MAX_WORKERS; par++)
-		if (floor_us[par] > 0)
+	for (unsigned par = 1; par <= MAX_WORKERS; par++) {
+		const struct floor_memo *f = floor_find(par, 0);
+
+		if (f)
 			printf("compute floor: the same %u us tasks in %u process%s that only compute "
 			       "(no pool): %.3f us/task, eff %.3f\n", opt.work_us, par,
-			       par > 1 ? "es" : "", floor_us[par],
-			       (double)opt.work_us / par / floor_us[par]);
-	for (int k = 0; k < WAKE_FLOORS && wake_floor_memo[k].par; k++)
-		printf("wake floor: the same in %u process%s, each waking a parent asleep on a futex "
-		       "after every %u of\n  its tasks (one wake-up per %u tasks: the fewest a pool of "
-		       "that depth can do with a parent\n  that sleeps), the parent doing nothing else: "
-		       "%.3f us/task, eff %.3f, parent CPU %.3f us/task\n",
-		       wake_floor_memo[k].par, wake_floor_memo[k].par > 1 ? "es" : "",
-		       wake_floor_memo[k].every, wake_floor_memo[k].every, wake_floor_memo[k].us,
-		       (double)opt.work_us / wake_floor_memo[k].par / wake_floor_memo[k].us,
-		       wake_floor_memo[k].parent_us);
+			       par > 1 ? "es" : "", f->us, (double)opt.work_us / par / f->us);
+	}
+	for (unsigned k = 0; k < nfloors; k++)
+		if (floors[k].every)
+			printf("wake floor: the same in %u process%s, each waking a parent asleep on a "
+			       "futex after every %u of\n  its tasks (one wake-up per %u tasks: the "
+			       "fewest a pool of that depth can do with a parent\n  that sleeps), the "
+			       "parent doing nothing else: %.3f us/task, eff %.3f, parent CPU %.3f "
+			       "us/task\n", floors[k].par, floors[k].par > 1 ? "es" : "",
+			       floors[k].every, floors[k].every, floors[k].us,
+			       (double)opt.work_us / floors[k].par / floors[k].us,
+			       floors[k].parent_us);
 }
 
 /* The issue-18 goals over every row: the worst row's value. */
