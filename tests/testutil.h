@@ -75,8 +75,6 @@ static inline int count_maps(void)
 	return n;
 }
 
-/* Number of children of this process that exist (zombies included), found
- * by scanning /proc: children forked by any of our threads count. */
 /* Reads /proc/<name>/stat into buf (n bytes) and returns its fields after
  * the command, the state first (the command may hold spaces and ')'), or
  * NULL when the process is gone or the line is cut short. */
@@ -112,7 +110,8 @@ static inline int proc_ppid(const char *name)
 	return ppid;
 }
 
-/* Number of this process's children, zombies included. */
+/* Number of children of this process that exist (zombies included), found
+ * by scanning /proc: children forked by any of our threads count. */
 static inline int count_children(void)
 {
 	DIR *d = opendir("/proc");
