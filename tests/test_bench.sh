@@ -94,6 +94,8 @@ if "$RB" --quick --workers 2 --depths 10 --rounds 200 --json "$tmp/rb.json" \
 		bad "no compute floor line"
 	grep -Eq "^wake floor: the same in 2 processes, .* after every 10 of" "$tmp/rb.out" ||
 		bad "no wake floor line"
+	grep -Eq "^  a system call \(getppid, which does nothing\): [0-9]+ ns" "$tmp/rb.out" ||
+		bad "no system call floor line"
 	# Work rows have an efficiency in (0, 1.5); tiny rows none.
 	grep -Eq "^work +2 +2 +10 \|.* 0\.[0-9]{3} \|.* [01]\.[0-9]{3} \|" "$tmp/rb.out" ||
 		bad "no efficiency in the work rows of the CPU table"
@@ -133,6 +135,7 @@ for k in ("futex_pingpong", "futex_pingpong_1ms_timeout", "futex_pingpong_one_cp
           "futex_pingpong_idle"):
     assert fl[k]["cpu_us_per_round_trip"] > 0, (k, fl[k])
     assert fl[k]["round_trip"]["p50_us"] > 0, (k, fl[k])
+assert fl["syscall_ns"] > 0, fl
 # The idle rounds' floor: their pause, their count, not pinned.
 assert fl["futex_pingpong_idle"]["pause_us"] == d["latency"][0]["idle_pause_us"], fl
 assert fl["futex_pingpong_idle"]["rounds"] == d["latency"][0]["idle_rounds"], fl
