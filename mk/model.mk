@@ -6,6 +6,9 @@
 #                 2 cores (tests/model/README.md has the counts).
 MODEL_DIR  := build/model
 MODEL_SRC  := tests/model/pool.pml
+# The eventcount alone with several wakers live at once (pool.pml has one
+# worker at a time); its configurations and mutants are named evc-*.
+EVC_SRC    := tests/model/evc.pml
 # name:-D flags (configurations that must verify).  The flags go to both
 # spin -a (the model's macros) and the C compiler (pan's options, such as
 # -DREVERSE: search order only); neither uses the other's names.
@@ -28,6 +31,17 @@ MODEL_CFGS := t2d2:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0 \
 	t4d1b2p2wcae:-DNTASKS=4+-DDEPTH=1+-DBATCH=2+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DPRODUCER_AWAITS+-DERR \
 	t3d1b3wcs:-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS+-DSTOP_ANY+-DFAIL_ANY \
 	t2d1ws:-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DWORKER_AWAITS+-DSTOP_ANY+-DFAIL_ANY
+# evc.pml: NW wakers, NPUB units of work each, NSLEEP sleepers (1: the
+# pipe's owner; 2: and a futex sleeper); SHARED_WOKEN: the shared "woken"
+# word the library does not use yet.
+# (Two sleepers with 4 units of work, or with 3 wakers, do not fit in 2 GB.)
+MODEL_CFGS += evc-w2p2s1:-DNW=2+-DNPUB=2+-DNSLEEP=1 \
+	evc-w2p3s1:-DNW=2+-DNPUB=3+-DNSLEEP=1 \
+	evc-w3p1s1:-DNW=3+-DNPUB=1+-DNSLEEP=1 \
+	evc-w2p1s2:-DNW=2+-DNPUB=1+-DNSLEEP=2 \
+	evc-shared-w2p2s1:-DSHARED_WOKEN+-DNW=2+-DNPUB=2+-DNSLEEP=1 \
+	evc-shared-w3p1s1:-DSHARED_WOKEN+-DNW=3+-DNPUB=1+-DNSLEEP=1 \
+	evc-shared-w2p1s2:-DSHARED_WOKEN+-DNW=2+-DNPUB=1+-DNSLEEP=2
 # make model MODEL_MORE=1: also larger configurations (each < 1 GB), and
 # three changes that lose no wake-up (README.md: "Tried, not mutants").
 ifeq ($(MODEL_MORE),1)
@@ -86,7 +100,10 @@ MODEL_MUTS := latev:-DMUT_LATEV+-DNTASKS=3+-DDEPTH=2+-DMAXDEATH=0+-DREVERSE \
 	skipbad:-DMUT_SKIPBAD+-DNTASKS=5+-DDEPTH=2+-DSPACE_NEED=2+-DBATCH=5+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS+-DERR \
 	takestopped:-DMUT_TAKESTOPPED+-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS+-DSTOP_ANY+-DFAIL_ANY \
 	nofailwake:-DMUT_NOFAILWAKE+-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DWORKER_AWAITS+-DSTOP_ANY+-DFAIL_ANY \
-	nostopreapwake:-DMUT_NOSTOPREAPWAKE+-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DWORKER_AWAITS+-DSTOP_ANY+-DFAIL_ANY
+	nostopreapwake:-DMUT_NOSTOPREAPWAKE+-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DWORKER_AWAITS+-DSTOP_ANY+-DFAIL_ANY \
+	evc-nogen:-DMUT_NOGEN+-DNW=2+-DNPUB=2+-DNSLEEP=1 \
+	evc-stale:-DSHARED_WOKEN+-DMUT_STALE+-DNW=2+-DNPUB=2+-DNSLEEP=1 \
+	evc-seqmoved:-DMUT_SEQMOVED+-DNW=2+-DNPUB=2+-DNSLEEP=2
 PAN_CFLAGS := -O2 -DSAFETY -DCOLLAPSE -DMEMLIM=$(MODEL_MEMLIM)
 # pans compiled at once (the searches themselves run one at a time: two
 # searches at once slow each other down more than they gain)
@@ -99,8 +116,9 @@ model:
 	$(Q)t0=$$(date +%s); \
 	build() { \
 		name=$${1%%:*}; flags=$$(echo $${1#*:} | tr + ' '); d=$(MODEL_DIR)/$$name; \
-		rm -rf $$d && mkdir -p $$d && cp $(MODEL_SRC) $$d/ && \
-		(cd $$d && spin -a $$flags pool.pml >spin.log && \
+		case $$name in evc-*) src=$(EVC_SRC);; *) src=$(MODEL_SRC);; esac; \
+		rm -rf $$d && mkdir -p $$d && cp $$src $$d/ && \
+		(cd $$d && spin -a $$flags $$(basename $$src) >spin.log && \
 		 $(CC) $(PAN_CFLAGS) $$flags -o pan pan.c 2>>spin.log); \
 	}; \
 	n=0; for c in $(MODEL_CFGS) $(MODEL_MUTS); do \

@@ -1,0 +1,206 @@
+/*
+ * The eventcount of lib/evc.h alone, with several wakers live at once.
+ *
+ * pool.pml checks the whole pool (dispatch, supervision, deaths, the
+ * producer's backpressure), but with one worker at a time: a replacement
+ * starts only after its predecessor died.  So it never has two workers
+ * waking the consumer at once, and evc.h's rule that lets a waker skip a
+ * generation "it already woke" (*last, one per waker) was argued there
+ * (evc.h, "Why a waker may skip...") but checked with one waker only.  This
+ * model checks that rule with NW wakers publishing work concurrently and
+ * the consumer's two kinds of sleepers (lib/reap.c): the one that owns the
+ * wake pipe (announced with weight 1, polls the pipe) and, with NSLEEP 2, a
+ * second reaper asleep on the futex (weight 2).
+ *
+ * Each waker (worker.c signal_consumer) publishes one unit of work (a
+ * completion: W1), then, after its fence, reads the announcement word once
+ * (W2) and, when a sleeper is announced in a generation it has not woken,
+ * bumps seq (W3), writes a byte to the pipe when the count is odd and calls
+ * FUTEX_WAKE when it is 2 or more (evc_wake_fd).  Each sleeper takes work
+ * while there is some; else it reads seq, announces itself (sleepers and a
+ * new generation, S1), re-checks after its fence and sleeps: the pipe's
+ * owner compares seq and polls the pipe until a byte is there, then drains
+ * it (evc_sleep_fd); the futex sleeper queues itself if seq is unchanged
+ * and blocks until a FUTEX_WAKE (evc_sleep).  The one that takes the last
+ * unit wakes every other sleeper (the pool's stop does: pool_wake_reapers).
+ * Statements interleave one at a time (sequential consistency: the code's
+ * seq_cst fences between S1 and the re-check, and between W1 and W2, are
+ * what make that a faithful model of those steps).
+ *
+ * The property: no sleeper stays asleep while work is left.  A lost
+ * wake-up leaves a sleeper blocked for ever with work pending and the
+ * wakers finished: an invalid end state, which the search reports (the
+ * real sleepers would wake at their 5 ms look; the model has no timeouts,
+ * since one could only mask a lost wake-up).
+ *
+ * SHARED_WOKEN: a variant the library does not use yet.  Besides its own
+ * *last, a waker skips a generation that any waker already woke: after its
+ * bump and its wake-up calls it stores that generation in one shared word,
+ * and it skips a generation found there (README, session 13: with two
+ * workers at depth 10 the workers made 0.19 wake-up calls a task for 0.12
+ * sleeps).  Stored after the calls, a generation found there was woken
+ * already, whoever stored it, and a waker that dies between its bump and
+ * its calls leaves nothing that makes another skip.  (Stored before the
+ * bump, "claim first", it verifies here too: this model has no deaths.)
+ *
+ * Bounds: the searches are exhaustive but small.  With two sleepers and two
+ * units of work from each of two wakers (or one unit from each of three)
+ * the search does not fit in 2 GB; the configurations in mk/model.mk are
+ * those that do, in seconds.
+ *
+ * Mutants (each must produce a counterexample, or the model is vacuous):
+ *   MUT_NOGEN     a sleeper announces without a new generation: a waker
+ *                 that woke the previous sleep skips the next one.
+ *   MUT_STALE     (SHARED_WOKEN) a waker skips when the shared word holds
+ *                 any generation, not the one it read.
+ *   MUT_SEQMOVED  a cheaper rule that looks safe: the sleeper publishes the
+ *                 seq value it sleeps on, and a waker whose bump finds seq
+ *                 already past that value (another waker bumped it) makes no
+ *                 wake-up call.  With two sleepers it loses one: a waker that
+ *                 read only the futex sleeper bumps seq and writes no byte,
+ *                 and the pipe's owner, already polling, is left asleep.
+ */
+
+#ifndef NW
+#define NW 2            /* wakers live at once */
+#endif
+#ifndef NPUB
+#define NPUB 2          /* units of work each publishes */
+#endif
+#ifndef NSLEEP
+#define NSLEEP 1        /* 1: the pipe's owner; 2: and a futex sleeper */
+#endif
+#define TOTAL (NW * NPUB)
+#define NONE 255        /* EVC_NONE: no generation equals it */
+#define PIPECAP 2       /* bytes the pipe holds (a full pipe drops a poke) */
+
+byte seq;               /* cq_seq.seq: wakers bump it; it may wrap */
+byte sl;                /* cq_waiters.ann: sleepers announced (weights) */
+byte gn;                /* cq_waiters.ann: generation */
+byte ann_v;             /* MUT_SEQMOVED: the seq value the last announcer sleeps on */
+byte pending;           /* work published, not taken */
+byte taken;             /* work taken */
+byte pipe;              /* bytes in the wake pipe */
+bit fq;                 /* the futex sleeper is queued in FUTEX_WAIT */
+byte shared = NONE;     /* SHARED_WOKEN: a generation some waker woke */
+
+#define POKE atomic { if :: pipe < PIPECAP -> pipe++ :: else -> skip fi }
+
+/* The sleeper that takes the last unit: every other sleeper is woken
+ * (bump, FUTEX_WAKE of all, a byte), as the pool's stop does. */
+#define TAKE                                                             \
+	atomic { pending > 0 -> pending--; taken++;                      \
+		if                                                        \
+		:: taken == TOTAL -> seq++; fq = 0; POKE                  \
+		:: else -> skip                                           \
+		fi }
+
+#ifdef MUT_SEQMOVED
+#define PUBLISH_V ann_v = v
+#else
+#define PUBLISH_V skip
+#endif
+#ifdef MUT_NOGEN
+#define ANNOUNCE(w) atomic { sl = sl + w; PUBLISH_V }               /* MUTANT */
+#else
+#define ANNOUNCE(w) atomic { sl = sl + w; gn++; assert(gn != NONE); PUBLISH_V }
+#endif
+
+proctype PipeSleeper()
+{
+	byte v;
+
+	do
+	:: taken == TOTAL -> break
+	:: TAKE
+	:: atomic { pending == 0 && taken < TOTAL -> v = seq };   /* S0 */
+		ANNOUNCE(1);                                          /* S1 */
+		if
+		:: pending > 0 || taken == TOTAL -> skip              /* re-check */
+		:: else ->
+			/* evc_sleep_fd: compare, then poll until a byte */
+			if
+			:: atomic { seq == v -> (pipe > 0) }
+			:: seq != v -> skip
+			fi;
+			pipe = 0                                      /* sys_drain */
+		fi;
+		atomic { assert(sl >= 1); sl = sl - 1; v = 0 }        /* evc_done */
+	od
+}
+
+proctype FutexSleeper()
+{
+	byte v;
+
+	do
+	:: taken == TOTAL -> break
+	:: TAKE
+	:: atomic { pending == 0 && taken < TOTAL -> v = seq };
+		ANNOUNCE(2);
+		if
+		:: pending > 0 || taken == TOTAL -> skip
+		:: else ->
+			/* FUTEX_WAIT: queued if seq is still v, then blocked
+			 * until a FUTEX_WAKE dequeues it */
+			atomic { if :: seq == v -> fq = 1 :: else -> skip fi };
+			(fq == 0)
+		fi;
+		atomic { assert(sl >= 2); sl = sl - 2; v = 0 }
+	od
+}
+
+#if defined(SHARED_WOKEN) && defined(MUT_STALE)
+#define WOKEN_BY_OTHER (shared != NONE)                             /* MUTANT */
+#elif defined(SHARED_WOKEN)
+#define WOKEN_BY_OTHER (shared == a_gn)
+#else
+#define WOKEN_BY_OTHER 0
+#endif
+#ifdef SHARED_WOKEN
+#define PUBLISH_WOKEN shared = a_gn
+#else
+#define PUBLISH_WOKEN skip
+#endif
+
+proctype Waker()
+{
+	byte k, a_sl, a_gn, a_v, old, last = NONE;
+
+	for (k : 1 .. NPUB) {
+		pending++;                                            /* W1 */
+		atomic { a_sl = sl; a_gn = gn; a_v = ann_v };         /* W2 (a_v: MUT_SEQMOVED) */
+		if
+		:: a_sl > 0 && a_gn != last && !WOKEN_BY_OTHER ->
+			last = a_gn;
+			old = seq;
+			seq++;                                        /* W3 */
+#ifdef MUT_SEQMOVED
+			if
+			:: old != a_v -> goto skipped                 /* MUTANT */
+			:: else -> skip
+			fi;
+#endif
+			if :: a_sl & 1 -> POKE :: else -> skip fi;
+			if :: a_sl >= 2 -> fq = 0 :: else -> skip fi;
+			PUBLISH_WOKEN
+		:: else -> skip
+		fi;
+skipped:	a_sl = 0; a_gn = 0; a_v = 0; old = 0
+	}
+}
+
+init
+{
+	byte i;
+
+	atomic {
+		for (i : 1 .. NW) {
+			run Waker()
+		}
+		run PipeSleeper();
+#if NSLEEP > 1
+		run FutexSleeper()
+#endif
+	}
+}
