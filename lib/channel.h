@@ -17,6 +17,11 @@
  *   chan_ctl.stop     parent (release); workers read.  0 run, 1 drain, 2 cancel.
  *   chan_cq_evc.seq   workers bump it (release) to wake the consumer; a dead
  *                     worker can leave it anywhere: any value is fine.
+ *   chan_cq_evc.woken workers (exchange): the consumer's generation a waker
+ *                     last claimed, before its wake-up calls; a worker that
+ *                     finds the generation it would wake there skips it.  Garbage can make workers skip
+ *                     waking the consumer, as garbage in cq_waiters.ann can
+ *                     (below): the consumer then waits for its own look.
  *   chan_cq_waiters   parent consumer; workers read.  ann: the reapers'
  *                     announcements (evc.h); the parent keeps its own copy
  *                     and stores it whole when a reaper announces and when
@@ -97,11 +102,13 @@
 
 #define CACHELINE 64
 #define CHAN_MAGIC 0x4e414843414e4552ull   /* "RENACHAN" little-endian */
-#define CHAN_VERSION 6u   /* 3: page-aligned worker blocks, guard pages;
+#define CHAN_VERSION 7u   /* 3: page-aligned worker blocks, guard pages;
 			     4: exec'd workers wake the reapers through the
 			     wake pipe (ARENA_WORKER's third field), not the futex;
 			     5: 32-byte CQEs (no user_data, no index);
-			     6: an SQE is a run of tasks (count) */
+			     6: an SQE is a run of tasks (count);
+			     7: the wakers share the generation woken
+			     (chan_evc_seq.woken) */
 #define CHAN_MAX_WORKERS 64u
 #define CHAN_RUN_MAX 64u     /* the most tasks in one SQ entry (chan_sqe.count) */
 #define CHAN_STOP_DRAIN 1u
@@ -190,8 +197,16 @@ struct chan_ctl {            /* parent */
 
 struct chan_evc_seq {        /* bumped by wakers */
 	a32 seq;
-	uint8_t pad[CACHELINE - 4];
+	uint32_t _pad0;
+	a64 woken;               /* the announcement generation a waker last
+				  * claimed, before its wake-up calls (evc.h
+				  * evc_wake_fd_shared); 0 at creation, which
+				  * no announcement has */
+	uint8_t pad[CACHELINE - 16];
 };
+
+_Static_assert(sizeof(struct chan_evc_seq) == CACHELINE, "waker line");
+_Static_assert(offsetof(struct chan_evc_seq, woken) % 8 == 0, "woken alignment");
 
 struct chan_evc_waiters {    /* written by the one sleeper side */
 	a64 ann;                 /* evc.h: sleepers and generation */

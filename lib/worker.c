@@ -417,8 +417,8 @@ static void post(struct worker *wk, const struct chan_cqe *cqe)
 static int signal_consumer(struct worker *wk)
 {
 	wk->unsignaled = 0;
-	if (!evc_wake_fd(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.seq,
-			 wk->wake_fd, 0))
+	if (!evc_wake_fd_shared(&wk->c->g->cq_waiters.ann, &wk->cq_gen, &wk->c->g->cq_seq.woken,
+				&wk->c->g->cq_seq.seq, wk->wake_fd, 0))
 		return 0;
 	wk->wakes++;
 	atomic_store_explicit(&wk->w->rec.wakes, wk->wakes, memory_order_relaxed);

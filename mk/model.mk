@@ -32,8 +32,8 @@ MODEL_CFGS := t2d2:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0 \
 	t3d1b3wcs:-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS+-DSTOP_ANY+-DFAIL_ANY \
 	t2d1ws:-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DWORKER_AWAITS+-DSTOP_ANY+-DFAIL_ANY
 # evc.pml: NW wakers, NPUB units of work each, NSLEEP sleepers (1: the
-# pipe's owner; 2: and a futex sleeper); SHARED_WOKEN: the shared "woken"
-# word the library does not use yet.
+# pipe's owner; 2: and a futex sleeper); SHARED_WOKEN: the workers' shared
+# "woken" word (evc.h evc_wake_fd_shared), which the library uses.
 # (Two sleepers with 4 units of work, or with 3 wakers, do not fit in 2 GB.)
 MODEL_CFGS += evc-w2p2s1:-DNW=2+-DNPUB=2+-DNSLEEP=1 \
 	evc-w2p3s1:-DNW=2+-DNPUB=3+-DNSLEEP=1 \

@@ -1413,6 +1413,87 @@ static unsigned reap_ok_until(struct arena_pool *p, unsigned got, unsigned want)
 }
 
 /*
+ * The workers share one word, the consumer's generation a waker last claimed
+ * (channel.h cq_seq.woken, evc.h evc_wake_fd_shared), and any of them can
+ * write it.  Task WOKEN_SCRIBBLER_UD keeps claiming the consumer's current
+ * generation there for 200 ms, so the other worker skips every wake-up it
+ * would make meanwhile; the others take 2 ms each, so the consumer sleeps
+ * between them.  Every result must still come back, right: the consumer
+ * looks by itself while tasks are in flight (sys_look_ns), as with a
+ * scribbled announcement word.  Without that look it would sleep until the
+ * reap's 10 s timeout and fail.
+ */
+#define WOKEN_SCRIBBLER_UD 1u
+#define WOKEN_TASKS 60u
+
+static int woken_scribble_task(struct arena_task *t)
+{
+	if (t->user_data == WOKEN_SCRIBBLER_UD) {
+		uint64_t size, end = now_ns() + 200000000ull;
+		uint8_t *base = worker_map_channel(&size);
+		struct chan_global *g = (struct chan_global *)base;
+
+		if (!base)
+			return -ENOENT;
+		while (now_ns() < end)
+			atomic_store(&g->cq_seq.woken, atomic_load(&g->cq_waiters.ann) / EVC_GEN);
+		munmap(base, size);
+	} else {
+		usleep(2000);
+	}
+	return arena_task_get_item(t);
+}
+
+static void test_woken_scribbled(void **state)
+{
+	struct arena_pool_opts o = { .workers = 2, .depth = 8, .task = woken_scribble_task };
+	struct arena_pool_stats st;
+	struct arena_cqe e[8];
+	struct arena_pool *p;
+	struct leak l;
+	uint8_t seen[WOKEN_TASKS] = { 0 };
+	unsigned sent = 0, got = 0;
+	uint64_t t0 = now_ns();
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	while (got < WOKEN_TASKS) {
+		while (sent < WOKEN_TASKS) {
+			struct arena_sqe s = { .index = sent, .user_data = sent };
+			int r = arena_pool_submit(p, &s, 1, 0);
+
+			if (r == -EAGAIN)
+				break;
+			assert_int_equal(r, 1);
+			sent++;
+		}
+		int n = arena_pool_reap(p, e, 8, 10000000000ll);
+
+		assert_true(n > 0);
+		for (int k = 0; k < n; k++) {
+			const void *d;
+			size_t len;
+
+			assert_int_equal(e[k].status, 0);
+			assert_true(e[k].user_data < WOKEN_TASKS && !seen[e[k].user_data]);
+			seen[e[k].user_data] = 1;
+			assert_int_equal(arena_get(g_arena, e[k].index, &d, &len), 0);
+			assert_int_equal(e[k].len, len);
+			assert_memory_equal(e[k].data, d, len);
+		}
+		arena_pool_release_many(p, e, (unsigned)n);
+		got += (unsigned)n;
+	}
+	assert_int_equal(arena_pool_stats(p, &st), 0);
+	print_message("  %u results in %.0f ms: the consumer slept %" PRIu64 " times, the workers "
+		      "made %" PRIu64 " wake-up calls\n", got, (now_ns() - t0) / 1e6,
+		      st.consumer_waits, st.worker_wakes);
+	pool_del(p);
+	leak_end(&l);
+}
+
+/*
  * A worker with a long queue does not wake the consumer for every few
  * completions: 200 tasks of 100 us queued on one worker (20 ms of work) make
  * the consumer sleep about once a look of the run (sys_look_ns, 1-12.5 ms)
@@ -3797,6 +3878,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_worker_stale_announcement, test_teardown),
 		cmocka_unit_test_teardown(test_hostile_worker, test_teardown),
 		cmocka_unit_test_teardown(test_scribbled_count, test_teardown),
+		cmocka_unit_test_teardown(test_woken_scribbled, test_teardown),
 		cmocka_unit_test_teardown(test_result_guard_page, test_teardown),
 		cmocka_unit_test_teardown(test_eintr, test_teardown),
 		cmocka_unit_test_teardown(test_submit_range, test_teardown),

@@ -33,15 +33,19 @@
  * real sleepers would wake at their 5 ms look; the model has no timeouts,
  * since one could only mask a lost wake-up).
  *
- * SHARED_WOKEN: a variant the library does not use yet.  Besides its own
- * *last, a waker skips a generation that any waker already woke: after its
- * bump and its wake-up calls it stores that generation in one shared word,
- * and it skips a generation found there (README, session 13: with two
- * workers at depth 10 the workers made 0.19 wake-up calls a task for 0.12
- * sleeps).  Stored after the calls, a generation found there was woken
- * already, whoever stored it, and a waker that dies between its bump and
- * its calls leaves nothing that makes another skip.  (Stored before the
- * bump, "claim first", it verifies here too: this model has no deaths.)
+ * SHARED_WOKEN (the library's rule since session 14): besides its own
+ * *last, the workers share one word `woken`.  A waker that decides to wake
+ * a generation first exchanges it into that word, before its bump and its
+ * calls; if the word already held that generation, another waker claimed
+ * that sleep and this one skips it, leaving its own *last alone (README,
+ * session 13: with two workers at depth 10 the workers made 0.19 wake-up
+ * calls a task for 0.12 sleeps).  Claimed before the calls, not stored after
+ * them: stored after, two wakers still both woke most sleeps (0.193 calls a
+ * task), since the first one's pipe write switches to the consumer on its
+ * own CPU before it gets to the store.  A claimant that dies before its
+ * calls leaves that sleep to the sleeper's watch on the workers and its
+ * timeout, as a worker that dies before signalling its completions does;
+ * this model has no deaths (pool.pml has them, with one worker at a time).
  *
  * Bounds: the searches are exhaustive but small.  With two sleepers and two
  * units of work from each of two wakers (or one unit from each of three)
@@ -51,7 +55,7 @@
  * Mutants (each must produce a counterexample, or the model is vacuous):
  *   MUT_NOGEN     a sleeper announces without a new generation: a waker
  *                 that woke the previous sleep skips the next one.
- *   MUT_STALE     (SHARED_WOKEN) a waker skips when the shared word holds
+ *   MUT_STALE     (SHARED_WOKEN) a waker skips when the shared word held
  *                 any generation, not the one it read.
  *   MUT_SEQMOVED  a cheaper rule that looks safe: the sleeper publishes the
  *                 seq value it sleeps on, and a waker whose bump finds seq
@@ -150,17 +154,21 @@ proctype FutexSleeper()
 	od
 }
 
+/* SHARED_WOKEN: the exchange, then skip if another waker claimed it. */
 #if defined(SHARED_WOKEN) && defined(MUT_STALE)
-#define WOKEN_BY_OTHER (shared != NONE)                             /* MUTANT */
-#elif defined(SHARED_WOKEN)
-#define WOKEN_BY_OTHER (shared == a_gn)
+#define CLAIMED_BY_OTHER (old != NONE)                              /* MUTANT */
 #else
-#define WOKEN_BY_OTHER 0
+#define CLAIMED_BY_OTHER (old == a_gn)
 #endif
 #ifdef SHARED_WOKEN
-#define PUBLISH_WOKEN shared = a_gn
+#define CLAIM                                                            \
+	atomic { old = shared; shared = a_gn };                          \
+	if                                                                \
+	:: CLAIMED_BY_OTHER -> goto skipped                               \
+	:: else -> skip                                                   \
+	fi
 #else
-#define PUBLISH_WOKEN skip
+#define CLAIM skip
 #endif
 
 proctype Waker()
@@ -171,7 +179,8 @@ proctype Waker()
 		pending++;                                            /* W1 */
 		atomic { a_sl = sl; a_gn = gn; a_v = ann_v };         /* W2 (a_v: MUT_SEQMOVED) */
 		if
-		:: a_sl > 0 && a_gn != last && !WOKEN_BY_OTHER ->
+		:: a_sl > 0 && a_gn != last ->
+			CLAIM;
 			last = a_gn;
 			old = seq;
 			seq++;                                        /* W3 */
@@ -182,8 +191,7 @@ proctype Waker()
 			fi;
 #endif
 			if :: a_sl & 1 -> POKE :: else -> skip fi;
-			if :: a_sl >= 2 -> fq = 0 :: else -> skip fi;
-			PUBLISH_WOKEN
+			if :: a_sl >= 2 -> fq = 0 :: else -> skip fi
 		:: else -> skip
 		fi;
 skipped:	a_sl = 0; a_gn = 0; a_v = 0; old = 0
