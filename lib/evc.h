@@ -167,9 +167,11 @@ static inline uint32_t evc_bump_fenced_w(_Atomic uint64_t *ann, uint64_t *last,
 		return 0;
 	if (last && *last == gen)
 		return 0;
-	/* The claim (evc_wake_fd_shared).  relaxed: only the value matters;
-	 * nothing is published through the word. */
-	if (woken && atomic_exchange_explicit(woken, gen, memory_order_relaxed) == gen)
+	/* The claim (evc_wake_fd_shared), for a sleep the pipe's owner is
+	 * counted in.  relaxed: only the value matters; nothing is published
+	 * through the word. */
+	if (woken && (sleepers & 1) &&
+	    atomic_exchange_explicit(woken, gen, memory_order_relaxed) == gen)
 		return 0;
 	if (last)
 		*last = gen;
@@ -219,8 +221,15 @@ static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32
  * by tests/model/evc.pml (SHARED_WOKEN).  Claimed before the calls, not
  * recorded after them: recorded after, two wakers still both woke most
  * sleeps, since the first one's pipe write runs the consumer on its own CPU
- * before it gets to the store.  A claimant that dies before its calls
- * leaves that sleep to the sleeper's watch on the workers and its timeout,
+ * before it gets to the store.  Only sleeps that the pipe's owner is
+ * counted in (an odd count: the reaper sleeps on the pipe while tasks are
+ * long) are claimed.  With the consumer asleep on the futex (tiny tasks), a
+ * second waker's bump made the consumer's next FUTEX_WAIT return at once,
+ * and without it the consumer slept more often: ring-bench's tiny 2-worker
+ * depth-10 two-thread row, 10 alternated runs, medians: with every sleep
+ * claimed 0.014 consumer sleeps a task and 0.65 us a task, against 0.008
+ * and 0.50 without the word.  A claimant that dies before its calls leaves
+ * that sleep to the sleeper's watch on the workers and its timeout,
  * as a worker that dies before it signals its completions does.  A
  * scribbled word can make wakers skip a sleep, with the same bound, as a
  * scribbled `ann` can.

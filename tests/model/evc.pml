@@ -42,7 +42,12 @@
  * calls a task for 0.12 sleeps).  Claimed before the calls, not stored after
  * them: stored after, two wakers still both woke most sleeps (0.193 calls a
  * task), since the first one's pipe write switches to the consumer on its
- * own CPU before it gets to the store.  A claimant that dies before its
+ * own CPU before it gets to the store.  Only sleeps that the pipe's owner
+ * is counted in (an odd count) are claimed: with the consumer asleep on the
+ * futex (tiny tasks), a second waker's bump made the consumer's next
+ * FUTEX_WAIT return at once, and without it the consumer slept more often
+ * (ring-bench's tiny 2-worker depth-10 row, every sleep claimed: 0.014
+ * sleeps and 0.65 us a task, against 0.008 and 0.50 without the word).  A claimant that dies before its
  * calls leaves that sleep to the sleeper's watch on the workers and its
  * timeout, as a worker that dies before signalling its completions does;
  * this model has no deaths (pool.pml has them, with one worker at a time).
@@ -161,10 +166,15 @@ proctype FutexSleeper()
 #define CLAIMED_BY_OTHER (old == a_gn)
 #endif
 #ifdef SHARED_WOKEN
+/* Only a sleep the pipe's owner is counted in (an odd count): see the top. */
 #define CLAIM                                                            \
-	atomic { old = shared; shared = a_gn };                          \
 	if                                                                \
-	:: CLAIMED_BY_OTHER -> goto skipped                               \
+	:: a_sl & 1 ->                                                    \
+		atomic { old = shared; shared = a_gn };                   \
+		if                                                        \
+		:: CLAIMED_BY_OTHER -> goto skipped                       \
+		:: else -> skip                                           \
+		fi                                                        \
 	:: else -> skip                                                   \
 	fi
 #else
