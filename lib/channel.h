@@ -17,11 +17,13 @@
  *   chan_ctl.stop     parent (release); workers read.  0 run, 1 drain, 2 cancel.
  *   chan_cq_evc.seq   workers bump it (release) to wake the consumer; a dead
  *                     worker can leave it anywhere: any value is fine.
- *   chan_cq_evc.woken workers (exchange): the consumer's generation a waker
- *                     last claimed, before its wake-up calls; a worker that
- *                     finds the generation it would wake there skips it.  Garbage can make workers skip
- *                     waking the consumer, as garbage in cq_waiters.ann can
- *                     (below): the consumer then waits for its own look.
+ *   chan_cq_evc.woken workers (exchange): the generation of the consumer's
+ *                     sleep on the wake pipe that a waker last claimed,
+ *                     before its wake-up calls; a worker that finds there
+ *                     the generation it would wake skips it.  Garbage can
+ *                     make workers skip waking the consumer, as garbage in
+ *                     cq_waiters.ann can (below): the consumer then waits
+ *                     for its own look.
  *   chan_cq_waiters   parent consumer; workers read.  ann: the reapers'
  *                     announcements (evc.h); the parent keeps its own copy
  *                     and stores it whole when a reaper announces and when

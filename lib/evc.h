@@ -41,7 +41,8 @@
  *
  * This needs: (1) every change that can satisfy a sleeper is followed by a
  * wake check; (2) each *last belongs to one waker, serialized with that
- * waker's publications; (3) the generation only grows between two reads of
+ * waker's publications (a word several wakers share is only a claim, next
+ * to each one's own *last: evc_wake_fd_shared); (3) the generation only grows between two reads of
  * one waker, so whoever resets or reuses a word (a replaced worker's)
  * resets every *last for it to EVC_NONE, and a side whose word others could
  * scribble on keeps its own copy (evc_prepare_owned).  A sleeper in io_uring
@@ -207,7 +208,20 @@ static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32
 }
 
 /*
- * evc_wake_fd_shared: the same for wakers that share one word `woken` (the
+ * The same for a sleeper that waits in poll() on a pipe instead of on the
+ * futex (the reapers with forked workers, pool_internal.h wake_r; the
+ * producers, space_r): the byte
+ * is written after the bump (W3), so a sleeper that announced itself finds
+ * it whenever it polls, like FUTEX_WAIT finds seq changed; it re-reads seq
+ * before polling.  A pipe write is a "sync" wake-up: the kernel puts the
+ * sleeper on the waker's CPU.  A full pipe (EAGAIN) holds a wake-up already.
+ * One sleeper at a time sleeps on the pipe, announced with weight 1; others
+ * sleep on the futex, announced with weight 2 (reap.c, submit.c): an odd count means
+ * the pipe's sleeper is there, 2 or more that futex sleepers are.  (Two
+ * sleepers on one pipe could lose a wake-up: one drains the byte the other,
+ * between its seq check and its poll, was woken by.)
+ *
+ * evc_wake_fd_shared: evc_wake_fd for wakers that share one word `woken` (the
  * workers waking the consumer), each with its own *last too.  A waker that
  * decides to wake a generation first claims it: it exchanges the generation
  * into `woken`; if the word held it already, another waker claimed that
@@ -233,19 +247,6 @@ static inline int evc_wake(_Atomic uint64_t *ann, uint64_t *last, _Atomic uint32
  * as a worker that dies before it signals its completions does.  A
  * scribbled word can make wakers skip a sleep, with the same bound, as a
  * scribbled `ann` can.
- *
- * The same for a sleeper that waits in poll() on a pipe instead of on the
- * futex (the reapers with forked workers, pool_internal.h wake_r; the
- * producers, space_r): the byte
- * is written after the bump (W3), so a sleeper that announced itself finds
- * it whenever it polls, like FUTEX_WAIT finds seq changed; it re-reads seq
- * before polling.  A pipe write is a "sync" wake-up: the kernel puts the
- * sleeper on the waker's CPU.  A full pipe (EAGAIN) holds a wake-up already.
- * One sleeper at a time sleeps on the pipe, announced with weight 1; others
- * sleep on the futex, announced with weight 2 (reap.c, submit.c): an odd count means
- * the pipe's sleeper is there, 2 or more that futex sleepers are.  (Two
- * sleepers on one pipe could lose a wake-up: one drains the byte the other,
- * between its seq check and its poll, was woken by.)
  */
 static inline int evc_wake_fd_shared(_Atomic uint64_t *ann, uint64_t *last,
 				     _Atomic uint64_t *woken, _Atomic uint32_t *seq, int fd,
