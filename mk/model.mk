@@ -35,19 +35,27 @@ MODEL_CFGS := t2d2:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0 \
 # pipe's owner; 2: and a futex sleeper); SHARED_WOKEN: the workers' shared
 # "woken" word (evc.h evc_wake_fd_shared), which the library uses.
 # (Two sleepers with 4 units of work, or with 3 wakers, do not fit in 2 GB.)
+# DEATHS=1: a waker may be killed between any two of its steps, its claim
+# included; the sleeper's watch on the workers wakes it and a replacement
+# publishes the rest.
 MODEL_CFGS += evc-w2p2s1:-DNW=2+-DNPUB=2+-DNSLEEP=1 \
 	evc-w2p3s1:-DNW=2+-DNPUB=3+-DNSLEEP=1 \
 	evc-w3p1s1:-DNW=3+-DNPUB=1+-DNSLEEP=1 \
 	evc-w2p1s2:-DNW=2+-DNPUB=1+-DNSLEEP=2 \
 	evc-shared-w2p2s1:-DSHARED_WOKEN+-DNW=2+-DNPUB=2+-DNSLEEP=1 \
 	evc-shared-w3p1s1:-DSHARED_WOKEN+-DNW=3+-DNPUB=1+-DNSLEEP=1 \
-	evc-shared-w2p1s2:-DSHARED_WOKEN+-DNW=2+-DNPUB=1+-DNSLEEP=2
+	evc-shared-w2p1s2:-DSHARED_WOKEN+-DNW=2+-DNPUB=1+-DNSLEEP=2 \
+	evc-death-w2p2s1:-DDEATHS=1+-DNW=2+-DNPUB=2+-DNSLEEP=1 \
+	evc-death-shared-w2p1s1:-DSHARED_WOKEN+-DDEATHS=1+-DNW=2+-DNPUB=1+-DNSLEEP=1 \
+	evc-death-shared-w2p1s2:-DSHARED_WOKEN+-DDEATHS=1+-DNW=2+-DNPUB=1+-DNSLEEP=2 \
+	evc-death-shared-w3p1s1:-DSHARED_WOKEN+-DDEATHS=1+-DNW=3+-DNPUB=1+-DNSLEEP=1
 # make model MODEL_MORE=1: also larger configurations (each < 1 GB), and
 # three changes that lose no wake-up (README.md: "Tried, not mutants").
 ifeq ($(MODEL_MORE),1)
 MODEL_CFGS += t2d2r2w:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0+-DNREAP=2+-DWORKER_AWAITS \
 	t3d2b3w:-DNTASKS=3+-DDEPTH=2+-DBATCH=3+-DMAXDEATH=0+-DWORKER_AWAITS \
 	t4d2b4wc:-DNTASKS=4+-DDEPTH=2+-DBATCH=4+-DMAXDEATH=0+-DWORKER_AWAITS+-DREAPER_AWAITS \
+	evc-death-shared-w2p2s1:-DSHARED_WOKEN+-DDEATHS=1+-DNW=2+-DNPUB=2+-DNSLEEP=1 \
 	t3d1k1b3wc:-DNTASKS=3+-DDEPTH=1+-DBATCH=3+-DMAXDEATH=1+-DWORKER_AWAITS+-DREAPER_AWAITS \
 	t3d1k1b2p2wca:-DNTASKS=3+-DDEPTH=1+-DBATCH=2+-DMAXDEATH=1+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DPRODUCER_AWAITS \
 	t3d1b2p2wcf:-DNTASKS=3+-DDEPTH=1+-DBATCH=2+-DMAXDEATH=0+-DNPROD=2+-DWORKER_AWAITS+-DREAPER_AWAITS+-DPROD_FUTEX \
@@ -103,7 +111,8 @@ MODEL_MUTS := latev:-DMUT_LATEV+-DNTASKS=3+-DDEPTH=2+-DMAXDEATH=0+-DREVERSE \
 	nostopreapwake:-DMUT_NOSTOPREAPWAKE+-DNTASKS=2+-DDEPTH=1+-DMAXDEATH=0+-DWORKER_AWAITS+-DSTOP_ANY+-DFAIL_ANY \
 	evc-nogen:-DMUT_NOGEN+-DNW=2+-DNPUB=2+-DNSLEEP=1 \
 	evc-stale:-DSHARED_WOKEN+-DMUT_STALE+-DNW=2+-DNPUB=2+-DNSLEEP=1 \
-	evc-seqmoved:-DMUT_SEQMOVED+-DNW=2+-DNPUB=2+-DNSLEEP=2
+	evc-seqmoved:-DMUT_SEQMOVED+-DNW=2+-DNPUB=2+-DNSLEEP=2 \
+	evc-nowatch:-DSHARED_WOKEN+-DDEATHS=1+-DMUT_NOWATCH+-DNW=2+-DNPUB=1+-DNSLEEP=1
 PAN_CFLAGS := -O2 -DSAFETY -DCOLLAPSE -DMEMLIM=$(MODEL_MEMLIM)
 # pans compiled at once (the searches themselves run one at a time: two
 # searches at once slow each other down more than they gain)

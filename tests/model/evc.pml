@@ -47,10 +47,19 @@
  * futex (tiny tasks), a second waker's bump made the consumer's next
  * FUTEX_WAIT return at once, and without it the consumer slept more often
  * (ring-bench's tiny 2-worker depth-10 row, every sleep claimed: 0.014
- * sleeps and 0.65 us a task, against 0.008 and 0.50 without the word).  A claimant that dies before its
- * calls leaves that sleep to the sleeper's watch on the workers and its
- * timeout, as a worker that dies before signalling its completions does;
- * this model has no deaths (pool.pml has them, with one worker at a time).
+ * sleeps and 0.65 us a task, against 0.008 and 0.50 without the word).
+ *
+ * DEATHS (1 at most): a waker may be killed between any two of its steps:
+ * before it publishes a unit, after it published it, after it claimed a
+ * sleep in the shared word, after its bump, after its byte.  A claimant
+ * killed before its calls leaves that sleep claimed, and the other wakers
+ * skip it; what wakes the sleeper then is its watch on the workers (the
+ * pipe's owner polls the io_uring whose completions are the workers'
+ * deaths, supervise.c pool_consumer_sleep; without io_uring, a tick's
+ * timeout).  The sleeper then starts a replacement (a fresh process: no
+ * *last) for the units the dead one had not published; the unit it had
+ * published stays published.  pool.pml has the rest of a death (the task
+ * in hand, its retry) with one worker at a time.
  *
  * Bounds: the searches are exhaustive but small.  With two sleepers and two
  * units of work from each of two wakers (or one unit from each of three)
@@ -68,6 +77,10 @@
  *                 wake-up call.  With two sleepers it loses one: a waker that
  *                 read only the futex sleeper bumps seq and writes no byte,
  *                 and the pipe's owner, already polling, is left asleep.
+ *   MUT_NOWATCH   (DEATHS) the sleeper's poll does not return on a death: a
+ *                 waker killed after publishing, before its calls (or, with
+ *                 SHARED_WOKEN, after its claim, the others skipping that
+ *                 sleep) leaves the sleeper asleep with work published.
  */
 
 #ifndef NW
@@ -80,6 +93,9 @@
 #define NSLEEP 1        /* 1: the pipe's owner; 2: and a futex sleeper */
 #endif
 #define TOTAL (NW * NPUB)
+#ifndef DEATHS
+#define DEATHS 0        /* wakers killed, at most */
+#endif
 #define NONE 255        /* EVC_NONE: no generation equals it */
 #define PIPECAP 2       /* bytes the pipe holds (a full pipe drops a poke) */
 
@@ -92,6 +108,28 @@ byte taken;             /* work taken */
 byte pipe;              /* bytes in the wake pipe */
 bit fq;                 /* the futex sleeper is queued in FUTEX_WAIT */
 byte shared = NONE;     /* SHARED_WOKEN: a generation some waker woke */
+byte deaths;            /* wakers killed so far */
+byte dead_left;         /* units the killed waker had not published */
+bit dead_unseen;        /* its death is pending in the sleeper's watch */
+
+#if DEATHS > 0
+/* The waker may be killed here, with n units not yet published. */
+#define MAYDIE(n)                                                        \
+	if                                                                \
+	:: atomic { mortal && deaths < DEATHS ->                          \
+			deaths++; dead_left = n; dead_unseen = 1 };       \
+		goto dead                                                 \
+	:: true -> skip                                                   \
+	fi
+#else
+#define MAYDIE(n)       /* nothing: not even a step */
+#endif
+
+#ifdef MUT_NOWATCH
+#define WATCH false                                                 /* MUTANT */
+#else
+#define WATCH (dead_unseen != 0)
+#endif
 
 #define POKE atomic { if :: pipe < PIPECAP -> pipe++ :: else -> skip fi }
 
@@ -115,6 +153,73 @@ byte shared = NONE;     /* SHARED_WOKEN: a generation some waker woke */
 #define ANNOUNCE(w) atomic { sl = sl + w; gn++; assert(gn != NONE); PUBLISH_V }
 #endif
 
+/* SHARED_WOKEN: the exchange, then skip if another waker claimed it. */
+#if defined(SHARED_WOKEN) && defined(MUT_STALE)
+#define CLAIMED_BY_OTHER (old != NONE)                              /* MUTANT */
+#else
+#define CLAIMED_BY_OTHER (old == a_gn)
+#endif
+#ifdef SHARED_WOKEN
+/* Only a sleep the pipe's owner is counted in (an odd count): see the top. */
+#define CLAIM                                                            \
+	if                                                                \
+	:: a_sl & 1 ->                                                    \
+		atomic { old = shared; shared = a_gn };                   \
+		if                                                        \
+		:: CLAIMED_BY_OTHER -> goto skipped                       \
+		:: else -> skip                                           \
+		fi                                                        \
+	:: else -> skip                                                   \
+	fi
+#else
+#define CLAIM skip
+#endif
+
+proctype Waker(byte npub; bit mortal)
+{
+	byte k, a_sl, a_gn, a_v, old, last = NONE;
+
+	/* Killed points: published, not signalled; claimed, no calls;
+	 * bumped, no byte; a byte, no FUTEX_WAKE; done with a unit. */
+	for (k : 1 .. npub) {
+		pending++;                                            /* W1 */
+		MAYDIE(npub - k);
+		atomic { a_sl = sl; a_gn = gn; a_v = ann_v };         /* W2 (a_v: MUT_SEQMOVED) */
+		if
+		:: a_sl > 0 && a_gn != last ->
+			CLAIM;
+			MAYDIE(npub - k);
+			last = a_gn;
+			old = seq;
+			seq++;                                        /* W3 */
+			MAYDIE(npub - k);
+#ifdef MUT_SEQMOVED
+			if
+			:: old != a_v -> goto skipped                 /* MUTANT */
+			:: else -> skip
+			fi;
+#endif
+			if :: a_sl & 1 -> POKE :: else -> skip fi;
+			if
+			:: a_sl >= 2 -> MAYDIE(npub - k); fq = 0
+			:: else -> skip
+			fi
+		:: else -> skip
+		fi;
+skipped:	a_sl = 0; a_gn = 0; a_v = 0; old = 0
+#if DEATHS > 0
+		;
+		if :: k < npub -> MAYDIE(npub - k) :: else -> skip fi
+#endif
+	}
+#if DEATHS > 0
+	;
+	goto done;
+dead:	a_sl = 0; a_gn = 0; a_v = 0; old = 0;
+done:	k = 0; last = 0   /* a finished or killed waker: one state */
+#endif
+}
+
 proctype PipeSleeper()
 {
 	byte v;
@@ -122,19 +227,29 @@ proctype PipeSleeper()
 	do
 	:: taken == TOTAL -> break
 	:: TAKE
+	/* The watch saw a death: supervision starts a replacement. */
+	:: atomic { dead_unseen -> dead_unseen = 0; run Waker(dead_left, 0) }
 	:: atomic { pending == 0 && taken < TOTAL -> v = seq };   /* S0 */
 		ANNOUNCE(1);                                          /* S1 */
 		if
 		:: pending > 0 || taken == TOTAL -> skip              /* re-check */
 		:: else ->
-			/* evc_sleep_fd: compare, then poll until a byte */
+			/* evc_sleep_fd: compare, then poll until a byte or
+			 * (the io_uring) a death */
 			if
-			:: atomic { seq == v -> (pipe > 0) }
+			:: atomic { seq == v -> (pipe > 0 || WATCH) }
 			:: seq != v -> skip
 			fi;
 			pipe = 0                                      /* sys_drain */
 		fi;
 		atomic { assert(sl >= 1); sl = sl - 1; v = 0 }        /* evc_done */
+#if DEATHS > 0
+		/* A death that woke us is reaped before we sleep again. */
+		if
+		:: atomic { dead_unseen -> dead_unseen = 0; run Waker(dead_left, 0) }
+		:: else -> skip
+		fi
+#endif
 	od
 }
 
@@ -159,62 +274,15 @@ proctype FutexSleeper()
 	od
 }
 
-/* SHARED_WOKEN: the exchange, then skip if another waker claimed it. */
-#if defined(SHARED_WOKEN) && defined(MUT_STALE)
-#define CLAIMED_BY_OTHER (old != NONE)                              /* MUTANT */
-#else
-#define CLAIMED_BY_OTHER (old == a_gn)
-#endif
-#ifdef SHARED_WOKEN
-/* Only a sleep the pipe's owner is counted in (an odd count): see the top. */
-#define CLAIM                                                            \
-	if                                                                \
-	:: a_sl & 1 ->                                                    \
-		atomic { old = shared; shared = a_gn };                   \
-		if                                                        \
-		:: CLAIMED_BY_OTHER -> goto skipped                       \
-		:: else -> skip                                           \
-		fi                                                        \
-	:: else -> skip                                                   \
-	fi
-#else
-#define CLAIM skip
-#endif
-
-proctype Waker()
-{
-	byte k, a_sl, a_gn, a_v, old, last = NONE;
-
-	for (k : 1 .. NPUB) {
-		pending++;                                            /* W1 */
-		atomic { a_sl = sl; a_gn = gn; a_v = ann_v };         /* W2 (a_v: MUT_SEQMOVED) */
-		if
-		:: a_sl > 0 && a_gn != last ->
-			CLAIM;
-			last = a_gn;
-			old = seq;
-			seq++;                                        /* W3 */
-#ifdef MUT_SEQMOVED
-			if
-			:: old != a_v -> goto skipped                 /* MUTANT */
-			:: else -> skip
-			fi;
-#endif
-			if :: a_sl & 1 -> POKE :: else -> skip fi;
-			if :: a_sl >= 2 -> fq = 0 :: else -> skip fi
-		:: else -> skip
-		fi;
-skipped:	a_sl = 0; a_gn = 0; a_v = 0; old = 0
-	}
-}
-
 init
 {
 	byte i;
 
 	atomic {
+		/* Only the first may be killed: the wakers are alike, so a
+		 * run where another one is killed is this one renamed. */
 		for (i : 1 .. NW) {
-			run Waker()
+			run Waker(NPUB, i == 1)
 		}
 		run PipeSleeper();
 #if NSLEEP > 1
