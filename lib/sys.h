@@ -53,7 +53,8 @@ ARENA_HIDDEN uint64_t sys_now_ns(void);
 /* Moves the calling thread off the CPU it runs on, to another CPU its
  * affinity mask allows, and gives the mask back as it was: a nudge, not a
  * pin (the scheduler's next placement may undo it).  Returns 0, -EAGAIN
- * when the mask has no other CPU, or -errno. */
+ * when the mask has no other CPU, or -errno; after a failed restore the
+ * mask stays without the CPU we left. */
 ARENA_HIDDEN int sys_leave_cpu(void);
 
 /*

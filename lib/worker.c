@@ -503,11 +503,19 @@ static int woke_a_neighbour(struct worker *wk)
 static int leave_reaper_cpu(struct worker *wk)
 {
 	uint64_t now = sys_now_ns();
+	int r;
 
-	if (wk->c->workers >= wk->c->g->ctl.ncpu || now - wk->left_at < LEAVE_MIN_NS)
+	if (wk->leave_off || wk->c->workers >= wk->c->g->ctl.ncpu ||
+	    now - wk->left_at < LEAVE_MIN_NS)
 		return 0;
 	wk->left_at = now;
-	return sys_leave_cpu() == 0;
+	r = sys_leave_cpu();
+	/* Any failure but "nowhere to go" ends the moves for good: one whose
+	 * mask restore failed left us a CPU short (still within the
+	 * creator's), and every later one would take another. */
+	if (r < 0 && r != -EAGAIN)
+		wk->leave_off = 1;
+	return r == 0;
 }
 
 static void note_task_time(struct worker *wk, uint64_t dt)

@@ -24,6 +24,7 @@ struct worker {
 	uint64_t cq_gen;       /* consumer announcement last woken (evc.h) */
 	uint32_t unsignaled;   /* completions posted since the last wake check */
 	uint64_t left_at;      /* when we last left a reaper's CPU */
+	int leave_off;         /* a move failed: no more (leave_reaper_cpu) */
 	uint64_t t_last;       /* last clock read in this run of tasks, or 0 */
 	uint32_t n_since;      /* tasks finished since t_last */
 	uint64_t tsc_last;     /* cycle counter at t_last */

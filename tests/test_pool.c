@@ -1599,34 +1599,51 @@ static void test_refilled_queue_no_wakeup(void **state)
  * stays there (it spins, then sleeps, on a CPU it has to itself while the
  * reaper sleeps).
  */
-static int pin_until_reaper_sleeps_task(struct arena_task *t)
+/* In a worker: pins it to CPU a and waits until the reaper sleeps.  0, or
+ * -errno; *all gets the mask from before when it was pinned (else
+ * *all is left alone and it runs as before). */
+static int pin_until_reaper_sleeps(int a, cpu_set_t *all, int *pinned)
 {
-	int a = (int)t->user_data, cpu, asleep;
-	cpu_set_t all, one;
-	struct chan_global *g;
+	cpu_set_t one;
 	uint64_t size, t0 = now_ns();
 	uint8_t *base = worker_map_channel(&size);
+	struct chan_global *g = (struct chan_global *)base;
 
-	if (!base || t->out_cap < sizeof(cpu))
+	*pinned = 0;
+	if (!base)
 		return -ENOENT;
-	g = (struct chan_global *)base;
 	CPU_ZERO(&one);
 	CPU_SET(a, &one);
-	if (sched_getaffinity(0, sizeof(all), &all) < 0 ||
+	if (sched_getaffinity(0, sizeof(*all), all) < 0 ||
 	    sched_setaffinity(0, sizeof(one), &one) < 0)
 		return -errno;
+	*pinned = 1;
 	/* Pinned while we wait: a wake-up from usleep stays on `a`. */
-	while (!(asleep = evc_sleepers(atomic_load(&g->cq_waiters.ann)) != 0) &&
-	       now_ns() - t0 < 20000000000ull)
-		usleep(100);
-	/* The mask back on every path, the timeout's too. */
-	if (sched_setaffinity(0, sizeof(all), &all) < 0)
-		return -errno;
-	if (!asleep)
-		return -ETIMEDOUT;
-	cpu = sched_getcpu();
+	while (!evc_sleepers(atomic_load(&g->cq_waiters.ann)))
+		if (now_ns() - t0 > 20000000000ull)
+			return -ETIMEDOUT;
+		else
+			usleep(100);
+	return 0;
+}
+
+static int put_cpu(struct arena_task *t, int cpu)
+{
+	if (t->out_cap < sizeof(cpu))
+		return -EMSGSIZE;
 	memcpy(t->out, &cpu, sizeof(cpu));
 	return (int)sizeof(cpu);
+}
+
+static int pin_until_reaper_sleeps_task(struct arena_task *t)
+{
+	cpu_set_t all;
+	int pinned, r = pin_until_reaper_sleeps((int)t->user_data, &all, &pinned);
+
+	/* The mask back on every path, the timeout's too. */
+	if (pinned && sched_setaffinity(0, sizeof(all), &all) < 0)
+		return -errno;
+	return r < 0 ? r : put_cpu(t, sched_getcpu());
 }
 
 /* Field 39 of /proc/PID/stat: the CPU the process last ran on, or -1. */
@@ -1740,6 +1757,110 @@ static void test_worker_pinned_stays(void **state)
 	assert_int_equal(proc_last_cpu(wpid), a);
 	pool_del(p);
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	leak_end(&l);
+}
+
+/*
+ * Fault injection for sys_leave_cpu (lib/sys.c).  The tests link the static
+ * library, so its calls of these two functions resolve to the definitions
+ * here, which make the system calls themselves (as glibc does).  In a
+ * worker process, a task sets g_fail_widen: the next call that gives the
+ * thread more than one CPU fails with EPERM, and that is sys_leave_cpu's
+ * restore (the task's own calls come before).  g_getaffinity_calls counts
+ * the calls in each process: sys_leave_cpu's first step is one.
+ */
+static int g_fail_widen;
+static unsigned g_getaffinity_calls, g_getaffinity_mark;
+
+int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t *set)
+{
+	if (g_fail_widen && CPU_COUNT_S(size, set) > 1) {
+		g_fail_widen = 0;
+		errno = EPERM;
+		return -1;
+	}
+	return syscall(SYS_sched_setaffinity, pid, size, set) < 0 ? -1 : 0;
+}
+
+int sched_getaffinity(pid_t pid, size_t size, cpu_set_t *set)
+{
+	long r = syscall(SYS_sched_getaffinity, pid, size, set);
+
+	if (r < 0)
+		return -1;
+	if ((size_t)r < size) /* the kernel wrote its own mask size */
+		memset((char *)set + r, 0, size - (size_t)r);
+	g_getaffinity_calls++;
+	return 0;
+}
+
+enum { LEAVE_FAIL_RESTORE, LEAVE_STAY_PINNED, LEAVE_REPORT };
+
+/* user_data: the CPU in the low 16 bits, what to do (above) in the next. */
+static int leave_fault_task(struct arena_task *t)
+{
+	int a = (int)(t->user_data & 0xffff), mode = (int)(t->user_data >> 16), pinned, r;
+	cpu_set_t all;
+
+	if (mode == LEAVE_REPORT)
+		return put_cpu(t, (int)(g_getaffinity_calls - g_getaffinity_mark));
+	r = pin_until_reaper_sleeps(a, &all, &pinned);
+	if (mode == LEAVE_FAIL_RESTORE) {
+		if (pinned && sched_setaffinity(0, sizeof(all), &all) < 0)
+			return -errno;
+		g_fail_widen = 1;
+	} else {
+		/* Stay on `a`, past LEAVE_MIN_NS since the last move: the
+		 * wake-up that follows finds us on the reaper's CPU again. */
+		usleep(2000);
+		g_getaffinity_mark = g_getaffinity_calls;
+	}
+	return r < 0 ? r : put_cpu(t, sched_getcpu());
+}
+
+/*
+ * A move whose mask restore fails (worker.c leave_reaper_cpu, sys.c
+ * sys_leave_cpu): the worker stays one CPU short, within its creator's
+ * mask, goes on completing tasks, and makes no more moves (each would take
+ * another CPU).  The first task arms the failure and completes on the
+ * reaper's CPU `a`: the move leaves `a` out and cannot put it back.  The
+ * second pins the worker to `a` again and completes there: a worker still
+ * moving would call sys_leave_cpu (its first step, sched_getaffinity, is
+ * counted); the third reports the count.
+ */
+static void test_worker_leave_restore_fails(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 8, .task = leave_fault_task };
+	cpu_set_t all, one, wmask, rest;
+	struct arena_pool *p;
+	struct leak l;
+	int a = first_cpu(&all, &one), wpid, cpu;
+	uint64_t t0;
+
+	(void)state;
+	if (CPU_COUNT(&all) < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		print_message("  one CPU: nothing to leave for (skipped)\n");
+		return;
+	}
+	leak_begin(&l);
+	pool_new(&p, &o);
+	wpid = arena_pool_worker_pid(p, 0);
+	assert_true(wpid > 0);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	assert_int_equal(run_pin_task(p, a | LEAVE_FAIL_RESTORE << 16), a);
+	t0 = now_ns();
+	while ((cpu = proc_last_cpu(wpid)) == a && now_ns() - t0 < 20000000000ull)
+		usleep(1000);
+	rest = all;
+	CPU_CLR(a, &rest);
+	assert_int_equal(sched_getaffinity(wpid, sizeof(wmask), &wmask), 0);
+	print_message("  the worker left CPU %d for CPU %d; its mask has %d of %d CPUs\n", a,
+		      cpu, CPU_COUNT(&wmask), CPU_COUNT(&all));
+	assert_true(CPU_EQUAL(&wmask, &rest));
+	assert_int_equal(run_pin_task(p, a | LEAVE_STAY_PINNED << 16), a);
+	assert_int_equal(run_pin_task(p, a | LEAVE_REPORT << 16), 0);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	pool_del(p);
 	leak_end(&l);
 }
 
@@ -3854,6 +3975,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_refilled_queue_no_wakeup, test_teardown),
 		cmocka_unit_test_teardown(test_worker_leaves_reaper_cpu, test_teardown),
 		cmocka_unit_test_teardown(test_worker_pinned_stays, test_teardown),
+		cmocka_unit_test_teardown(test_worker_leave_restore_fails, test_teardown),
 		cmocka_unit_test_teardown(test_blocking_tasks_spread, test_teardown),
 		cmocka_unit_test_teardown(test_space_wait_not_hang, test_teardown),
 		cmocka_unit_test_teardown(test_result_space, test_teardown),
