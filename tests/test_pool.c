@@ -1696,30 +1696,54 @@ static int run_pin_task(struct arena_pool *p, int a)
 	return cpu;
 }
 
-static void test_worker_leaves_reaper_cpu(void **state)
+/* The start of a test of the worker's move: a 1-worker pool running fn,
+ * and this thread (the reaper) pinned to its first CPU, returned (-1: one
+ * CPU, nothing to test); *all gets its mask from before. */
+static int leave_test_start(arena_task_fn fn, struct arena_pool **p, struct leak *l,
+			    cpu_set_t *all, int *wpid)
 {
-	struct arena_pool_opts o = { .workers = 1, .depth = 8, .task = pin_until_reaper_sleeps_task };
-	cpu_set_t all, one, wmask;
-	struct arena_pool *p;
-	struct leak l;
-	int a = first_cpu(&all, &one), wpid, cpu;
-	uint64_t t0;
+	struct arena_pool_opts o = { .workers = 1, .depth = 8, .task = fn };
+	cpu_set_t one;
+	int a = first_cpu(all, &one);
 
-	(void)state;
-	if (CPU_COUNT(&all) < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+	if (CPU_COUNT(all) < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2) {
 		print_message("  one CPU: nothing to leave for (skipped)\n");
-		return;
+		return -1;
 	}
-	leak_begin(&l);
-	pool_new(&p, &o);
-	wpid = arena_pool_worker_pid(p, 0);
-	assert_true(wpid > 0);
+	leak_begin(l);
+	pool_new(p, &o);
+	*wpid = arena_pool_worker_pid(*p, 0);
+	assert_true(*wpid > 0);
 	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
-	assert_int_equal(run_pin_task(p, a), a); /* it completed on our CPU */
+	return a;
+}
+
+/* Runs a pin task (user_data: arg) that completes on our CPU a; returns
+ * the CPU the worker then runs on (a: it did not move within 20 s). */
+static int run_pin_task_then_watch(struct arena_pool *p, int a, int arg, int wpid)
+{
+	uint64_t t0;
+	int cpu;
+
+	assert_int_equal(run_pin_task(p, arg), a);
 	/* It moves right after the wake-up; we may run first (same CPU). */
 	t0 = now_ns();
 	while ((cpu = proc_last_cpu(wpid)) == a && now_ns() - t0 < 20000000000ull)
 		usleep(1000);
+	return cpu;
+}
+
+static void test_worker_leaves_reaper_cpu(void **state)
+{
+	cpu_set_t all, wmask;
+	struct arena_pool *p;
+	struct leak l;
+	int wpid, cpu, a = leave_test_start(pin_until_reaper_sleeps_task, &p, &l, &all, &wpid);
+
+	(void)state;
+	if (a < 0)
+		return;
+	cpu = run_pin_task_then_watch(p, a, a, wpid);
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 	print_message("  the worker completed on CPU %d and now runs on CPU %d\n", a, cpu);
 	assert_true(cpu >= 0 && cpu != a);
@@ -1830,27 +1854,15 @@ static int leave_fault_task(struct arena_task *t)
  */
 static void test_worker_leave_restore_fails(void **state)
 {
-	struct arena_pool_opts o = { .workers = 1, .depth = 8, .task = leave_fault_task };
-	cpu_set_t all, one, wmask, rest;
+	cpu_set_t all, wmask, rest;
 	struct arena_pool *p;
 	struct leak l;
-	int a = first_cpu(&all, &one), wpid, cpu;
-	uint64_t t0;
+	int wpid, cpu, a = leave_test_start(leave_fault_task, &p, &l, &all, &wpid);
 
 	(void)state;
-	if (CPU_COUNT(&all) < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2) {
-		print_message("  one CPU: nothing to leave for (skipped)\n");
+	if (a < 0)
 		return;
-	}
-	leak_begin(&l);
-	pool_new(&p, &o);
-	wpid = arena_pool_worker_pid(p, 0);
-	assert_true(wpid > 0);
-	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
-	assert_int_equal(run_pin_task(p, a | LEAVE_FAIL_RESTORE << 16), a);
-	t0 = now_ns();
-	while ((cpu = proc_last_cpu(wpid)) == a && now_ns() - t0 < 20000000000ull)
-		usleep(1000);
+	cpu = run_pin_task_then_watch(p, a, a | LEAVE_FAIL_RESTORE << 16, wpid);
 	rest = all;
 	CPU_CLR(a, &rest);
 	assert_int_equal(sched_getaffinity(wpid, sizeof(wmask), &wmask), 0);
