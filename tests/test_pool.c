@@ -1857,9 +1857,19 @@ static void test_worker_leave_restore_fails(void **state)
 	cpu_set_t all, wmask, rest;
 	struct arena_pool *p;
 	struct leak l;
-	int wpid, cpu, a = leave_test_start(leave_fault_task, &p, &l, &all, &wpid);
+	int wpid, cpu, a;
 
 	(void)state;
+	if (under_valgrind()) {
+		/* The move needs the worker still on the reaper's CPU when it
+		 * signals, and under valgrind (a process's threads run one
+		 * at a time, slowly) that placement did not hold: in a CI run
+		 * the worker ended on the other CPU with its mask whole, the
+		 * armed failure unused. */
+		print_message("  skipped under valgrind: the worker is not where the test puts it\n");
+		return;
+	}
+	a = leave_test_start(leave_fault_task, &p, &l, &all, &wpid);
 	if (a < 0)
 		return;
 	cpu = run_pin_task_then_watch(p, a, a | LEAVE_FAIL_RESTORE << 16, wpid);
