@@ -35,9 +35,9 @@ MODEL_CFGS := t2d2:-DNTASKS=2+-DDEPTH=2+-DMAXDEATH=0 \
 # pipe's owner; 2: and a futex sleeper); SHARED_WOKEN: the workers' shared
 # "woken" word (evc.h evc_wake_fd_shared), which the library uses.
 # (Two sleepers with 4 units of work, or with 3 wakers, do not fit in 2 GB.)
-# DEATHS=1: a waker may be killed between any two of its steps, its claim
-# included; the sleeper's watch on the workers wakes it and a replacement
-# publishes the rest.
+# DEATHS=1: a waker may be killed at each point of its wake-up, after its
+# claim included; the sleeper's watch on the workers wakes it and a
+# replacement publishes the rest.
 MODEL_CFGS += evc-w2p2s1:-DNW=2+-DNPUB=2+-DNSLEEP=1 \
 	evc-w3p1s1:-DNW=3+-DNPUB=1+-DNSLEEP=1 \
 	evc-w2p1s2:-DNW=2+-DNPUB=1+-DNSLEEP=2 \

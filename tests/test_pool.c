@@ -1589,16 +1589,6 @@ static void test_refilled_queue_no_wakeup(void **state)
 	leak_end(&l);
 }
 
-/*
- * A worker that wakes a reaper asleep on the CPU it runs on moves to another
- * CPU when the CPUs outnumber the workers, and keeps its affinity mask
- * (worker.c leave_reaper_cpu, sys.c sys_leave_cpu).  This thread, the
- * reaper, is pinned to CPU `a`; the task pins the worker to `a` until the
- * reaper sleeps, then gives the worker its mask back and completes.  The
- * wake-up that follows must move the worker off `a`.  Without the rule it
- * stays there (it spins, then sleeps, on a CPU it has to itself while the
- * reaper sleeps).
- */
 /* In a worker: pins it to CPU a and waits until the reaper sleeps.  0, or
  * -errno; *all gets the mask from before when it was pinned (else
  * *all is left alone and it runs as before). */
@@ -1733,6 +1723,16 @@ static int run_pin_task_then_watch(struct arena_pool *p, int a, int arg, int wpi
 	return cpu;
 }
 
+/*
+ * A worker that wakes a reaper asleep on the CPU it runs on moves to another
+ * CPU when the CPUs outnumber the workers, and keeps its affinity mask
+ * (worker.c leave_reaper_cpu, sys.c sys_leave_cpu).  This thread, the
+ * reaper, is pinned to CPU `a`; the task pins the worker to `a` until the
+ * reaper sleeps, then gives the worker its mask back and completes.  The
+ * wake-up that follows must move the worker off `a`.  Without the rule it
+ * stays there (it spins, then sleeps, on a CPU it has to itself while the
+ * reaper sleeps).
+ */
 static void test_worker_leaves_reaper_cpu(void **state)
 {
 	cpu_set_t all, wmask;

@@ -49,9 +49,11 @@
  * (ring-bench's tiny 2-worker depth-10 row, every sleep claimed: 0.014
  * sleeps and 0.65 us a task, against 0.008 and 0.50 without the word).
  *
- * DEATHS (1 at most): a waker may be killed between any two of its steps:
- * before it publishes a unit, after it published it, after it claimed a
- * sleep in the shared word, after its bump, after its byte.  A claimant
+ * DEATHS (1 at most): a waker may be killed at each point where what it
+ * did so far is visible: after it published a unit, before it signalled;
+ * after its claim in the shared word (or its choice to wake), before its
+ * bump; after its bump, before its byte; after its byte, before its
+ * FUTEX_WAKE; between two units.  A claimant
  * killed before its calls leaves that sleep claimed, and the other wakers
  * skip it; what wakes the sleeper then is its watch on the workers (the
  * pipe's owner polls the io_uring whose completions are the workers'
@@ -130,6 +132,9 @@ bit dead_unseen;        /* its death is pending in the sleeper's watch */
 #else
 #define WATCH (dead_unseen != 0)
 #endif
+
+/* The sleeper's watch saw the death: supervision starts a replacement. */
+#define REAP_DEATH atomic { dead_unseen -> dead_unseen = 0; run Waker(dead_left, 0) }
 
 #define POKE atomic { if :: pipe < PIPECAP -> pipe++ :: else -> skip fi }
 
@@ -227,8 +232,7 @@ proctype PipeSleeper()
 	do
 	:: taken == TOTAL -> break
 	:: TAKE
-	/* The watch saw a death: supervision starts a replacement. */
-	:: atomic { dead_unseen -> dead_unseen = 0; run Waker(dead_left, 0) }
+	:: REAP_DEATH
 	:: atomic { pending == 0 && taken < TOTAL -> v = seq };   /* S0 */
 		ANNOUNCE(1);                                          /* S1 */
 		if
@@ -246,7 +250,7 @@ proctype PipeSleeper()
 #if DEATHS > 0
 		/* A death that woke us is reaped before we sleep again. */
 		if
-		:: atomic { dead_unseen -> dead_unseen = 0; run Waker(dead_left, 0) }
+		:: REAP_DEATH
 		:: else -> skip
 		fi
 #endif
