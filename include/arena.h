@@ -166,9 +166,12 @@ struct arena_pool;
  * What a task function sees.  The worker calls the task with the arena, the
  * item index and a writable slice of its result area.  The task writes up to
  * out_cap bytes at out and returns the result length, or a negative errno that
- * becomes the completion's status.  If it returns -EMSGSIZE while earlier
- * results still occupy the area, the worker waits for the consumer to release
- * them and calls the task again with the whole area; -EMSGSIZE then is final.
+ * becomes the completion's status.  If it returns -EMSGSIZE, the worker calls
+ * it again with a larger slice: at once with the area's tail where it had
+ * offered the released run at the area's start (results restart there early,
+ * to stay in a few pages), and, while earlier results still occupy the area,
+ * after the consumer releases them, with the whole area; -EMSGSIZE then is
+ * final.  So a task may run more than once for one completion.
  * A task may instead point its result at bytes of the arena itself (zero
  * copy) with arena_task_result_ref().
  */

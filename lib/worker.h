@@ -20,6 +20,8 @@ struct worker {
 	uint32_t cq_head;      /* last value of cons.cq_head seen */
 	uint64_t res_pos;      /* next free result byte (free-running) */
 	uint64_t res_head;     /* last value of cons.res_head seen */
+	uint64_t res_big;      /* the largest result we published */
+	uint64_t wrap_next;    /* res_pos at which wrap_early looks again */
 	uint64_t tasks_done, waits, wakes, wait_ns, task_ns;
 	uint64_t cq_gen;       /* consumer announcement last woken (evc.h) */
 	uint32_t unsignaled;   /* completions posted since the last wake check */

@@ -1216,6 +1216,145 @@ static void test_result_wrap(void **state)
 	(void)state;
 	result_wrap(4096);
 	result_wrap(4096 + 3 * 64);
+	/* The default size: results restart at the start early (below). */
+	result_wrap(1u << 20);
+}
+
+/*
+ * A consumer that keeps up gets its results from the first tens of KiB of
+ * each worker's area, not from all of it (lib/worker.c wrap_early: every
+ * page is a fault in the worker and in the parent the first time).  Two
+ * workers, the default 1 MiB areas, 48-byte results, depth 64, each batch
+ * released after the next one is reaped: about 0.9 MiB of results a worker
+ * (0.23 under a sanitizer).  Without the early restart: 50 and 26 pages in
+ * a run (where a worker found its area empty now and then, it restarted at
+ * 0 then); with it, 16 at most.
+ */
+static void test_result_footprint(void **state)
+{
+	struct arena_pool_opts o = { .workers = 2, .depth = 64, .task = sized_task };
+	const uint64_t R = 1u << 20;
+	uint64_t n = scaled(40000, 4), sub = 0, got = 0;
+	const uint8_t *base[2] = { NULL, NULL };
+	uint8_t page[2][256] = { { 0 } };
+	unsigned pages[2] = { 0, 0 }, i, nprev = 0;
+	struct arena_cqe cq[64], prev[64];
+	struct arena_sqe sq[64];
+	struct arena_pool *p;
+	struct leak l;
+	int r;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	while (got < n) {
+		unsigned m = 0;
+
+		while (m < 64 && sub + m < n) {
+			sq[m] = (struct arena_sqe){ .index = 0, .user_data = sub + m, .op = 48 };
+			m++;
+		}
+		if (m) {
+			r = arena_pool_submit(p, sq, m, 0);
+			assert_true(r == -EAGAIN || (r >= 1 && (unsigned)r <= m));
+			if (r > 0)
+				sub += (unsigned)r;
+		}
+		r = arena_pool_reap(p, cq, 64, 5000000000ll);
+		if (r < 0)
+			fail_msg("reap: %d (%s) after %" PRIu64, r, arena_strerror(r), got);
+		for (i = 0; i < (unsigned)r; i++) {
+			unsigned w = cq[i].worker;
+			uint64_t off;
+
+			assert_int_equal(check_pattern(&cq[i], 48), 0);
+			assert_true(w < 2);
+			/* A new worker's first result is at its area's start. */
+			if (!base[w])
+				base[w] = cq[i].data;
+			assert_true((const uint8_t *)cq[i].data >= base[w]);
+			off = (uint64_t)((const uint8_t *)cq[i].data - base[w]);
+			assert_true(off + 48 <= R);
+			if (!page[w][off >> 12]) {
+				page[w][off >> 12] = 1;
+				pages[w]++;
+			}
+		}
+		/* The batch before is released now, this one after the next:
+		 * some results are always held, as in a pipeline, so the
+		 * worker never finds its area empty (where it restarts at 0
+		 * anyway: reset_if_empty). */
+		assert_int_equal(arena_pool_release_many(p, prev, nprev), 0);
+		memcpy(prev, cq, (size_t)r * sizeof(*cq));
+		nprev = (unsigned)r;
+		got += (unsigned)r;
+	}
+	assert_int_equal(arena_pool_release_many(p, prev, nprev), 0);
+	print_message("  %" PRIu64 " results: pages written %u and %u\n", n, pages[0], pages[1]);
+	/* 64 KiB (WRAP_AT), the results in flight, a page of slack. */
+	for (i = 0; i < 2; i++)
+		if (base[i])
+			assert_in_range(pages[i], 1, 18);
+	pool_del(p);
+	leak_end(&l);
+}
+
+/*
+ * A result larger than the released run at the area's start, just when the
+ * worker would restart there (lib/worker.c wrap_early), gets the tail, now:
+ * not a wait for the consumer to release what it holds.  One worker;
+ * results of 1000 bytes, each released after the next, the one at 60,000
+ * held; at 66,000 (past 64 KiB, where the worker restarts at 0 with 60,000
+ * bytes free there) a result of 100,000 bytes.  It must come back at
+ * 66,000 while the held one is still held (without the tail given back, it
+ * waited for that release: a 5 s timeout here).
+ */
+static void test_result_early_wrap_gives_tail(void **state)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 4, .task = sized_task };
+	struct arena_cqe e, held, big, last;
+	const uint8_t *base = NULL;
+	struct arena_pool *p;
+	uint64_t ud, off;
+	struct leak l;
+	int r;
+
+	(void)state;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	/* Each result is released after the next one is reaped (a worker
+	 * that finds its area empty restarts at 0: reset_if_empty). */
+	for (ud = 0; ud < 66; ud++) {
+		submit_op(p, 0, ud, 1000);
+		reap1(p, &e, 5000000000ll);
+		assert_int_equal(check_pattern(&e, 1000), 0);
+		if (!base)
+			base = e.data;
+		assert_int_equal((const uint8_t *)e.data - base, ud * 1000);
+		if (ud && ud - 1 != 60)
+			assert_int_equal(arena_pool_release(p, &last), 0);
+		if (ud == 60)
+			held = e;
+		last = e;
+	}
+	submit_op(p, 0, ud, 100000);
+	r = arena_pool_reap(p, &big, 1, 5000000000ll);
+	if (r != 1)
+		fail_msg("the 100,000-byte result with one held: %d (%s)", r, arena_strerror(r));
+	assert_int_equal(check_pattern(&big, 100000), 0);
+	off = (uint64_t)((const uint8_t *)big.data - base);
+	assert_int_equal(off, 66000);
+	assert_int_equal(arena_pool_release(p, &held), 0);
+	assert_int_equal(arena_pool_release(p, &last), 0);
+	assert_int_equal(arena_pool_release(p, &big), 0);
+	/* And the worker goes on: a small result after it. */
+	submit_op(p, 0, ud + 1, 1000);
+	reap1(p, &e, 5000000000ll);
+	assert_int_equal(check_pattern(&e, 1000), 0);
+	assert_int_equal(arena_pool_release(p, &e), 0);
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_DRAIN, 5000000000ll), 0);
+	pool_del(p);
+	leak_end(&l);
 }
 
 /*
@@ -4015,6 +4154,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_release_many_in_order, test_teardown),
 		cmocka_unit_test_teardown(test_msgsize_whole_area, test_teardown),
 		cmocka_unit_test_teardown(test_result_wrap, test_teardown),
+		cmocka_unit_test_teardown(test_result_footprint, test_teardown),
+		cmocka_unit_test_teardown(test_result_early_wrap_gives_tail, test_teardown),
 		cmocka_unit_test_teardown(test_result_holds, test_teardown),
 		cmocka_unit_test_teardown(test_ordered, test_teardown),
 		cmocka_unit_test_teardown(test_stop_cancel, test_teardown),
