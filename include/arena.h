@@ -221,6 +221,17 @@ enum arena_spin {
 #define ARENA_POOL_NO_RESTART (1u << 2) /* do not replace dead workers: their
                                          * tasks move to the survivors */
 /*
+ * The caller may keep a result unreleased while it releases later ones (a
+ * view kept for a while): each worker's results then go round its whole
+ * result area, so a result kept stops its worker only once the worker has
+ * written about result_bytes after it.  Without this flag a worker whose
+ * consumer has released the start of its area restarts there early, once
+ * 64 KiB in (results stay in a few pages: each page's first touch is a page
+ * fault in the worker and in the parent), and a result kept from then on
+ * stops it after as little as 32 KiB, or twice its largest result.
+ */
+#define ARENA_POOL_HOLD_RESULTS (1u << 3)
+/*
  * Interruptible waits: a blocking arena_pool_submit(), _submit_range(),
  * _reap() or _stop() returns -EINTR when a signal handler interrupted its
  * wait, instead of waiting on.  For bindings that must run their own signal

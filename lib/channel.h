@@ -194,7 +194,10 @@ struct chan_ctl {            /* parent */
 	uint32_t spin_policy;
 	uint32_t ncpu;
 	uint32_t task_clock;     /* 1: stamp every task's start (hang deadlines) */
-	uint8_t pad[CACHELINE - 20];
+	uint32_t wrap_early;     /* 1: results may restart at the area's start
+				  * early (worker.c wrap_early); 0, as in the
+				  * padding of older parents: they go round */
+	uint8_t pad[CACHELINE - 24];
 };
 
 struct chan_evc_seq {        /* bumped by wakers */

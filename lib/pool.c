@@ -98,7 +98,8 @@ static int check_opts(const struct arena *a, const struct arena_pool_opts *o)
 {
 	const uint32_t known = ARENA_POOL_ORDERED | ARENA_POOL_NO_URING |
 			       ARENA_POOL_NO_RESTART | ARENA_POOL_NO_SUPERVISE |
-			       ARENA_POOL_EINTR | ARENA_POOL_TEST_OPTS;
+			       ARENA_POOL_EINTR | ARENA_POOL_HOLD_RESULTS |
+			       ARENA_POOL_TEST_OPTS;
 	unsigned k;
 
 	if (!a || !arena_is_sealed(a))
@@ -323,6 +324,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	p->space_need = p->space_pipe_always ? p->depth / 4 * 3 : p->depth >= 8 ? p->depth / 4 : 1;
 	p->c.g->ctl.spin_policy = o.spin;
 	p->c.g->ctl.task_clock = o.task_deadline_ns != 0;
+	p->c.g->ctl.wrap_early = !(o.flags & ARENA_POOL_HOLD_RESULTS);
 	p->c.g->ctl.spin_ns = o.spin_ns ? o.spin_ns : DEFAULT_SPIN_NS;
 	if (o.spin == ARENA_SPIN_NEVER)
 		p->c.g->ctl.spin_ns = 0;

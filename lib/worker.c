@@ -255,15 +255,19 @@ struct slice {
  * worker; with a 64 KiB area the parent took 0.34 us of CPU a task against
  * 0.59 and the workers 21.71 against 22.35 (6 alternated pairs).  The
  * consumer accepts a result at offset 0 anywhere (reap.c account_result);
- * the tail we skip counts as held until that result is released.  Returns
- * 1 when it skipped: run_task gives the tail back to a task that wants more
- * than the run at the start.
+ * the tail we skip counts as held until that result is released, so a
+ * result the consumer keeps from then on stops us after the run at the
+ * start, not after a whole area: callers that keep results out of order ask
+ * for the whole area (ARENA_POOL_HOLD_RESULTS).  Returns 1 when it skipped:
+ * run_task gives the tail back to a task that wants more than the run at
+ * the start.
  */
 static int wrap_early(struct worker *wk)
 {
 	uint64_t R = wk->c->res_bytes, off = chan_res_at(wk->c, wk->res_pos), lap, h;
 
-	if (off < WRAP_AT || R < 4ull * WRAP_AT || wk->res_pos < wk->wrap_next)
+	if (!wk->c->g->ctl.wrap_early || off < WRAP_AT || R < 4ull * WRAP_AT ||
+	    wk->res_pos < wk->wrap_next)
 		return 0;
 	/* The consumer's head is on a line it writes: read at most once per
 	 * WRAP_RECHECK bytes, not on every task. */

@@ -1300,6 +1300,60 @@ static void test_result_footprint(void **state)
 }
 
 /*
+ * Where the worker restarts its results, with and without
+ * ARENA_POOL_HOLD_RESULTS.  One worker, 70 results of 1000 bytes, each
+ * released after the next one is reaped (a worker that finds its area empty
+ * restarts at 0 anyway: reset_if_empty).  By default the result that starts
+ * past 64 KiB, at 66,000, with 65,000 bytes released before it, goes to the
+ * area's start instead (lib/worker.c wrap_early); with the flag every result
+ * follows the one before, round the whole area.
+ */
+static void result_restart(uint32_t flags, uint64_t *where66)
+{
+	struct arena_pool_opts o = { .workers = 1, .depth = 4, .task = sized_task,
+				     .flags = flags };
+	const uint8_t *base = NULL;
+	struct arena_cqe e, last;
+	struct arena_pool *p;
+	uint64_t ud, off;
+
+	pool_new(&p, &o);
+	for (ud = 0; ud < 70; ud++) {
+		submit_op(p, 0, ud, 1000);
+		reap1(p, &e, 5000000000ll);
+		assert_int_equal(check_pattern(&e, 1000), 0);
+		if (!base)
+			base = e.data;
+		off = (uint64_t)((const uint8_t *)e.data - base);
+		if (ud == 66)
+			*where66 = off;
+		else if (ud < 66 || flags)
+			assert_int_equal(off, ud * 1000);
+		else
+			assert_int_equal(off, (ud - 66) * 1000);
+		if (ud)
+			assert_int_equal(arena_pool_release(p, &last), 0);
+		last = e;
+	}
+	assert_int_equal(arena_pool_release(p, &last), 0);
+	pool_del(p);
+}
+
+static void test_result_hold_flag(void **state)
+{
+	uint64_t w;
+	struct leak l;
+
+	(void)state;
+	leak_begin(&l);
+	result_restart(0, &w);
+	assert_int_equal(w, 0);
+	result_restart(ARENA_POOL_HOLD_RESULTS, &w);
+	assert_int_equal(w, 66000);
+	leak_end(&l);
+}
+
+/*
  * A result larger than the released run at the area's start, just when the
  * worker would restart there (lib/worker.c wrap_early), gets the tail, now:
  * not a wait for the consumer to release what it holds.  One worker;
@@ -4156,6 +4210,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_result_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_result_footprint, test_teardown),
 		cmocka_unit_test_teardown(test_result_early_wrap_gives_tail, test_teardown),
+		cmocka_unit_test_teardown(test_result_hold_flag, test_teardown),
 		cmocka_unit_test_teardown(test_result_holds, test_teardown),
 		cmocka_unit_test_teardown(test_ordered, test_teardown),
 		cmocka_unit_test_teardown(test_stop_cancel, test_teardown),

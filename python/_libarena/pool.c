@@ -353,6 +353,13 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
 #ifdef ARENA_POOL_EINTR
 	o.flags |= ARENA_POOL_EINTR;
 #endif
+#ifdef ARENA_POOL_HOLD_RESULTS
+	/* Views may be kept while later results are read: a view then stops
+	 * its worker only after about result_bytes (the docstring's promise),
+	 * not after the run at the area's start. */
+	if (threshold >= 0)
+		o.flags |= ARENA_POOL_HOLD_RESULTS;
+#endif
 #ifdef HAVE_KEEP_FDS
 	/* Forked workers close every fd of ours but these (and 0, 1, 2). */
 	o.keep_fds = nkeep ? keep_fds : NULL;

@@ -126,6 +126,34 @@ def test_views_kept_for_good_are_reported(no_leaks, monkeypatch):
         assert rest == list(range(n, 12))
 
 
+def test_a_view_kept_for_a_while_gets_the_whole_area(no_leaks, monkeypatch):
+    """With views on, a view kept while later ones are read and dropped stops
+    its worker only once the worker has gone round its whole area to it (the
+    docstring's promise), not after the run at the area's start: the library
+    restarts a worker's results there early unless told that results may be
+    kept (ARENA_POOL_HOLD_RESULTS, which views set).  Without it this run
+    stalled about 20 results after the kept one."""
+    monkeypatch.setattr(libarena._pool, "_STALL_WARN_S", 0.3)
+    arena = libarena.Arena([b""] * 400)
+
+    def task(a, i):
+        return bytes([i % 256]) * 2000
+
+    with libarena.Pool(task, arena, workers=1, result_bytes=1 << 20,
+                       view_threshold=1000) as p:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", libarena.ResultSpaceWarning)
+            kept = prev = None
+            for i, x in enumerate(p.imap()):
+                assert isinstance(x, memoryview) and bytes(x) == bytes([i % 256]) * 2000
+                if i == 20:
+                    kept = x            # about 40 KiB into the area, kept to the end
+                prev = x                # each view lives until the next is read
+        assert i == 399 and bytes(kept) == bytes([20]) * 2000
+        del kept, prev, x
+        gc.collect()
+
+
 def test_result_views_outlive_close(no_leaks):
     arena = libarena.Arena([b""] * 4)
     p = libarena.Pool(tasks.bytes_of, arena, workers=2, view_threshold=1000)
