@@ -252,8 +252,9 @@ struct slice {
  * and 8.6 us for a read fault on this guest (shadow page tables), 1-2 us on
  * bare metal.  Cycling through the default 1 MiB, ring-bench's 20 us
  * 2-worker depth-1024 row paid that on every page of 15,000 results a
- * worker; with a 64 KiB area the parent took 0.34 us of CPU a task against
- * 0.59 and the workers 21.71 against 22.35 (6 alternated pairs).  The
+ * worker; with this rule its parent took 0.27 us of CPU a task against 0.64
+ * and its workers 21.83 against 22.55 (8 alternated pairs; README, "Session
+ * 16").  The
  * consumer accepts a result at offset 0 anywhere (reap.c account_result);
  * the tail we skip counts as held until that result is released, so a
  * result the consumer keeps from then on stops us after the run at the
