@@ -112,6 +112,8 @@ for r in rows:
         assert x["cpu_us_per_task"] > 0, (pool, x)
         assert abs(roles - x["cpu_us_per_task"]) < 1e-3 * roles + 1e-3, (pool, x)
         assert x["workers"]["cpu_ns"] > 0 and x["producer"]["cpu_ns"] > 0, (pool, x)
+        for k in ("producer", "consumer", "workers"):
+            assert isinstance(x[k]["minor_faults"], int) and x[k]["minor_faults"] >= 0, (pool, x)
         if r["kind"] == "work":
             assert 0 < x["efficiency"] < 1.5, (pool, x)
             assert x["efficiency_vs_floor"] > 0, (pool, x)
