@@ -34,9 +34,9 @@
 #define SPIN_MIN_NS 2000      /* shortest spin worth starting */
 #define CALIBRATE_NS 1000     /* shortest interval that calibrates cycles */
 #define LEAVE_MIN_NS 1000000 /* leave a reaper's CPU at most this often */
-#define WRAP_AT (64u << 10)   /* results past this offset restart at 0 when */
-#define WRAP_RECHECK 4096     /* the start is free (wrap_early); asked once */
-			      /* per this many bytes of results */
+#define WRAP_AT (64u << 10)   /* wrap_early: results this far into the area */
+#define WRAP_RECHECK 4096     /* may restart at 0; looked at once per this */
+			      /* many bytes of results */
 
 static int signal_consumer(struct worker *wk);
 
@@ -254,8 +254,8 @@ struct slice {
  * 2-worker depth-1024 row paid that on every page of 15,000 results a
  * worker; with this rule its parent took 0.27 us of CPU a task against 0.64
  * and its workers 21.83 against 22.55 (8 alternated pairs; README, "Session
- * 16").  The
- * consumer accepts a result at offset 0 anywhere (reap.c account_result);
+ * 16").  The consumer accepts a result at offset 0 anywhere (reap.c
+ * account_result);
  * the tail we skip counts as held until that result is released, so a
  * result the consumer keeps from then on stops us after the run at the
  * start, not after a whole area: callers that keep results out of order ask
@@ -265,11 +265,16 @@ struct slice {
  */
 static int wrap_early(struct worker *wk)
 {
-	uint64_t R = wk->c->res_bytes, off = chan_res_at(wk->c, wk->res_pos), lap, h;
+	uint64_t R = wk->c->res_bytes, off, lap, h;
 
-	if (!wk->c->g->ctl.wrap_early || off < WRAP_AT || R < 4ull * WRAP_AT ||
-	    wk->res_pos < wk->wrap_next)
+	/* One compare a task: wrap_next is where we look next. */
+	if (!wk->c->g->ctl.wrap_early || R < 4ull * WRAP_AT || wk->res_pos < wk->wrap_next)
 		return 0;
+	off = chan_res_at(wk->c, wk->res_pos);
+	if (off < WRAP_AT) {
+		wk->wrap_next = wk->res_pos - off + WRAP_AT;
+		return 0;
+	}
 	/* The consumer's head is on a line it writes: read at most once per
 	 * WRAP_RECHECK bytes, not on every task. */
 	wk->wrap_next = wk->res_pos + WRAP_RECHECK;
