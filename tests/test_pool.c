@@ -1300,6 +1300,30 @@ static void test_result_footprint(void **state)
 }
 
 /*
+ * One 1000-byte result, user_data ud, through a 1-worker pool of sized_task:
+ * submitted, reaped and checked; then the one before it (*last, for ud > 0)
+ * is released unless its user_data is `keep`, and this one becomes *last.
+ * Returns its offset from *base, the first result's place (set then).
+ * Results released one after the next keep the area from being empty,
+ * where a worker restarts at 0 anyway (reset_if_empty).
+ */
+static uint64_t next_result(struct arena_pool *p, uint64_t ud, uint64_t keep,
+			    const uint8_t **base, struct arena_cqe *last)
+{
+	struct arena_cqe e;
+
+	submit_op(p, 0, ud, 1000);
+	reap1(p, &e, 5000000000ll);
+	assert_int_equal(check_pattern(&e, 1000), 0);
+	if (!*base)
+		*base = e.data;
+	if (ud && last->user_data != keep)
+		assert_int_equal(arena_pool_release(p, last), 0);
+	*last = e;
+	return (uint64_t)((const uint8_t *)e.data - *base);
+}
+
+/*
  * Where the worker restarts its results, with and without
  * ARENA_POOL_HOLD_RESULTS.  One worker, 70 results of 1000 bytes, each
  * released after the next one is reaped (a worker that finds its area empty
@@ -1313,27 +1337,19 @@ static void result_restart(uint32_t flags, uint64_t *where66)
 	struct arena_pool_opts o = { .workers = 1, .depth = 4, .task = sized_task,
 				     .flags = flags };
 	const uint8_t *base = NULL;
-	struct arena_cqe e, last;
+	struct arena_cqe last;
 	struct arena_pool *p;
 	uint64_t ud, off;
 
 	pool_new(&p, &o);
 	for (ud = 0; ud < 70; ud++) {
-		submit_op(p, 0, ud, 1000);
-		reap1(p, &e, 5000000000ll);
-		assert_int_equal(check_pattern(&e, 1000), 0);
-		if (!base)
-			base = e.data;
-		off = (uint64_t)((const uint8_t *)e.data - base);
+		off = next_result(p, ud, UINT64_MAX, &base, &last);
 		if (ud == 66)
 			*where66 = off;
 		else if (ud < 66 || flags)
 			assert_int_equal(off, ud * 1000);
 		else
 			assert_int_equal(off, (ud - 66) * 1000);
-		if (ud)
-			assert_int_equal(arena_pool_release(p, &last), 0);
-		last = e;
 	}
 	assert_int_equal(arena_pool_release(p, &last), 0);
 	pool_del(p);
@@ -1376,20 +1392,10 @@ static void test_result_early_wrap_gives_tail(void **state)
 	(void)state;
 	leak_begin(&l);
 	pool_new(&p, &o);
-	/* Each result is released after the next one is reaped (a worker
-	 * that finds its area empty restarts at 0: reset_if_empty). */
 	for (ud = 0; ud < 66; ud++) {
-		submit_op(p, 0, ud, 1000);
-		reap1(p, &e, 5000000000ll);
-		assert_int_equal(check_pattern(&e, 1000), 0);
-		if (!base)
-			base = e.data;
-		assert_int_equal((const uint8_t *)e.data - base, ud * 1000);
-		if (ud && ud - 1 != 60)
-			assert_int_equal(arena_pool_release(p, &last), 0);
+		assert_int_equal(next_result(p, ud, 60, &base, &last), ud * 1000);
 		if (ud == 60)
-			held = e;
-		last = e;
+			held = last;
 	}
 	submit_op(p, 0, ud, 100000);
 	r = arena_pool_reap(p, &big, 1, 5000000000ll);
