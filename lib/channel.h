@@ -65,6 +65,11 @@
  *                     parent rewrites the SQ slots still in flight, sq_tail,
  *                     sq_head, cq_tail, cq_head, inhand_valid and
  *                     task_start_ns from its own record.
+ *   w->hot.load       the worker, once per 10 ms of running: whether its
+ *                     tasks block (CHAN_LOAD_*).  A hint for dispatch only:
+ *                     garbage counts as blocking, which keeps every worker
+ *                     fed (as before the hint), or as CPU-bound, which
+ *                     feeds only as many awake workers as there are CPUs.
  *   w->rec            the worker: statistics and state (informational).
  *   w->slow           the worker, only when it goes to sleep: its
  *                     announcements (evc.h) for tasks (wake_ann, the producer
@@ -115,6 +120,13 @@
 #define CHAN_RUN_MAX 64u     /* the most tasks in one SQ entry (chan_sqe.count) */
 #define CHAN_STOP_DRAIN 1u
 #define CHAN_STOP_CANCEL 2u
+
+/* chan_hot.load: what a worker's last look found its tasks to do with
+ * their time (worker.c look_load, submit.c pick).  Anything else is
+ * another process's scribbling, taken as CHAN_LOAD_BLOCKS. */
+#define CHAN_LOAD_UNKNOWN 0u  /* not looked yet, or cannot look */
+#define CHAN_LOAD_CPU 1u      /* they never slept: on a CPU or waiting for one */
+#define CHAN_LOAD_BLOCKS 2u   /* they slept (I/O, a lock, a timer) */
 
 /* Worker exit codes the parent tells apart from crashes. */
 #define CHAN_EXIT_OK 0
@@ -263,7 +275,10 @@ struct chan_hot {            /* the worker, per task */
 	a64 task_start_ns;       /* 0 when idle */
 	uint64_t inhand_seq;     /* seq of the task in hand: all the parent
 				  * reads of it (its record has the rest) */
-	uint8_t pad1[24];
+	a32 load;                /* CHAN_LOAD_*: whether our tasks block
+				  * (worker.c look_load); 0 in the padding
+				  * of older workers */
+	uint8_t pad1[20];
 };
 
 struct chan_rec {            /* the worker, statistics */

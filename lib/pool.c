@@ -229,7 +229,6 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	const struct arena_pool_test_opts *t = NULL;
 	struct chan_params prm;
 	struct arena_pool *p;
-	long ncpu;
 	unsigned i;
 	int r;
 
@@ -303,8 +302,7 @@ int arena_pool_create(struct arena_pool **out, const struct arena *a,
 	r = chan_create(&p->c, &p->chan_fd, &prm);
 	if (r < 0)
 		goto fail;
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	p->ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
+	p->ncpu = sys_cpus();
 	p->c.g->ctl.ncpu = p->ncpu;
 	/* Deep queues refill in batches: a sleeping producer is woken once a
 	 * quarter of the depth is free; three quarters, from a depth of 4 x

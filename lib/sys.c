@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -322,4 +323,27 @@ int sys_leave_cpu(void)
 	if (sched_setaffinity(0, sizeof(other), &other) < 0)
 		return -errno;
 	return sched_setaffinity(0, sizeof(all), &all) < 0 ? -errno : 0;
+}
+
+unsigned sys_cpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	/* The mask first: a pool started under taskset, or in a container
+	 * given a cpuset, runs on those CPUs only. */
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+int sys_voluntary_switches(uint64_t *n)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru) < 0)
+		return -errno;
+	*n = (uint64_t)ru.ru_nvcsw;
+	return 0;
 }

@@ -57,6 +57,13 @@ ARENA_HIDDEN uint64_t sys_now_ns(void);
  * mask stays without the CPU we left. */
 ARENA_HIDDEN int sys_leave_cpu(void);
 
+/* The CPUs this thread may run on (its affinity mask; the online CPUs
+ * where the mask cannot be read), at least 1. */
+ARENA_HIDDEN unsigned sys_cpus(void);
+/* The calling thread's voluntary context switches so far: its sleeps (a
+ * futex, I/O, a lock), not the scheduler's preemptions nor its yields. */
+ARENA_HIDDEN int sys_voluntary_switches(uint64_t *n);
+
 /*
  * How often a sleeping reaper looks by itself: a quarter more than the
  * kernel's tick (CLOCK_MONOTONIC_COARSE's resolution: 4 ms at HZ=250, 1 ms at

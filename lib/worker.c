@@ -37,6 +37,7 @@
 #define WRAP_AT (64u << 10)   /* wrap_early: results this far into the area */
 #define WRAP_RECHECK 4096     /* may restart at 0; looked at once per this */
 			      /* many bytes of results */
+#define LOOK_NS 10000000      /* look_load: once per 10 ms of running */
 
 static int signal_consumer(struct worker *wk);
 
@@ -569,6 +570,7 @@ static int leave_reaper_cpu(struct worker *wk)
 		return 0;
 	wk->left_at = now;
 	r = sys_leave_cpu();
+	wk->moves++;
 	/* Any failure but "nowhere to go" ends the moves for good: one whose
 	 * mask restore failed left us a CPU short (still within the
 	 * creator's), and every later one would take another. */
@@ -602,6 +604,48 @@ static void clock_start(struct worker *wk)
 	wk->n_since = 0;
 }
 
+/*
+ * Tells the parent whether our tasks block (hot.load; submit.c snapshot
+ * feeds no more awake workers than CPUs with tasks that do not): once per
+ * LOOK_NS of running (from clock_flush), the voluntary context switches
+ * since the last look (getrusage, 1 us here).  A task that sleeps (I/O, a
+ * lock, a timer) makes one; preemption and yields do not, so five workers
+ * taking turns on two CPUs still read as CPU-bound.  Our own sleeps make
+ * one each at most, a move (leave_reaper_cpu) two: a look after them says
+ * "blocks" only when the switches outnumber them, and "CPU" only when there
+ * were none of them.  Where getrusage fails the answer is
+ * CHAN_LOAD_UNKNOWN, and dispatch feeds every worker, as before this look.
+ */
+static void look_load(struct worker *wk, uint64_t now)
+{
+	uint64_t nv, own = wk->waits + 2 * wk->moves;
+	uint32_t load = wk->load;
+
+	wk->look_next = now + LOOK_NS;
+	if (sys_voluntary_switches(&nv) < 0) {
+		wk->look_on = 0;
+		load = CHAN_LOAD_UNKNOWN;
+	} else if (wk->look_on) {
+		uint64_t dv = nv - wk->look_nvcsw, down = own - wk->look_own;
+
+		if (dv > down)
+			load = CHAN_LOAD_BLOCKS;
+		else if (!down)
+			load = CHAN_LOAD_CPU;
+		wk->look_nvcsw = nv;
+		wk->look_own = own;
+	} else {
+		wk->look_on = 1; /* the first look: nothing to compare yet */
+		wk->look_nvcsw = nv;
+		wk->look_own = own;
+	}
+	if (load != wk->load) {
+		wk->load = load;
+		/* relaxed: a hint, read once by the parent's dispatch. */
+		atomic_store_explicit(&wk->w->hot.load, load, memory_order_relaxed);
+	}
+}
+
 /* Ends a stride of tiny tasks: their mean time is one sample.  Also learns
  * how many cycles PRECISE_NS is (both clocks run at a constant rate). */
 static void clock_flush(struct worker *wk)
@@ -615,6 +659,8 @@ static void clock_flush(struct worker *wk)
 	if (c > wk->tsc_last && now - wk->t_last >= CALIBRATE_NS)
 		wk->slow_ticks = (c - wk->tsc_last) * PRECISE_NS / (now - wk->t_last);
 	note_task_time(wk, (now - wk->t_last) / wk->n_since);
+	if (now >= wk->look_next)
+		look_load(wk, now);
 	wk->t_last = now;
 	wk->tsc_last = wk->tsc_prev = c;
 	wk->n_since = 0;
@@ -733,6 +779,9 @@ int worker_run(struct worker *wk)
 	refresh_res_head(wk);
 	atomic_store_explicit(&w->rec.pid, (uint32_t)getpid(), memory_order_relaxed);
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
+	/* A predecessor's answer is not ours (relaxed: a hint, look_load). */
+	atomic_store_explicit(&w->hot.load, CHAN_LOAD_UNKNOWN, memory_order_relaxed);
+	wk->load = CHAN_LOAD_UNKNOWN;
 	for (;;) {
 		uint32_t stop = stop_state(wk);
 		uint32_t tail = atomic_load_explicit(&w->prod.sq_tail, memory_order_acquire);

@@ -35,6 +35,12 @@ struct worker {
 	uint64_t idle_since;   /* when the queue ran empty, 0 while busy */
 	uint64_t gap_ema;      /* recent time from an empty queue to new tasks */
 	uint64_t last_dt;      /* the latest sample (a task, or a stride's mean) */
+	uint32_t load;         /* CHAN_LOAD_* we last published */
+	uint64_t moves;        /* leave_reaper_cpu moves (they block briefly) */
+	uint64_t look_next;    /* when look_load looks next (0: at once) */
+	int look_on;           /* look_nvcsw and look_own hold a look */
+	uint64_t look_nvcsw, look_own; /* at the last look: voluntary switches,
+				* and our own sleeps and moves (look_load) */
 	struct chan_sqe task;  /* the task in hand: written and read by kill-point
 				* builds only (lib/killpoint.h) */
 };

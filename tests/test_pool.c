@@ -2147,6 +2147,133 @@ static void test_blocking_tasks_spread(void **state)
 	munmap((void *)g_rendezvous, 4096);
 }
 
+/*
+ * How a pool of three workers on one CPU shares tasks out, once the workers
+ * have looked at what their tasks do (lib/worker.c look_load, every 10 ms
+ * of running): the CPU is our affinity mask, which the pool counts its CPUs
+ * from (lib/sys.c sys_cpus).  Tasks go in and out for FEED_WARM_NS, then
+ * share[] gets each worker's tasks of the next FEED_SPAN_NS.
+ */
+#define FEED_WARM_NS 300000000ull
+#define FEED_SPAN_NS 300000000ull
+
+static cpu_set_t g_mask_saved;
+static int g_mask_pinned;
+
+/* The teardown's: the mask back, whatever the test did. */
+static void mask_restore(void)
+{
+	if (g_mask_pinned && sched_setaffinity(0, sizeof(g_mask_saved), &g_mask_saved) == 0)
+		g_mask_pinned = 0;
+}
+
+static int feed_teardown(void **state)
+{
+	int r = test_teardown(state);
+
+	mask_restore();
+	return r;
+}
+
+static int spin100_task(struct arena_task *t)
+{
+	spin_ns(100000);
+	return arena_task_get_item(t);
+}
+
+static int sleep500_task(struct arena_task *t)
+{
+	usleep(500);
+	return arena_task_get_item(t);
+}
+
+/* Keeps the pool full and reaps until `until`. */
+static void feed_until(struct arena_pool *p, uint64_t until, uint64_t *next)
+{
+	struct arena_cqe e[16];
+	int r;
+
+	while (now_ns() < until) {
+		for (;;) {
+			struct arena_sqe q = { .index = *next % NITEMS, .user_data = *next };
+
+			if ((r = arena_pool_submit(p, &q, 1, 0)) != 1)
+				break;
+			(*next)++;
+		}
+		assert_int_equal(r, -EAGAIN);
+		r = arena_pool_reap(p, e, 16, 100000000);
+		assert_true(r > 0);
+		for (int k = 0; k < r; k++)
+			assert_true(e[k].status >= 0);
+		assert_int_equal(arena_pool_release_many(p, e, (unsigned)r), 0);
+	}
+}
+
+static void feed_on_one_cpu(arena_task_fn fn, uint64_t share[3])
+{
+	struct arena_pool_opts o = { .workers = 3, .depth = 32, .task = fn };
+	struct arena_pool_stats s0, s1;
+	struct arena_pool *p;
+	struct leak l;
+	cpu_set_t one;
+	uint64_t next = 0;
+	int cpu = sched_getcpu();
+
+	assert_true(cpu >= 0);
+	assert_int_equal(sched_getaffinity(0, sizeof(g_mask_saved), &g_mask_saved), 0);
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	g_mask_pinned = 1;
+	leak_begin(&l);
+	pool_new(&p, &o);
+	feed_until(p, now_ns() + FEED_WARM_NS, &next);
+	assert_int_equal(arena_pool_stats(p, &s0), 0);
+	feed_until(p, now_ns() + FEED_SPAN_NS, &next);
+	assert_int_equal(arena_pool_stats(p, &s1), 0);
+	assert_int_equal(arena_pool_stop(p, ARENA_STOP_CANCEL, 10000000000ll), 0);
+	pool_del(p);
+	leak_end(&l);
+	mask_restore();
+	for (int i = 0; i < 3; i++)
+		share[i] = s1.tasks_per_worker[i] - s0.tasks_per_worker[i];
+	print_message("tasks a worker: %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", share[0], share[1],
+		      share[2]);
+}
+
+/*
+ * Tasks that only compute: more awake workers than CPUs would only take
+ * turns on them, so one worker is fed and the other two run dry (without
+ * the look, each took a third).
+ */
+static void test_cpu_bound_tasks_feed_cpus_only(void **state)
+{
+	uint64_t share[3], all, top = 0;
+
+	(void)state;
+	feed_on_one_cpu(spin100_task, share);
+	all = share[0] + share[1] + share[2];
+	for (int i = 0; i < 3; i++)
+		top = share[i] > top ? share[i] : top;
+	assert_true(all >= 100);
+	assert_true(top * 10 >= all * 9);
+}
+
+/* Tasks that sleep: every worker stays fed (a look that took their sleeps
+ * for computing would feed one). */
+static void test_blocking_tasks_feed_every_worker(void **state)
+{
+	uint64_t share[3], all;
+
+	(void)state;
+	feed_on_one_cpu(sleep500_task, share);
+	all = share[0] + share[1] + share[2];
+	assert_true(all >= 100);
+	for (int i = 0; i < 3; i++)
+		assert_true(share[i] * 6 >= all);
+}
+
 /* Task user_data 99 sleeps 300 ms; others are the default task. */
 static int long_task(struct arena_task *t)
 {
@@ -4245,6 +4372,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_no_lost_wakeup_producers, test_teardown),
 		cmocka_unit_test_teardown(test_index_wrap, test_teardown),
 		cmocka_unit_test_teardown(test_exactly_once, test_teardown),
+		cmocka_unit_test_teardown(test_cpu_bound_tasks_feed_cpus_only, feed_teardown),
+		cmocka_unit_test_teardown(test_blocking_tasks_feed_every_worker, feed_teardown),
 	};
 	const char *s = getenv("ARENA_TEST_SEED"), *only = getenv("ARENA_TEST_FILTER");
 
