@@ -2252,6 +2252,10 @@ static void test_cpu_bound_tasks_feed_cpus_only(void **state)
 	uint64_t share[3], all, top = 0;
 
 	(void)state;
+	/* valgrind's own scheduling makes the workers switch voluntarily: they
+	 * read as blocking there, and all three stay fed (1520, 730, 120). */
+	if (under_valgrind())
+		skip();
 	feed_on_one_cpu(spin100_task, share);
 	all = share[0] + share[1] + share[2];
 	for (int i = 0; i < 3; i++)
