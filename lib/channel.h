@@ -65,11 +65,14 @@
  *                     parent rewrites the SQ slots still in flight, sq_tail,
  *                     sq_head, cq_tail, cq_head, inhand_valid and
  *                     task_start_ns from its own record.
- *   w->hot.load       the worker, once per 10 ms of running: whether its
- *                     tasks block (CHAN_LOAD_*).  A hint for dispatch only:
- *                     garbage counts as blocking, which keeps every worker
- *                     fed (as before the hint), or as CPU-bound, which
- *                     feeds only as many awake workers as there are CPUs.
+ *   w->hot.load       the worker, every 10 ms while it runs tasks: whether
+ *   w->hot.look_ms    they block (CHAN_LOAD_*), and when it looked.  A hint
+ *                     for dispatch only: garbage counts as blocking, which
+ *                     keeps every worker fed (as before the hint), or as
+ *                     CPU-bound, which feeds only as many awake workers as
+ *                     there are CPUs.  A look older than 30 ms counts as
+ *                     blocking: the worker is inside one long task, which
+ *                     may sleep.  The parent resets load for a replacement.
  *   w->rec            the worker: statistics and state (informational).
  *   w->slow           the worker, only when it goes to sleep: its
  *                     announcements (evc.h) for tasks (wake_ann, the producer
@@ -127,6 +130,8 @@
 #define CHAN_LOAD_UNKNOWN 0u  /* not looked yet, or cannot look */
 #define CHAN_LOAD_CPU 1u      /* they never slept: on a CPU or waiting for one */
 #define CHAN_LOAD_BLOCKS 2u   /* they slept (I/O, a lock, a timer) */
+#define CHAN_LOOK_MS 10u      /* how often a worker running tasks looks */
+#define CHAN_LOOK_STALE_MS 30u /* a look older than this is not believed */
 
 /* Worker exit codes the parent tells apart from crashes. */
 #define CHAN_EXIT_OK 0
@@ -278,7 +283,9 @@ struct chan_hot {            /* the worker, per task */
 	a32 load;                /* CHAN_LOAD_*: whether our tasks block
 				  * (worker.c look_load); 0 in the padding
 				  * of older workers */
-	uint8_t pad1[20];
+	a32 look_ms;             /* CLOCK_MONOTONIC in ms (mod 2^32) of the
+				  * look that stored load */
+	uint8_t pad1[16];
 };
 
 struct chan_rec {            /* the worker, statistics */

@@ -148,7 +148,8 @@ struct arena_pool {
 	 * last ran on, a worker's, and it preempted that worker on every
 	 * wake-up for as long as the pool ran (submit.c wait_space). */
 	int space_pipe_always;
-	uint32_t ncpu;          /* online CPUs (our copy of ctl.ncpu) */
+	uint32_t ncpu;          /* the creator's CPUs (sys_cpus; our copy of
+				 * ctl.ncpu) */
 	pid_t self;
 	pid_t creator_tid;
 	/* No pidfds (the kernel, a seccomp profile or valgrind refuses them,

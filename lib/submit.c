@@ -43,7 +43,10 @@ struct disp {
  * filled again: ring-bench's 20 us depth-1024 row with 5 workers on 2
  * CPUs, 6 alternated pairs, went from 0.995 to 1.026 of the batched pipe
  * pool's speed and from 1.006 to 0.977 of its CPU a task (README,
- * "Session 17").  Tasks that block keep every worker fed, as before.
+ * "Session 17").  Tasks that block keep every worker fed, as before; so
+ * does a worker whose last look is old (inside one long task, which may
+ * sleep): from then on the other workers take the new tasks and, with the
+ * cap off, sleeping ones are woken for the queues as before.
  */
 static unsigned snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 {
@@ -87,16 +90,24 @@ static unsigned snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 		if (tns > longest)
 			longest = tns;
 		if (d[i].awake) {
-			/* relaxed: a hint, read once; garbage counts as blocking. */
+			/* relaxed (both): a hint, read once; garbage counts as
+			 * blocking.  An old look is from before a long task the
+			 * worker is still in, which may sleep: blocking too. */
 			uint32_t load = atomic_load_explicit(&w->hot.load, memory_order_relaxed);
+			uint32_t age = (uint32_t)(now / 1000000) -
+				       atomic_load_explicit(&w->hot.look_ms, memory_order_relaxed);
 
-			n_cpu += load == CHAN_LOAD_CPU;
-			n_other += load != CHAN_LOAD_CPU && load != CHAN_LOAD_UNKNOWN;
+			if (load == CHAN_LOAD_CPU && age <= CHAN_LOOK_STALE_MS)
+				n_cpu++;
+			else if (load != CHAN_LOAD_UNKNOWN)
+				n_other++;
 		}
 	}
 	/* relaxed: a hint (pool_tasks_long). */
 	atomic_store_explicit(&p->task_ns_hint, longest, memory_order_relaxed);
-	return n_cpu && !n_other ? p->ncpu : p->nworkers;
+	/* Not on one CPU: a task that blocks after all would hold every task
+	 * fed to the one worker, and with them the depth. */
+	return n_cpu && !n_other && p->ncpu > 1 ? p->ncpu : p->nworkers;
 }
 
 static int pick(struct arena_pool *p, const struct disp *d, unsigned feed)

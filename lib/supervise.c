@@ -119,6 +119,8 @@ static void prepare_restart(struct arena_pool *p, unsigned i)
 	atomic_store_explicit(&w->cons.cq_head, pw->cq_head, memory_order_relaxed);
 	atomic_store_explicit(&w->hot.inhand_valid, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->hot.task_start_ns, 0, memory_order_relaxed);
+	/* The dead worker's look is not its replacement's (submit.c). */
+	atomic_store_explicit(&w->hot.load, CHAN_LOAD_UNKNOWN, memory_order_relaxed);
 	/* A dead sleeper's announcements (the owner is dead, so a plain
 	 * store is safe); what it left there may be garbage, so every
 	 * waker forgets the generation it woke (evc.h, rule 3). */

@@ -37,7 +37,7 @@
 #define WRAP_AT (64u << 10)   /* wrap_early: results this far into the area */
 #define WRAP_RECHECK 4096     /* may restart at 0; looked at once per this */
 			      /* many bytes of results */
-#define LOOK_NS 10000000      /* look_load: once per 10 ms of running */
+#define LOOK_NS (CHAN_LOOK_MS * 1000000ull) /* look_load's period */
 
 static int signal_consumer(struct worker *wk);
 
@@ -168,6 +168,9 @@ static void idle_wait(struct worker *wk, _Atomic uint64_t *ann,
 	r = evc_sleep(&w->prod.wake_seq, v, KP_NO_POLL(IDLE_CHECK_NS, 60000000000ll), 0);
 	wk->wait_ns += sys_now_ns() - t0;
 	wk->waits++;
+	/* -EAGAIN: the word had moved, no switch (look_load counts the rest). */
+	if (r != -EAGAIN)
+		wk->sleeps++;
 	evc_done(ann);
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&w->rec.waits, wk->waits, memory_order_relaxed);
@@ -570,7 +573,8 @@ static int leave_reaper_cpu(struct worker *wk)
 		return 0;
 	wk->left_at = now;
 	r = sys_leave_cpu();
-	wk->moves++;
+	if (r != -EAGAIN)
+		wk->moves++; /* may have migrated (look_load) */
 	/* Any failure but "nowhere to go" ends the moves for good: one whose
 	 * mask restore failed left us a CPU short (still within the
 	 * creator's), and every later one would take another. */
@@ -606,19 +610,22 @@ static void clock_start(struct worker *wk)
 
 /*
  * Tells the parent whether our tasks block (hot.load; submit.c snapshot
- * feeds no more awake workers than CPUs with tasks that do not): once per
- * LOOK_NS of running (from clock_flush), the voluntary context switches
- * since the last look (getrusage, 1 us here).  A task that sleeps (I/O, a
- * lock, a timer) makes one; preemption and yields do not, so five workers
- * taking turns on two CPUs still read as CPU-bound.  Our own sleeps make
- * one each at most, a move (leave_reaper_cpu) two: a look after them says
- * "blocks" only when the switches outnumber them, and "CPU" only when there
- * were none of them.  Where getrusage fails the answer is
- * CHAN_LOAD_UNKNOWN, and dispatch feeds every worker, as before this look.
+ * feeds no more awake workers than CPUs with tasks that do not): at the end
+ * of a stride of tasks (clock_flush) at least LOOK_NS after the last look,
+ * the voluntary context switches since then (getrusage, 1 us here).  A
+ * task that sleeps (I/O, a lock, a timer) makes one; preemption and yields
+ * do not, so five workers taking turns on two CPUs still read as
+ * CPU-bound.  Our own sleeps make one each at most, a move
+ * (leave_reaper_cpu) two: a look after them says "blocks" only when the
+ * switches outnumber them, and "CPU" only when there were none of them.
+ * Every look stores its time (hot.look_ms): inside a long task we do not
+ * look, and the parent stops believing the last answer.  Where getrusage
+ * fails the answer is CHAN_LOAD_UNKNOWN, and dispatch feeds every worker,
+ * as before this look.
  */
 static void look_load(struct worker *wk, uint64_t now)
 {
-	uint64_t nv, own = wk->waits + 2 * wk->moves;
+	uint64_t nv, own = wk->sleeps + 2 * wk->moves;
 	uint32_t load = wk->load;
 
 	wk->look_next = now + LOOK_NS;
@@ -644,6 +651,9 @@ static void look_load(struct worker *wk, uint64_t now)
 		/* relaxed: a hint, read once by the parent's dispatch. */
 		atomic_store_explicit(&wk->w->hot.load, load, memory_order_relaxed);
 	}
+	/* relaxed: a hint; the two words need not be seen together (a stale
+	 * time with a new answer, or the reverse, is one look off). */
+	atomic_store_explicit(&wk->w->hot.look_ms, (uint32_t)(now / 1000000), memory_order_relaxed);
 }
 
 /* Ends a stride of tiny tasks: their mean time is one sample.  Also learns

@@ -36,6 +36,7 @@ struct worker {
 	uint64_t gap_ema;      /* recent time from an empty queue to new tasks */
 	uint64_t last_dt;      /* the latest sample (a task, or a stride's mean) */
 	uint32_t load;         /* CHAN_LOAD_* we last published */
+	uint64_t sleeps;       /* waits that slept (not -EAGAIN): look_load */
 	uint64_t moves;        /* leave_reaper_cpu moves (they block briefly) */
 	uint64_t look_next;    /* when look_load looks next (0: at once) */
 	int look_on;           /* look_nvcsw and look_own hold a look */

@@ -2148,17 +2148,21 @@ static void test_blocking_tasks_spread(void **state)
 }
 
 /*
- * How a pool of three workers on one CPU shares tasks out, once the workers
- * have looked at what their tasks do (lib/worker.c look_load, every 10 ms
- * of running): the CPU is our affinity mask, which the pool counts its CPUs
+ * How a pool with more workers than CPUs shares tasks out, once the workers
+ * have looked at what their tasks do (lib/worker.c look_load, every 10 ms):
+ * the CPUs are two of our affinity mask, which the pool counts its CPUs
  * from (lib/sys.c sys_cpus).  Tasks go in and out for FEED_WARM_NS, then
- * share[] gets each worker's tasks of the next FEED_SPAN_NS.
+ * for FEED_SLICES slices of FEED_SLICE_NS; took[k][i] gets worker i's tasks
+ * in slice k.  A task whose user_data is *g_feed_sleeper sleeps 1 s.
  */
+#define FEED_WORKERS 4
 #define FEED_WARM_NS 300000000ull
-#define FEED_SPAN_NS 300000000ull
+#define FEED_SLICE_NS 20000000ull
+#define FEED_SLICES 15
 
 static cpu_set_t g_mask_saved;
 static int g_mask_pinned;
+static _Atomic uint64_t *g_feed_sleeper; /* shared with the workers */
 
 /* The teardown's: the mask back, whatever the test did. */
 static void mask_restore(void)
@@ -2172,11 +2176,22 @@ static int feed_teardown(void **state)
 	int r = test_teardown(state);
 
 	mask_restore();
+	if (g_feed_sleeper) {
+		munmap((void *)g_feed_sleeper, 4096);
+		g_feed_sleeper = NULL;
+	}
 	return r;
+}
+
+static void feed_sleeper(struct arena_task *t)
+{
+	if (t->user_data == atomic_load(g_feed_sleeper))
+		usleep(1000000);
 }
 
 static int spin100_task(struct arena_task *t)
 {
+	feed_sleeper(t);
 	spin_ns(100000);
 	return arena_task_get_item(t);
 }
@@ -2202,7 +2217,7 @@ static void feed_until(struct arena_pool *p, uint64_t until, uint64_t *next)
 			(*next)++;
 		}
 		assert_int_equal(r, -EAGAIN);
-		r = arena_pool_reap(p, e, 16, 100000000);
+		r = arena_pool_reap(p, e, 16, 2000000000);
 		assert_true(r > 0);
 		for (int k = 0; k < r; k++)
 			assert_true(e[k].status >= 0);
@@ -2210,72 +2225,138 @@ static void feed_until(struct arena_pool *p, uint64_t until, uint64_t *next)
 	}
 }
 
-static void feed_on_one_cpu(arena_task_fn fn, uint64_t share[3])
+/* The run above; with `sleeper` >= 0, the first task submitted in slice
+ * `sleeper` sleeps.  0 when this machine has fewer than two CPUs to give
+ * the pool. */
+static int feed_on_two_cpus(arena_task_fn fn, int sleeper,
+			    uint64_t took[FEED_SLICES][FEED_WORKERS])
 {
-	struct arena_pool_opts o = { .workers = 3, .depth = 32, .task = fn };
+	struct arena_pool_opts o = { .workers = FEED_WORKERS, .depth = 32, .task = fn };
 	struct arena_pool_stats s0, s1;
 	struct arena_pool *p;
 	struct leak l;
-	cpu_set_t one;
+	cpu_set_t two;
 	uint64_t next = 0;
-	int cpu = sched_getcpu();
+	int n = 0;
 
-	assert_true(cpu >= 0);
+	g_feed_sleeper = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			      -1, 0);
+	assert_true(g_feed_sleeper != MAP_FAILED);
+	atomic_store(g_feed_sleeper, UINT64_MAX);
 	assert_int_equal(sched_getaffinity(0, sizeof(g_mask_saved), &g_mask_saved), 0);
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	CPU_ZERO(&two);
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &g_mask_saved))
+			CPU_SET(c, &two), n++;
+	if (n < 2)
+		return 0;
+	assert_int_equal(sched_setaffinity(0, sizeof(two), &two), 0);
 	g_mask_pinned = 1;
 	leak_begin(&l);
 	pool_new(&p, &o);
 	feed_until(p, now_ns() + FEED_WARM_NS, &next);
 	assert_int_equal(arena_pool_stats(p, &s0), 0);
-	feed_until(p, now_ns() + FEED_SPAN_NS, &next);
-	assert_int_equal(arena_pool_stats(p, &s1), 0);
+	for (int k = 0; k < FEED_SLICES; k++) {
+		if (k == sleeper)
+			atomic_store(g_feed_sleeper, next);
+		feed_until(p, now_ns() + FEED_SLICE_NS, &next);
+		assert_int_equal(arena_pool_stats(p, &s1), 0);
+		for (int i = 0; i < FEED_WORKERS; i++)
+			took[k][i] = s1.tasks_per_worker[i] - s0.tasks_per_worker[i];
+		s0 = s1;
+	}
 	assert_int_equal(arena_pool_stop(p, ARENA_STOP_CANCEL, 10000000000ll), 0);
 	pool_del(p);
 	leak_end(&l);
 	mask_restore();
-	for (int i = 0; i < 3; i++)
-		share[i] = s1.tasks_per_worker[i] - s0.tasks_per_worker[i];
-	print_message("tasks a worker: %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", share[0], share[1],
-		      share[2]);
+	return 1;
+}
+
+/* Workers that took tasks in slice k; *all gets the slice's tasks. */
+static unsigned feed_busy(const uint64_t took[FEED_WORKERS], uint64_t *all)
+{
+	unsigned busy = 0;
+
+	*all = 0;
+	for (int i = 0; i < FEED_WORKERS; i++) {
+		busy += took[i] != 0;
+		*all += took[i];
+	}
+	return busy;
 }
 
 /*
  * Tasks that only compute: more awake workers than CPUs would only take
- * turns on them, so one worker is fed and the other two run dry (without
- * the look, each took a third).
+ * turns on them, so two workers at a time are fed and the others run dry
+ * (without the look, all four took tasks in every slice).  Which two may
+ * change: one that ran dry and slept is woken again, or another.
  */
 static void test_cpu_bound_tasks_feed_cpus_only(void **state)
 {
-	uint64_t share[3], all, top = 0;
+	uint64_t took[FEED_SLICES][FEED_WORKERS], all, total = 0;
+	unsigned crowded = 0;
 
 	(void)state;
 	/* valgrind's own scheduling makes the workers switch voluntarily: they
-	 * read as blocking there, and all three stay fed (1520, 730, 120). */
-	if (under_valgrind())
+	 * read as blocking there, and all stay fed. */
+	if (under_valgrind() || !feed_on_two_cpus(spin100_task, -1, took))
 		skip();
-	feed_on_one_cpu(spin100_task, share);
-	all = share[0] + share[1] + share[2];
-	for (int i = 0; i < 3; i++)
-		top = share[i] > top ? share[i] : top;
-	assert_true(all >= 100);
-	assert_true(top * 10 >= all * 9);
+	for (int k = 0; k < FEED_SLICES; k++) {
+		crowded += feed_busy(took[k], &all) > 2;
+		total += all;
+	}
+	print_message("slices with more than two workers busy: %u of %d, %" PRIu64 " tasks\n",
+		      crowded, FEED_SLICES, total);
+	assert_true(total >= 100);
+	assert_true(crowded * 4 <= FEED_SLICES);
 }
 
 /* Tasks that sleep: every worker stays fed (a look that took their sleeps
- * for computing would feed one). */
+ * for computing would feed two). */
 static void test_blocking_tasks_feed_every_worker(void **state)
 {
-	uint64_t share[3], all;
+	uint64_t took[FEED_SLICES][FEED_WORKERS], share[FEED_WORKERS] = { 0 }, all = 0;
 
 	(void)state;
-	feed_on_one_cpu(sleep500_task, share);
-	all = share[0] + share[1] + share[2];
+	if (!feed_on_two_cpus(sleep500_task, -1, took))
+		skip();
+	for (int k = 0; k < FEED_SLICES; k++)
+		for (int i = 0; i < FEED_WORKERS; i++)
+			share[i] += took[k][i], all += took[k][i];
+	print_message("tasks a worker: %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+		      share[0], share[1], share[2], share[3]);
 	assert_true(all >= 100);
-	for (int i = 0; i < 3; i++)
-		assert_true(share[i] * 6 >= all);
+	for (int i = 0; i < FEED_WORKERS; i++)
+		assert_true(share[i] * 8 >= all);
+}
+
+/*
+ * Tasks that only computed, then one that sleeps 1 s in a fed worker: its
+ * look grows old, the cap comes off and the CPU it left goes to another
+ * worker.  Believed for ever, the last look kept feeding the sleeper's
+ * worker and the one other fed worker alone; the second CPU idled (about
+ * half the tasks).  The slices from 80 ms after the sleep began are
+ * compared with the two before it.
+ */
+static void test_fed_worker_that_sleeps_is_replaced(void **state)
+{
+	uint64_t took[FEED_SLICES][FEED_WORKERS], all, before = 0, during = 0;
+
+	(void)state;
+	if (under_valgrind() || !feed_on_two_cpus(spin100_task, 2, took))
+		skip();
+	for (int k = 0; k < FEED_SLICES; k++) {
+		feed_busy(took[k], &all);
+		if (k < 2)
+			before += all;
+		else if (k >= 6)
+			during += all;
+	}
+	print_message("tasks a slice: %" PRIu64 " before the sleep, %" PRIu64 " during it\n",
+		      before / 2, during / (FEED_SLICES - 6));
+	assert_true(before >= 20);
+	/* At least 3/4 of the rate before. */
+	assert_true(during * 2 * 4 >= before * (FEED_SLICES - 6) * 3);
 }
 
 /* Task user_data 99 sleeps 300 ms; others are the default task. */
@@ -4378,6 +4459,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_exactly_once, test_teardown),
 		cmocka_unit_test_teardown(test_cpu_bound_tasks_feed_cpus_only, feed_teardown),
 		cmocka_unit_test_teardown(test_blocking_tasks_feed_every_worker, feed_teardown),
+		cmocka_unit_test_teardown(test_fed_worker_that_sleeps_is_replaced, feed_teardown),
 	};
 	const char *s = getenv("ARENA_TEST_SEED"), *only = getenv("ARENA_TEST_FILTER");
 
