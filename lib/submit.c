@@ -51,6 +51,7 @@ struct disp {
 static unsigned snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 {
 	uint64_t longest = 0;
+	uint32_t now_ms = (uint32_t)(now / 1000000); /* channel.h hot.look_ms */
 	unsigned i, n_cpu = 0, n_other = 0;
 
 	for (i = 0; i < p->nworkers; i++) {
@@ -94,8 +95,8 @@ static unsigned snapshot(struct arena_pool *p, struct disp *d, uint64_t now)
 			 * blocking.  An old look is from before a long task the
 			 * worker is still in, which may sleep: blocking too. */
 			uint32_t load = atomic_load_explicit(&w->hot.load, memory_order_relaxed);
-			uint32_t age = (uint32_t)(now / 1000000) -
-				       atomic_load_explicit(&w->hot.look_ms, memory_order_relaxed);
+			uint32_t age = now_ms - atomic_load_explicit(&w->hot.look_ms,
+								     memory_order_relaxed);
 
 			if (load == CHAN_LOAD_CPU && age <= CHAN_LOOK_STALE_MS)
 				n_cpu++;
