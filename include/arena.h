@@ -268,7 +268,11 @@ struct arena_pool_opts {
 	                          * fewer workers than CPUs, a worker that wakes
 	                          * a caller's thread asleep on its own CPU moves
 	                          * to another CPU of that mask (never out of
-	                          * it; a one-CPU mask stays where it is) */
+	                          * it; a one-CPU mask stays where it is).
+	                          * With more workers than the mask's CPUs
+	                          * (two or more) and tasks that never sleep,
+	                          * only as many are fed at a time as there
+	                          * are CPUs (README, "Spinning and dispatch") */
 	uint32_t depth;          /* tasks in flight (submitted, not reaped);
 	                          * 0 = 10 (the seed's Queue(10)) */
 	uint32_t max_attempts;   /* a task that killed this many workers fails
