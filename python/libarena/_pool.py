@@ -178,6 +178,15 @@ def _spawn_argv(func):
                                      json.dumps(path), module, qualname, main_path)]
 
 
+def _cpus():
+    """The CPUs this process may run on (its affinity mask: ``taskset`` and a
+    container's cpuset count), as the C pool counts them."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class Pool:
     """Worker processes that call ``func(arena, i)`` for item indices i and send
     back what it returns.
@@ -185,7 +194,8 @@ class Pool:
     - arena: the Arena the workers read (mapped, never copied).  None with
       ``size=n`` gives tasks 0..n-1 over no data (func uses what it inherited
       by fork, e.g. a Keras Sequence or a torch Dataset).
-    - workers: processes (default ``os.cpu_count()``); depth: tasks in flight
+    - workers: processes (default: the CPUs of this process's affinity
+      mask, ``len(os.sched_getaffinity(0))``); depth: tasks in flight
       (default max(10, 2 * workers), the seed's Queue(10) at least).
     - Results: bytes-likes and numpy arrays travel raw (no pickling) and are
       copied once, here, into memory of their own; other objects are
@@ -226,7 +236,7 @@ class Pool:
         if not isinstance(arena, Arena):
             raise TypeError("arena must be a libarena.Arena, not %s" % type(arena).__name__)
         if workers is None:
-            workers = os.cpu_count() or 1
+            workers = _cpus()
         if workers < 1:
             raise ValueError("workers must be at least 1")
         depth = max(10, 2 * workers) if depth is None else depth

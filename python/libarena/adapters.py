@@ -54,7 +54,7 @@ import warnings
 
 from . import _worker
 from ._libarena import Arena
-from ._pool import Pool, _main_path
+from ._pool import Pool, _cpus, _main_path
 
 __all__ = ["Enqueuer", "DataLoader", "pack", "unpack"]
 
@@ -744,7 +744,7 @@ class DataLoader:
         spawn = start_method == "spawn"
         if spawn and collate_fn is not None:
             _spawn_payload(collate_fn, "collate_fn")     # an error that names it
-        workers = num_workers or os.cpu_count() or 1
+        workers = num_workers or _cpus()
         self.dataset = dataset
         self.batch_size = batch_size
         self.start_method = start_method

@@ -33,6 +33,19 @@ def test_imap_ordered_and_unordered(seed_arena, no_leaks):
         assert s["submitted"] == s["completed"] == s["reaped"]
 
 
+def test_default_workers_follow_the_affinity_mask(seed_arena, no_leaks):
+    """As many workers as this process may use CPUs (taskset, a cpuset), not
+    as the machine has: os.cpu_count() gave 2 here under a one-CPU mask."""
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mask)})
+    try:
+        with libarena.Pool(tasks.get_item, seed_arena) as p:
+            assert len(p.worker_pids()) == 1
+            assert p.map([3]) == [SEED[3]]
+    finally:
+        os.sched_setaffinity(0, mask)
+
+
 def test_results_of_every_kind(no_leaks):
     arena = libarena.Arena([b"x"] * 10)
     big = np.arange(300000, dtype=np.float64).reshape(1000, 300)
