@@ -41,8 +41,8 @@ struct disp {
  * found them blocking (worker.c look_load).  More workers than CPUs then
  * only take turns on the CPUs, each turn a context switch and caches
  * filled again: ring-bench's 20 us depth-1024 row with 5 workers on 2
- * CPUs, 6 alternated pairs, went from 0.995 to 1.026 of the batched pipe
- * pool's speed and from 1.006 to 0.977 of its CPU a task (README,
+ * CPUs, 8 alternated pairs, went from 0.988 to 1.030 of the batched pipe
+ * pool's speed and from 1.010 to 0.972 of its CPU a task (README,
  * "Session 17").  Tasks that block keep every worker fed, as before; so
  * does a worker whose last look is old (inside one long task, which may
  * sleep): from then on the other workers take the new tasks and, with the
