@@ -632,17 +632,17 @@ static void look_load(struct worker *wk, uint64_t now)
 	if (sys_voluntary_switches(&nv) < 0) {
 		wk->look_on = 0;
 		load = CHAN_LOAD_UNKNOWN;
-	} else if (wk->look_on) {
-		uint64_t dv = nv - wk->look_nvcsw, down = own - wk->look_own;
-
-		if (dv > down)
-			load = CHAN_LOAD_BLOCKS;
-		else if (!down)
-			load = CHAN_LOAD_CPU;
-		wk->look_nvcsw = nv;
-		wk->look_own = own;
 	} else {
-		wk->look_on = 1; /* the first look: nothing to compare yet */
+		/* A first look has nothing to compare yet. */
+		if (wk->look_on) {
+			uint64_t dv = nv - wk->look_nvcsw, down = own - wk->look_own;
+
+			if (dv > down)
+				load = CHAN_LOAD_BLOCKS;
+			else if (!down)
+				load = CHAN_LOAD_CPU;
+		}
+		wk->look_on = 1;
 		wk->look_nvcsw = nv;
 		wk->look_own = own;
 	}
@@ -789,9 +789,6 @@ int worker_run(struct worker *wk)
 	refresh_res_head(wk);
 	atomic_store_explicit(&w->rec.pid, (uint32_t)getpid(), memory_order_relaxed);
 	atomic_store_explicit(&w->rec.state, ARENA_WORKER_RUNNING, memory_order_relaxed);
-	/* A predecessor's answer is not ours (relaxed: a hint, look_load). */
-	atomic_store_explicit(&w->hot.load, CHAN_LOAD_UNKNOWN, memory_order_relaxed);
-	wk->load = CHAN_LOAD_UNKNOWN;
 	for (;;) {
 		uint32_t stop = stop_state(wk);
 		uint32_t tail = atomic_load_explicit(&w->prod.sq_tail, memory_order_acquire);

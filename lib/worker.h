@@ -35,7 +35,10 @@ struct worker {
 	uint64_t idle_since;   /* when the queue ran empty, 0 while busy */
 	uint64_t gap_ema;      /* recent time from an empty queue to new tasks */
 	uint64_t last_dt;      /* the latest sample (a task, or a stride's mean) */
-	uint32_t load;         /* CHAN_LOAD_* we last published */
+	uint32_t load;         /* CHAN_LOAD_* we last published; hot.load
+				* starts as ours, CHAN_LOAD_UNKNOWN (0): a new
+				* channel, or the parent's reset for a
+				* replacement (supervise.c prepare_restart) */
 	uint64_t sleeps;       /* waits that slept (not -EAGAIN): look_load */
 	uint64_t moves;        /* leave_reaper_cpu moves (they block briefly) */
 	uint64_t look_next;    /* when look_load looks next (0: at once) */
